@@ -1,0 +1,13 @@
+//! The one integration-test binary: runs the real `rd-chain` in fresh temp dirs with a cleared environment.
+
+#[path = "cli/util.rs"]
+mod util;
+
+#[path = "cli/resolve.rs"]
+mod resolve;
+
+#[path = "cli/launcher.rs"]
+mod launcher;
+
+#[path = "cli/hook.rs"]
+mod hook;

@@ -1,0 +1,1 @@
+//! Tests of `hook`; filled in with the feature.

@@ -1,0 +1,1 @@
+//! Tests of `launcher`; filled in with the feature.

@@ -1,0 +1,1 @@
+//! Tests of `resolve`; filled in with the feature.
