@@ -11,3 +11,6 @@ mod launcher;
 
 #[path = "cli/hook.rs"]
 mod hook;
+
+#[path = "cli/json_read.rs"]
+mod json_read;

@@ -98,7 +98,7 @@ impl Graph {
     }
 
     /// The node a value refers to, if it is a node.
-    pub fn deref<'a>(&'a self, value: &'a Value) -> Option<&'a Node> {
+    pub fn deref<'a>(&'a self, value: &Value) -> Option<&'a Node> {
         match value {
             Value::Node(id) => Some(self.node(*id)),
             _ => None,
@@ -106,7 +106,7 @@ impl Graph {
     }
 
     /// `(module, name)` of a global value, or of the class/callable of an object value.
-    pub fn class_of<'a>(&'a self, value: &'a Value) -> Option<(&'a str, &'a str)> {
+    pub fn class_of<'a>(&'a self, value: &Value) -> Option<(&'a str, &'a str)> {
         match self.deref(value)? {
             Node::Global { module, name } => Some((module, name)),
             Node::Object(obj) => match self.deref(&obj.callable)? {
@@ -118,7 +118,7 @@ impl Graph {
     }
 
     /// The object a value refers to.
-    pub fn object<'a>(&'a self, value: &'a Value) -> Option<&'a Object> {
+    pub fn object<'a>(&'a self, value: &Value) -> Option<&'a Object> {
         match self.deref(value)? {
             Node::Object(obj) => Some(obj),
             _ => None,
@@ -127,7 +127,7 @@ impl Graph {
 
     /// The instance attributes of an object: its BUILD state when that is a dict, or the first element of a
     /// `(dict, slots)` state tuple, merged with the slots dict. Returns the pairs in pickle order.
-    pub fn attrs<'a>(&'a self, value: &'a Value) -> Vec<(&'a Value, &'a Value)> {
+    pub fn attrs<'a>(&'a self, value: &Value) -> Vec<(&'a Value, &'a Value)> {
         let Some(obj) = self.object(value) else {
             return Vec::new();
         };
@@ -150,7 +150,7 @@ impl Graph {
     }
 
     /// One attribute of an object by name (see `attrs`). The last assignment wins, as in Python.
-    pub fn attr<'a>(&'a self, value: &'a Value, name: &str) -> Option<&'a Value> {
+    pub fn attr<'a>(&'a self, value: &Value, name: &str) -> Option<&'a Value> {
         self.attrs(value)
             .into_iter()
             .rev()
@@ -159,7 +159,7 @@ impl Graph {
     }
 
     /// Look a string key up in a dict value (a plain dict or a dict-like object's SETITEM items).
-    pub fn dict_get<'a>(&'a self, value: &'a Value, key: &Value) -> Option<&'a Value> {
+    pub fn dict_get<'a>(&'a self, value: &Value, key: &Value) -> Option<&'a Value> {
         let pairs: &[(Value, Value)] = match self.deref(value)? {
             Node::Dict(pairs) => pairs,
             Node::Object(obj) => &obj.dict_items,
@@ -169,7 +169,7 @@ impl Graph {
     }
 
     /// The elements of a list, tuple, set, or a list-like object's APPEND items.
-    pub fn items<'a>(&'a self, value: &'a Value) -> Option<&'a [Value]> {
+    pub fn items<'a>(&'a self, value: &Value) -> Option<&'a [Value]> {
         match self.deref(value)? {
             Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => Some(v),
             Node::Object(obj) => Some(&obj.list_items),
@@ -178,7 +178,7 @@ impl Graph {
     }
 
     /// The pairs of a dict, or a dict-like object's SETITEM items.
-    pub fn pairs<'a>(&'a self, value: &'a Value) -> Option<&'a [(Value, Value)]> {
+    pub fn pairs<'a>(&'a self, value: &Value) -> Option<&'a [(Value, Value)]> {
         match self.deref(value)? {
             Node::Dict(pairs) => Some(pairs),
             Node::Object(obj) => Some(&obj.dict_items),

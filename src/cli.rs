@@ -1,0 +1,1211 @@
+//! Command line and environment -> one `Invocation`, with the origin of every value.
+//!
+//! One table (`FLAGS`) drives both parsing and `--help`. Precedence is defaults < environment < flags. This
+//! module does no I/O: the environment arrives as a map, paths stay as given, nothing is looked up or read
+//! (that is `plan`'s job). `--help` and `--version` return before any environment variable is interpreted.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::hook::HookMode;
+use crate::resolve::Pick;
+use crate::{Error, Result};
+
+/// Where a setting's value came from; `--dry-run` prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    Env(&'static str),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::Env(name) => write!(f, "env {name}"),
+            Origin::Flag(name) => write!(f, "flag {name}"),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> Setting<T> {
+    fn default(value: T) -> Self {
+        Setting {
+            value,
+            origin: Origin::Default,
+        }
+    }
+}
+
+/// Where the model phase's SOTA factors come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SotaSource {
+    /// Resolve from the log of the factor phase rd-chain runs first.
+    FactorPhase,
+    /// Resolve from an existing factor log (a run dir, its `__session__`, or one snapshot file).
+    Log(PathBuf),
+    /// Use this workspace as it is.
+    Workspace(PathBuf),
+}
+
+/// The SOTA source that won, and what every other candidate was and why it lost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SotaChoice {
+    pub source: SotaSource,
+    pub origin: Origin,
+    /// One line per candidate that was considered and not used ("env SOTA_LOG_PATH: ignored, ...").
+    pub others: Vec<String>,
+}
+
+/// Everything the chain (`rd-chain` without a subcommand) needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    pub factor_loops: Setting<u64>,
+    pub model_loops: Setting<u64>,
+    pub factor_duration: Setting<Option<String>>,
+    pub model_duration: Setting<Option<String>>,
+    pub sota: SotaChoice,
+    pub pick: Setting<Pick>,
+    /// `None`: look `rdagent` up on PATH.
+    pub rdagent: Setting<Option<PathBuf>>,
+    pub log_root: Setting<PathBuf>,
+    pub alpha_factors: Setting<bool>,
+    pub hook: Setting<HookMode>,
+    pub kill_after: Setting<u64>,
+    pub dry_run: Setting<bool>,
+    pub json: bool,
+    /// A `LOG_TRACE_PATH` the user set: the first phase writes there instead of a fresh dir.
+    pub log_trace_path: Option<PathBuf>,
+    /// `WORKSPACE_PATH` as the user set it (RD-Agent's workspace root), used to find moved workspaces.
+    pub workspace_path_env: Option<PathBuf>,
+}
+
+/// What to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Help,
+    Version,
+    Run(Box<RunConfig>),
+    Resolve {
+        path: PathBuf,
+        pick: Setting<Pick>,
+        json: bool,
+        workspace_path_env: Option<PathBuf>,
+    },
+    Inspect {
+        path: PathBuf,
+        pick: Setting<Pick>,
+        json: bool,
+        workspace_path_env: Option<PathBuf>,
+    },
+    List {
+        root: PathBuf,
+        json: bool,
+    },
+}
+
+/// How much rd-chain logs to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+    Debug,
+}
+
+/// A parsed command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invocation {
+    pub command: Command,
+    pub verbosity: Verbosity,
+    /// Settings that were ignored, each with how to enable it; printed as warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Which commands a flag belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Every command.
+    All,
+    /// The chain only.
+    Run,
+    /// The chain, `resolve` and `inspect`.
+    Pick,
+    /// The chain, `resolve`, `inspect` and `list`.
+    Json,
+}
+
+/// One flag: its spellings, its value's name, its environment variable, default and help text.
+struct Flag {
+    long: &'static str,
+    short: Option<char>,
+    /// Name of the value in help (`N`, `PATH`); `None` for a switch.
+    value: Option<&'static str>,
+    env: Option<&'static str>,
+    default: &'static str,
+    help: &'static str,
+    scope: Scope,
+}
+
+const FLAGS: &[Flag] = &[
+    Flag {
+        long: "factor-loops",
+        short: None,
+        value: Some("N"),
+        env: Some("RD_CHAIN_FACTOR_LOOPS"),
+        default: "10",
+        help: "Loops of `rdagent fin_factor`. 0 skips the factor phase (then a SOTA source is required).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "model-loops",
+        short: None,
+        value: Some("N"),
+        env: Some("RD_CHAIN_MODEL_LOOPS"),
+        default: "10",
+        help: "Loops of `rdagent fin_model`. 0 stops after resolving the SOTA (run factors, report).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "factor-duration",
+        short: None,
+        value: Some("D"),
+        env: Some("RD_CHAIN_FACTOR_DURATION"),
+        default: "",
+        help: "Time limit of the factor phase, passed as rdagent `--all-duration D` (e.g. 6h).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "model-duration",
+        short: None,
+        value: Some("D"),
+        env: Some("RD_CHAIN_MODEL_DURATION"),
+        default: "",
+        help: "Time limit of the model phase, passed as rdagent `--all-duration D`.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "sota-log",
+        short: None,
+        value: Some("PATH"),
+        env: Some("LOAD_SOTA_FROM_LOG + SOTA_LOG_PATH"),
+        default: "",
+        help: "Take the SOTA factors from this existing factor log (skips the factor phase).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "sota-workspace",
+        short: None,
+        value: Some("PATH"),
+        env: Some("LOAD_SOTA_FROM_WORKSPACE + SOTA_WORKSPACE_PATH"),
+        default: "",
+        help: "Use this factor workspace as it is (skips the factor phase).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "pick",
+        short: None,
+        value: Some("POLICY"),
+        env: Some("RD_CHAIN_PICK"),
+        default: "sota",
+        help: "Which experiment: sota (last accepted factor experiment, RD-Agent's own rule), latest (last \
+               one with a parquet), loop:N.",
+        scope: Scope::Pick,
+    },
+    Flag {
+        long: "rdagent",
+        short: None,
+        value: Some("PATH"),
+        env: Some("RDAGENT_BIN"),
+        default: "rdagent on PATH",
+        help: "The rdagent program to run.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "log-root",
+        short: None,
+        value: Some("DIR"),
+        env: Some("RD_CHAIN_LOG_ROOT"),
+        default: "./log",
+        help: "Where each phase's log dir and rd-chain's run record are created.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "alpha-factors",
+        short: None,
+        value: None,
+        env: Some("USE_ALPHA_FACTORS"),
+        default: "true",
+        help: "Set USE_ALPHA_FACTORS=true for the model phase (--no-alpha-factors sets false).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "no-alpha-factors",
+        short: None,
+        value: None,
+        env: None,
+        default: "",
+        help: "Set USE_ALPHA_FACTORS=false for the model phase.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "hook",
+        short: None,
+        value: Some("MODE"),
+        env: Some("RD_CHAIN_HOOK"),
+        default: "auto",
+        help: "How the model phase gets the factors: auto (the rd-chain hook unless the installed rdagent reads \
+               SOTA_WORKSPACE_PATH itself), on, off (env vars only).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "kill-after",
+        short: None,
+        value: Some("SECONDS"),
+        env: Some("RD_CHAIN_KILL_AFTER"),
+        default: "10",
+        help: "After SIGTERM/SIGHUP is forwarded to rdagent, wait this long before SIGKILL.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "dry-run",
+        short: Some('n'),
+        value: None,
+        env: Some("RD_CHAIN_DRY_RUN"),
+        default: "false",
+        help: "Print the whole plan (settings and their origins, resolution, each phase's argv and env) and \
+               run nothing.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "json",
+        short: None,
+        value: None,
+        env: None,
+        default: "",
+        help: "Print JSON instead of text (fields in docs/usage.md).",
+        scope: Scope::Json,
+    },
+    Flag {
+        long: "verbose",
+        short: Some('v'),
+        value: None,
+        env: Some("RUST_LOG"),
+        default: "",
+        help: "Log more to stderr (-vv for debug).",
+        scope: Scope::All,
+    },
+    Flag {
+        long: "quiet",
+        short: Some('q'),
+        value: None,
+        env: None,
+        default: "",
+        help: "Log only errors.",
+        scope: Scope::All,
+    },
+    Flag {
+        long: "help",
+        short: Some('h'),
+        value: None,
+        env: None,
+        default: "",
+        help: "Print this help.",
+        scope: Scope::All,
+    },
+    Flag {
+        long: "version",
+        short: Some('V'),
+        value: None,
+        env: None,
+        default: "",
+        help: "Print the version.",
+        scope: Scope::All,
+    },
+];
+
+fn flag(long: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|f| f.long == long)
+}
+
+fn short_flag(c: char) -> Option<&'static Flag> {
+    FLAGS.iter().find(|f| f.short == Some(c))
+}
+
+/// The subcommands besides the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sub {
+    Run,
+    Resolve,
+    Inspect,
+    List,
+}
+
+impl Sub {
+    fn name(self) -> &'static str {
+        match self {
+            Sub::Run => "rd-chain",
+            Sub::Resolve => "resolve",
+            Sub::Inspect => "inspect",
+            Sub::List => "list",
+        }
+    }
+
+    fn accepts(self, scope: Scope) -> bool {
+        match (self, scope) {
+            (_, Scope::All) | (Sub::Run, _) => true,
+            (Sub::Resolve | Sub::Inspect, Scope::Pick | Scope::Json) => true,
+            (Sub::List, Scope::Json) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Parse the arguments (without the program name) and the environment into an `Invocation`.
+pub fn parse<I>(args: I, env: &BTreeMap<String, String>) -> Result<Invocation>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut given: Vec<(&'static Flag, Option<OsString>)> = Vec::new();
+    let mut positionals: Vec<OsString> = Vec::new();
+    let mut args = args.into_iter();
+    let mut verbose = 0u32;
+    let mut quiet = false;
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else {
+            // Not UTF-8: can only be a positional (a path).
+            positionals.push(arg);
+            continue;
+        };
+        if text == "--" {
+            positionals.extend(args.by_ref());
+            break;
+        }
+        if let Some(body) = text.strip_prefix("--") {
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(OsString::from(v))),
+                None => (body, None),
+            };
+            let f = flag(name).ok_or_else(|| unknown_flag(&format!("--{name}")))?;
+            if f.long == "help" {
+                return Ok(help_invocation(Command::Help));
+            }
+            if f.long == "version" {
+                return Ok(help_invocation(Command::Version));
+            }
+            let value = match (f.value, inline) {
+                (Some(_), Some(v)) => Some(v),
+                (Some(_), None) => Some(
+                    args.next()
+                        .ok_or_else(|| Error::usage(format!("missing value for --{}", f.long)))?,
+                ),
+                (None, Some(_)) => {
+                    return Err(Error::usage(format!("--{} takes no value", f.long)));
+                }
+                (None, None) => None,
+            };
+            match f.long {
+                "verbose" => verbose += 1,
+                "quiet" => quiet = true,
+                _ => given.push((f, value)),
+            }
+        } else if text.len() > 1 && text.starts_with('-') && !is_number(text) {
+            // One or more short switches: -vv, -n, -q.
+            for c in text[1..].chars() {
+                let f = short_flag(c).ok_or_else(|| unknown_flag(&format!("-{c}")))?;
+                match f.long {
+                    "help" => return Ok(help_invocation(Command::Help)),
+                    "version" => return Ok(help_invocation(Command::Version)),
+                    "verbose" => verbose += 1,
+                    "quiet" => quiet = true,
+                    _ if f.value.is_some() => {
+                        return Err(Error::usage(format!(
+                            "-{c} needs a value: write --{} VALUE",
+                            f.long
+                        )))
+                    }
+                    _ => given.push((f, None)),
+                }
+            }
+        } else {
+            positionals.push(arg);
+        }
+    }
+
+    let sub = match positionals.first().and_then(|p| p.to_str()) {
+        Some("resolve") => Sub::Resolve,
+        Some("inspect") => Sub::Inspect,
+        Some("list") => Sub::List,
+        Some("help") => return Ok(help_invocation(Command::Help)),
+        _ => Sub::Run,
+    };
+    if sub != Sub::Run {
+        positionals.remove(0);
+    }
+    for (f, _) in &given {
+        if !sub.accepts(f.scope) {
+            return Err(Error::usage(format!(
+                "--{} does not apply to `{}`",
+                f.long,
+                sub.name()
+            )));
+        }
+    }
+
+    let verbosity = if quiet {
+        Verbosity::Quiet
+    } else {
+        match verbose {
+            0 => Verbosity::Normal,
+            1 => Verbosity::Verbose,
+            _ => Verbosity::Debug,
+        }
+    };
+    let mut warnings = Vec::new();
+    let env = Env(env);
+    let json = given.iter().any(|(f, _)| f.long == "json");
+    let workspace_path_env = env.get("WORKSPACE_PATH").map(PathBuf::from);
+
+    let command = match sub {
+        Sub::Run => {
+            if let Some(p) = positionals.first() {
+                return Err(Error::usage(format!(
+                    "unexpected argument '{}': the chain takes flags only (subcommands: resolve, inspect, list)",
+                    p.to_string_lossy()
+                )));
+            }
+            Command::Run(Box::new(run_config(&given, &env, json, &mut warnings)?))
+        }
+        Sub::Resolve | Sub::Inspect => {
+            let path = one_positional(&positionals, sub, "PATH")?
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "`rd-chain {}` needs a PATH: a log dir such as log/2026-01-14_16-14-52-886218, its \
+                         __session__ dir, or one snapshot file",
+                        sub.name()
+                    ))
+                })?;
+            let pick = pick_setting(&given, &env)?;
+            if sub == Sub::Resolve {
+                Command::Resolve {
+                    path,
+                    pick,
+                    json,
+                    workspace_path_env,
+                }
+            } else {
+                Command::Inspect {
+                    path,
+                    pick,
+                    json,
+                    workspace_path_env,
+                }
+            }
+        }
+        Sub::List => Command::List {
+            root: one_positional(&positionals, sub, "LOG_ROOT")?
+                .unwrap_or_else(|| PathBuf::from("log")),
+            json,
+        },
+    };
+    Ok(Invocation {
+        command,
+        verbosity,
+        warnings,
+    })
+}
+
+fn help_invocation(command: Command) -> Invocation {
+    Invocation {
+        command,
+        verbosity: Verbosity::Normal,
+        warnings: Vec::new(),
+    }
+}
+
+fn unknown_flag(spelled: &str) -> Error {
+    let hint = if spelled.contains('_') {
+        format!(" (flags use dashes: {})", spelled.replace('_', "-"))
+    } else {
+        String::new()
+    };
+    Error::usage(format!("unknown flag {spelled}{hint}"))
+}
+
+fn is_number(text: &str) -> bool {
+    text[1..].chars().all(|c| c.is_ascii_digit())
+}
+
+fn one_positional(positionals: &[OsString], sub: Sub, what: &str) -> Result<Option<PathBuf>> {
+    match positionals {
+        [] => Ok(None),
+        [one] => Ok(Some(PathBuf::from(one))),
+        [_, extra, ..] => Err(Error::usage(format!(
+            "`rd-chain {}` takes one {what}; unexpected '{}'",
+            sub.name(),
+            extra.to_string_lossy()
+        ))),
+    }
+}
+
+/// The environment as a map, with the lookups rd-chain needs. Empty values count as unset.
+struct Env<'a>(&'a BTreeMap<String, String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn bool(&self, name: &'static str) -> Result<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => parse_bool(v).map(Some).ok_or_else(|| {
+                Error::usage(format!(
+                    "environment variable {name}={v:?} is not a boolean: use true/false, 1/0, yes/no or on/off"
+                ))
+            }),
+        }
+    }
+}
+
+/// true/false/1/0/yes/no/on/off in any case.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The last value given for a flag (a later flag overrides an earlier one), as text.
+fn last_value<'a>(given: &'a [(&'static Flag, Option<OsString>)], long: &str) -> Option<&'a OsString> {
+    given
+        .iter()
+        .rev()
+        .find(|(f, _)| f.long == long)
+        .and_then(|(_, v)| v.as_ref())
+}
+
+fn flag_text(value: &OsString, long: &str) -> Result<String> {
+    value
+        .to_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::usage(format!("the value of --{long} is not valid UTF-8")))
+}
+
+/// A setting from flag, else environment variable, else default, converted by `conv`.
+fn setting<T>(
+    given: &[(&'static Flag, Option<OsString>)],
+    env: &Env,
+    long: &'static str,
+    default: T,
+    conv: impl Fn(&str) -> std::result::Result<T, String>,
+) -> Result<Setting<T>> {
+    let spec = flag(long).expect("flag in table");
+    if let Some(v) = last_value(given, long) {
+        let text = flag_text(v, long)?;
+        let value = conv(&text)
+            .map_err(|why| Error::usage(format!("invalid value {text:?} for --{long}: {why}")))?;
+        return Ok(Setting {
+            value,
+            origin: Origin::Flag(spec.long),
+        });
+    }
+    if let Some(name) = spec.env {
+        if let Some(text) = env.get(name) {
+            let value = conv(text).map_err(|why| {
+                Error::usage(format!(
+                    "invalid value {text:?} in environment variable {name}: {why}"
+                ))
+            })?;
+            return Ok(Setting {
+                value,
+                origin: Origin::Env(name),
+            });
+        }
+    }
+    Ok(Setting::default(default))
+}
+
+fn whole_number(text: &str) -> std::result::Result<u64, String> {
+    text.trim()
+        .parse::<u64>()
+        .map_err(|_| "expected a whole number (0 or more)".to_string())
+}
+
+fn duration(text: &str) -> std::result::Result<Option<String>, String> {
+    let t = text.trim();
+    let ok = t.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
+    if ok {
+        Ok(Some(t.to_string()))
+    } else {
+        Err("expected a duration such as 90m, 6h or 1d (passed to rdagent --all-duration)".to_string())
+    }
+}
+
+fn pick_setting(given: &[(&'static Flag, Option<OsString>)], env: &Env) -> Result<Setting<Pick>> {
+    setting(given, env, "pick", Pick::Sota, |t| {
+        t.parse::<Pick>().map_err(|e| e.to_string())
+    })
+}
+
+fn has_flag(given: &[(&'static Flag, Option<OsString>)], long: &str) -> bool {
+    given.iter().any(|(f, _)| f.long == long)
+}
+
+fn run_config(
+    given: &[(&'static Flag, Option<OsString>)],
+    env: &Env,
+    json: bool,
+    warnings: &mut Vec<String>,
+) -> Result<RunConfig> {
+    let factor_loops = setting(given, env, "factor-loops", 10, whole_number)?;
+    let model_loops = setting(given, env, "model-loops", 10, whole_number)?;
+    let factor_duration = setting(given, env, "factor-duration", None, duration)?;
+    let model_duration = setting(given, env, "model-duration", None, duration)?;
+    let pick = pick_setting(given, env)?;
+    let rdagent = setting(given, env, "rdagent", None, |t| Ok(Some(PathBuf::from(t))))?;
+    let log_root = setting(given, env, "log-root", PathBuf::from("log"), |t| {
+        Ok(PathBuf::from(t))
+    })?;
+    let hook = setting(given, env, "hook", HookMode::Auto, |t| {
+        t.parse::<HookMode>().map_err(|e| e.to_string())
+    })?;
+    let kill_after = setting(given, env, "kill-after", 10, whole_number)?;
+
+    // --alpha-factors / --no-alpha-factors: the last one given wins; else USE_ALPHA_FACTORS; else true.
+    let alpha_flag = given
+        .iter()
+        .rev()
+        .find(|(f, _)| f.long == "alpha-factors" || f.long == "no-alpha-factors");
+    let alpha_factors = match alpha_flag {
+        Some((f, _)) => Setting {
+            value: f.long == "alpha-factors",
+            origin: Origin::Flag(f.long),
+        },
+        None => match env.bool("USE_ALPHA_FACTORS")? {
+            Some(b) => Setting {
+                value: b,
+                origin: Origin::Env("USE_ALPHA_FACTORS"),
+            },
+            None => Setting::default(true),
+        },
+    };
+    let dry_run = if has_flag(given, "dry-run") {
+        Setting {
+            value: true,
+            origin: Origin::Flag("dry-run"),
+        }
+    } else {
+        match env.bool("RD_CHAIN_DRY_RUN")? {
+            Some(b) => Setting {
+                value: b,
+                origin: Origin::Env("RD_CHAIN_DRY_RUN"),
+            },
+            None => Setting::default(false),
+        }
+    };
+
+    let sota = sota_choice(given, env, warnings)?;
+    if sota.source != SotaSource::FactorPhase {
+        if factor_loops.origin == Origin::Flag("factor-loops") && factor_loops.value > 0 {
+            return Err(Error::usage(format!(
+                "--factor-loops {} conflicts with the SOTA source ({}): with a SOTA source the factor phase \
+                 is skipped; drop --factor-loops, or drop the SOTA source to run the factor phase",
+                factor_loops.value, sota.origin
+            )));
+        }
+    } else if factor_loops.value == 0 {
+        return Err(Error::usage(format!(
+            "factor loops is 0 ({}) and no SOTA source is given: pass --sota-log PATH or --sota-workspace PATH \
+             (or LOAD_SOTA_FROM_LOG=true with SOTA_LOG_PATH), or run at least one factor loop",
+            factor_loops.origin
+        )));
+    }
+
+    Ok(RunConfig {
+        factor_loops,
+        model_loops,
+        factor_duration,
+        model_duration,
+        sota,
+        pick,
+        rdagent,
+        log_root,
+        alpha_factors,
+        hook,
+        kill_after,
+        dry_run,
+        json,
+        log_trace_path: env.get("LOG_TRACE_PATH").map(PathBuf::from),
+        workspace_path_env: env.get("WORKSPACE_PATH").map(PathBuf::from),
+    })
+}
+
+/// The SOTA source by the seed's priority: a flag; else LOAD_SOTA_FROM_LOG=true + SOTA_LOG_PATH; else
+/// LOAD_SOTA_FROM_WORKSPACE=true + SOTA_WORKSPACE_PATH; else the factor phase's own log.
+fn sota_choice(
+    given: &[(&'static Flag, Option<OsString>)],
+    env: &Env,
+    warnings: &mut Vec<String>,
+) -> Result<SotaChoice> {
+    let log_flag = last_value(given, "sota-log").map(PathBuf::from);
+    let ws_flag = last_value(given, "sota-workspace").map(PathBuf::from);
+    if log_flag.is_some() && ws_flag.is_some() {
+        return Err(Error::usage(
+            "--sota-log and --sota-workspace both given: choose one SOTA source",
+        ));
+    }
+
+    // The environment's candidates, each either usable or ignored with a reason.
+    let from_log = env.bool("LOAD_SOTA_FROM_LOG")?;
+    let log_path = env.get("SOTA_LOG_PATH").map(PathBuf::from);
+    let from_ws = env.bool("LOAD_SOTA_FROM_WORKSPACE")?;
+    let ws_path = env.get("SOTA_WORKSPACE_PATH").map(PathBuf::from);
+
+    let mut others = Vec::new();
+    let env_log = match (from_log, &log_path) {
+        (Some(true), Some(p)) => Some(p.clone()),
+        (Some(true), None) => {
+            return Err(Error::usage(
+                "LOAD_SOTA_FROM_LOG=true but SOTA_LOG_PATH is not set: set SOTA_LOG_PATH to the factor log \
+                 dir (e.g. ./log/2026-01-14_16-14-52-886218), or unset LOAD_SOTA_FROM_LOG",
+            ))
+        }
+        (Some(false), Some(p)) => {
+            others.push(format!(
+                "env SOTA_LOG_PATH={}: not used because LOAD_SOTA_FROM_LOG is false",
+                p.display()
+            ));
+            None
+        }
+        (None, Some(p)) => {
+            warnings.push(format!(
+                "SOTA_LOG_PATH={} is ignored because LOAD_SOTA_FROM_LOG is not set: set \
+                 LOAD_SOTA_FROM_LOG=true to use it (or pass --sota-log)",
+                p.display()
+            ));
+            others.push(format!(
+                "env SOTA_LOG_PATH={}: ignored, LOAD_SOTA_FROM_LOG is not set",
+                p.display()
+            ));
+            None
+        }
+        (_, None) => None,
+    };
+    let env_ws = match (from_ws, &ws_path) {
+        (Some(true), Some(p)) => Some(p.clone()),
+        (Some(true), None) => {
+            return Err(Error::usage(
+                "LOAD_SOTA_FROM_WORKSPACE=true but SOTA_WORKSPACE_PATH is not set: set SOTA_WORKSPACE_PATH to \
+                 the factor workspace dir, or unset LOAD_SOTA_FROM_WORKSPACE",
+            ))
+        }
+        (Some(false), Some(p)) => {
+            others.push(format!(
+                "env SOTA_WORKSPACE_PATH={}: not used because LOAD_SOTA_FROM_WORKSPACE is false",
+                p.display()
+            ));
+            None
+        }
+        (None, Some(p)) => {
+            warnings.push(format!(
+                "SOTA_WORKSPACE_PATH={} is ignored because LOAD_SOTA_FROM_WORKSPACE is not set: set \
+                 LOAD_SOTA_FROM_WORKSPACE=true to use it (or pass --sota-workspace)",
+                p.display()
+            ));
+            others.push(format!(
+                "env SOTA_WORKSPACE_PATH={}: ignored, LOAD_SOTA_FROM_WORKSPACE is not set",
+                p.display()
+            ));
+            None
+        }
+        (_, None) => None,
+    };
+
+    let (source, origin) = if let Some(p) = log_flag {
+        (SotaSource::Log(p), Origin::Flag("sota-log"))
+    } else if let Some(p) = ws_flag {
+        (SotaSource::Workspace(p), Origin::Flag("sota-workspace"))
+    } else if let Some(p) = env_log.clone() {
+        (SotaSource::Log(p), Origin::Env("LOAD_SOTA_FROM_LOG"))
+    } else if let Some(p) = env_ws.clone() {
+        (SotaSource::Workspace(p), Origin::Env("LOAD_SOTA_FROM_WORKSPACE"))
+    } else {
+        (SotaSource::FactorPhase, Origin::Default)
+    };
+
+    // Say why each usable candidate lost to the winner.
+    if let Some(p) = env_log {
+        if origin != Origin::Env("LOAD_SOTA_FROM_LOG") {
+            others.push(format!(
+                "env LOAD_SOTA_FROM_LOG=true + SOTA_LOG_PATH={}: lost to {origin} (flags win over the environment)",
+                p.display()
+            ));
+        }
+    }
+    if let Some(p) = env_ws {
+        if origin != Origin::Env("LOAD_SOTA_FROM_WORKSPACE") {
+            let why = if origin == Origin::Env("LOAD_SOTA_FROM_LOG") {
+                "the log source has priority over the workspace source"
+            } else {
+                "flags win over the environment"
+            };
+            others.push(format!(
+                "env LOAD_SOTA_FROM_WORKSPACE=true + SOTA_WORKSPACE_PATH={}: lost to {origin} ({why})",
+                p.display()
+            ));
+        }
+    }
+    if source != SotaSource::FactorPhase {
+        others.push("the factor phase's own log: not used, a SOTA source was given".to_string());
+    }
+    Ok(SotaChoice {
+        source,
+        origin,
+        others,
+    })
+}
+
+/// The `--help` text, generated from `FLAGS`.
+pub fn help_text() -> String {
+    let mut out = String::new();
+    out.push_str(concat!(
+        "rd-chain ",
+        env!("CARGO_PKG_VERSION"),
+        ": run RD-Agent's factor loop, then its model loop on the state-of-the-art (SOTA) factors\n\n"
+    ));
+    out.push_str(
+        "USAGE:
+    rd-chain [FLAGS]                 run `rdagent fin_factor`, resolve the SOTA factor workspace from that
+                                     run's own log, check its combined_factors_df.parquet, run
+                                     `rdagent fin_model` with the factors handed over
+    rd-chain resolve PATH [--pick P] [--json]
+                                     print the SOTA factor workspace of a factor log (PATH: a log dir, its
+                                     __session__ dir, or one snapshot file); e.g.
+                                     export SOTA_WORKSPACE_PATH=$(rd-chain resolve log/2026-01-14_16-14-52-886218)
+    rd-chain inspect PATH [--pick P] [--json]
+                                     the history of a factor log as a table, SOTA marked
+    rd-chain list [LOG_ROOT] [--json]
+                                     one line per run dir under LOG_ROOT (default ./log), newest first
+
+FLAGS (flag > environment variable > default):
+",
+    );
+    for f in FLAGS {
+        let mut name = String::new();
+        if let Some(c) = f.short {
+            name.push_str(&format!("-{c}, "));
+        }
+        name.push_str("--");
+        name.push_str(f.long);
+        if let Some(v) = f.value {
+            name.push(' ');
+            name.push_str(v);
+        }
+        out.push_str(&format!("    {name:<28} {}\n", f.help));
+        let mut extra = Vec::new();
+        if let Some(e) = f.env {
+            extra.push(format!("env {e}"));
+        }
+        if !f.default.is_empty() {
+            extra.push(format!("default {}", f.default));
+        }
+        if !extra.is_empty() {
+            out.push_str(&format!("    {:<28} [{}]\n", "", extra.join("; ")));
+        }
+    }
+    out.push_str(
+        "
+SOTA SOURCE (first that applies wins):
+    1. --sota-log PATH or --sota-workspace PATH
+    2. LOAD_SOTA_FROM_LOG=true with SOTA_LOG_PATH
+    3. LOAD_SOTA_FROM_WORKSPACE=true with SOTA_WORKSPACE_PATH
+    4. the log of the factor phase rd-chain runs first
+    With a SOTA source the factor phase is skipped. A *_PATH variable without its LOAD_* switch is ignored
+    with a warning. Booleans: true/false, 1/0, yes/no, on/off (any case).
+
+WHAT THE MODEL PHASE GETS:
+    LOAD_SOTA_FROM_WORKSPACE=true, SOTA_WORKSPACE_PATH, SOTA_FACTORS_PATH, SOTA_LOG_PATH, LOAD_SOTA_FROM_LOG=false,
+    USE_ALPHA_FACTORS, a fresh LOG_TRACE_PATH, and (hook on) PYTHONPATH starting with rd-chain's sitecustomize
+    hook, which makes unmodified RD-Agent train on the SOTA factors.
+
+EXIT CODES:
+    0 ok; 1 internal error; 2 usage; 3 SOTA resolution failed; 4 rdagent missing;
+    a failed phase's own exit code; 128+N if rdagent was killed by signal N;
+    130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hung up (SIGHUP).
+
+EXAMPLES:
+    rd-chain --factor-loops 10 --model-loops 10
+    rd-chain --dry-run --json
+    rd-chain --sota-log log/2026-01-14_16-14-52-886218 --model-loops 5
+    LOAD_SOTA_FROM_LOG=true SOTA_LOG_PATH=./log/2026-01-14_16-14-52-886218 rd-chain
+    rd-chain inspect log/2026-01-14_16-14-52-886218
+
+Documentation: docs/usage.md (every flag, env var and JSON field), docs/migrating.md (from the seed script).
+",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn run(list: &[&str], pairs: &[(&str, &str)]) -> Result<RunConfig> {
+        match parse(args(list), &env(pairs))?.command {
+            Command::Run(c) => Ok(*c),
+            other => panic!("expected the chain, got {other:?}"),
+        }
+    }
+
+    fn usage_msg(r: Result<impl fmt::Debug>) -> String {
+        match r {
+            Err(e @ Error::Usage(_)) => e.to_string(),
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_env_and_flags_in_precedence_order() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(c.factor_loops, Setting::default(10));
+        assert_eq!(c.model_loops.value, 10);
+        assert_eq!(c.log_root.value, PathBuf::from("log"));
+        assert!(c.alpha_factors.value);
+        assert_eq!(c.pick.value, Pick::Sota);
+        assert_eq!(c.hook.value, HookMode::Auto);
+        assert_eq!(c.kill_after.value, 10);
+        assert!(!c.dry_run.value);
+
+        let e = [("RD_CHAIN_FACTOR_LOOPS", "3"), ("RD_CHAIN_MODEL_LOOPS", "4")];
+        let c = run(&[], &e).unwrap();
+        assert_eq!(c.factor_loops.value, 3);
+        assert_eq!(c.factor_loops.origin, Origin::Env("RD_CHAIN_FACTOR_LOOPS"));
+        let c = run(&["--factor-loops", "7", "--model-loops=8"], &e).unwrap();
+        assert_eq!(c.factor_loops.value, 7);
+        assert_eq!(c.factor_loops.origin, Origin::Flag("factor-loops"));
+        assert_eq!(c.model_loops.value, 8);
+        // The last occurrence of a flag wins.
+        let c = run(&["--model-loops", "1", "--model-loops", "2"], &[]).unwrap();
+        assert_eq!(c.model_loops.value, 2);
+    }
+
+    #[test]
+    fn errors_name_the_flag_or_variable() {
+        assert!(usage_msg(run(&["--model-loops"], &[])).contains("missing value for --model-loops"));
+        assert!(usage_msg(run(&["--model-loops", "x"], &[])).contains("--model-loops"));
+        assert!(usage_msg(run(&[], &[("RD_CHAIN_MODEL_LOOPS", "-1")])).contains("RD_CHAIN_MODEL_LOOPS"));
+        assert!(usage_msg(run(&["--loop_n", "3"], &[])).contains("--loop-n"));
+        assert!(usage_msg(run(&["--bogus"], &[])).contains("unknown flag --bogus"));
+        assert!(usage_msg(run(&["--dry-run=yes"], &[])).contains("takes no value"));
+        assert!(usage_msg(run(&["extra"], &[])).contains("unexpected argument 'extra'"));
+        let m = usage_msg(run(&[], &[("USE_ALPHA_FACTORS", "maybe")]));
+        assert!(m.contains("USE_ALPHA_FACTORS") && m.contains("maybe"), "{m}");
+        assert!(usage_msg(run(&["--factor-duration", "soon"], &[])).contains("--factor-duration"));
+        assert!(usage_msg(parse(args(&["list", "--pick", "sota"]), &env(&[]))).contains("--pick"));
+        assert!(usage_msg(parse(args(&["resolve"]), &env(&[]))).contains("needs a PATH"));
+    }
+
+    #[test]
+    fn booleans_accept_every_documented_spelling() {
+        for (t, b) in [
+            ("true", true),
+            ("TRUE", true),
+            ("1", true),
+            ("Yes", true),
+            ("on", true),
+            ("false", false),
+            ("0", false),
+            ("NO", false),
+            ("Off", false),
+        ] {
+            assert_eq!(parse_bool(t), Some(b), "{t}");
+            let c = run(&[], &[("USE_ALPHA_FACTORS", t)]).unwrap();
+            assert_eq!(c.alpha_factors.value, b);
+        }
+        assert_eq!(parse_bool("2"), None);
+        let c = run(&["--no-alpha-factors"], &[("USE_ALPHA_FACTORS", "true")]).unwrap();
+        assert!(!c.alpha_factors.value);
+        assert_eq!(c.alpha_factors.origin, Origin::Flag("no-alpha-factors"));
+        let c = run(&["--no-alpha-factors", "--alpha-factors"], &[]).unwrap();
+        assert!(c.alpha_factors.value);
+    }
+
+    /// Every combination of the four seed variables, with and without flags.
+    #[test]
+    fn sota_priority_matrix() {
+        let log = ("SOTA_LOG_PATH", "/l");
+        let ws = ("SOTA_WORKSPACE_PATH", "/w");
+        for from_log in [None, Some("true"), Some("false")] {
+            for log_path in [false, true] {
+                for from_ws in [None, Some("true"), Some("false")] {
+                    for ws_path in [false, true] {
+                        for flag in [None, Some("--sota-log"), Some("--sota-workspace")] {
+                            let mut e = Vec::new();
+                            if let Some(v) = from_log {
+                                e.push(("LOAD_SOTA_FROM_LOG", v));
+                            }
+                            if log_path {
+                                e.push(log);
+                            }
+                            if let Some(v) = from_ws {
+                                e.push(("LOAD_SOTA_FROM_WORKSPACE", v));
+                            }
+                            if ws_path {
+                                e.push(ws);
+                            }
+                            let mut a = vec![];
+                            if let Some(f) = flag {
+                                a.extend([f, "/flag"]);
+                            }
+                            let got = run(&a, &e);
+                            let case = format!("{e:?} {a:?}");
+                            let log_missing = from_log == Some("true") && !log_path;
+                            let ws_missing = from_ws == Some("true") && !ws_path;
+                            if log_missing || ws_missing {
+                                let m = usage_msg(got);
+                                let var = if log_missing { "SOTA_LOG_PATH" } else { "SOTA_WORKSPACE_PATH" };
+                                assert!(m.contains(var), "{case}: {m}");
+                                continue;
+                            }
+                            let c = got.unwrap_or_else(|e| panic!("{case}: {e}"));
+                            let want = match flag {
+                                Some("--sota-log") => SotaSource::Log("/flag".into()),
+                                Some(_) => SotaSource::Workspace("/flag".into()),
+                                None if from_log == Some("true") => SotaSource::Log("/l".into()),
+                                None if from_ws == Some("true") => SotaSource::Workspace("/w".into()),
+                                None => SotaSource::FactorPhase,
+                            };
+                            assert_eq!(c.sota.source, want, "{case}");
+                            // Every set path that did not win is explained.
+                            if log_path && !matches!(&want, SotaSource::Log(p) if p == Path::new("/l")) {
+                                assert!(
+                                    c.sota.others.iter().any(|o| o.contains("SOTA_LOG_PATH=/l")),
+                                    "{case}: {:?}",
+                                    c.sota.others
+                                );
+                            }
+                            if ws_path && !matches!(&want, SotaSource::Workspace(p) if p == Path::new("/w")) {
+                                assert!(
+                                    c.sota.others.iter().any(|o| o.contains("SOTA_WORKSPACE_PATH=/w")),
+                                    "{case}: {:?}",
+                                    c.sota.others
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    use std::path::Path;
+
+    #[test]
+    fn path_without_switch_warns_how_to_enable_it() {
+        let inv = parse(args(&[]), &env(&[("SOTA_LOG_PATH", "/l")])).unwrap();
+        assert_eq!(inv.warnings.len(), 1);
+        assert!(inv.warnings[0].contains("LOAD_SOTA_FROM_LOG=true"), "{:?}", inv.warnings);
+    }
+
+    #[test]
+    fn sota_source_and_factor_loops() {
+        let m = usage_msg(run(&["--sota-log", "/l", "--factor-loops", "3"], &[]));
+        assert!(m.contains("--factor-loops 3 conflicts"), "{m}");
+        // From the environment the factor loops are simply not used.
+        let c = run(&["--sota-log", "/l"], &[("RD_CHAIN_FACTOR_LOOPS", "3")]).unwrap();
+        assert_eq!(c.sota.source, SotaSource::Log("/l".into()));
+        // --factor-loops 0 with a source is fine; without one it is an error.
+        assert!(run(&["--sota-workspace", "/w", "--factor-loops", "0"], &[]).is_ok());
+        let m = usage_msg(run(&["--factor-loops", "0"], &[]));
+        assert!(m.contains("no SOTA source"), "{m}");
+        let m = usage_msg(run(&["--sota-log", "/a", "--sota-workspace", "/b"], &[]));
+        assert!(m.contains("choose one"), "{m}");
+    }
+
+    #[test]
+    fn help_and_version_win_before_the_environment_is_read() {
+        let bad = env(&[("USE_ALPHA_FACTORS", "maybe")]);
+        assert_eq!(parse(args(&["--help"]), &bad).unwrap().command, Command::Help);
+        assert_eq!(parse(args(&["-h", "--bogus"]), &bad).unwrap().command, Command::Help);
+        assert_eq!(parse(args(&["-V"]), &bad).unwrap().command, Command::Version);
+        assert_eq!(parse(args(&["help"]), &bad).unwrap().command, Command::Help);
+    }
+
+    #[test]
+    fn subcommands_take_their_flags() {
+        let inv = parse(
+            args(&["resolve", "log/x", "--pick", "loop:3", "--json"]),
+            &env(&[("WORKSPACE_PATH", "/ws")]),
+        )
+        .unwrap();
+        assert_eq!(
+            inv.command,
+            Command::Resolve {
+                path: "log/x".into(),
+                pick: Setting {
+                    value: Pick::Loop(3),
+                    origin: Origin::Flag("pick")
+                },
+                json: true,
+                workspace_path_env: Some("/ws".into()),
+            }
+        );
+        let inv = parse(args(&["list"]), &env(&[])).unwrap();
+        assert_eq!(
+            inv.command,
+            Command::List {
+                root: "log".into(),
+                json: false
+            }
+        );
+        let inv = parse(args(&["-vv", "inspect", "--", "-odd name"]), &env(&[("RD_CHAIN_PICK", "latest")])).unwrap();
+        assert_eq!(inv.verbosity, Verbosity::Debug);
+        match inv.command {
+            Command::Inspect { path, pick, .. } => {
+                assert_eq!(path, PathBuf::from("-odd name"));
+                assert_eq!(pick.value, Pick::Latest);
+                assert_eq!(pick.origin, Origin::Env("RD_CHAIN_PICK"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(usage_msg(parse(args(&["resolve", "a", "b"]), &env(&[]))).contains("unexpected 'b'"));
+    }
+
+    #[test]
+    fn help_lists_every_flag_and_its_variable() {
+        let h = help_text();
+        for f in FLAGS {
+            assert!(h.contains(&format!("--{}", f.long)), "{}", f.long);
+            if let Some(e) = f.env {
+                assert!(h.contains(e), "{e}");
+            }
+        }
+        for code in ["130", "143", "129", "128+N"] {
+            assert!(h.contains(code));
+        }
+    }
+}

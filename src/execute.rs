@@ -1,0 +1,597 @@
+//! Runs a plan: the factor phase, the resolution of its SOTA workspace, the model phase with the factors
+//! handed over, and a run record rewritten atomically after every step so a crash leaves the last true state.
+//!
+//! Phases run one after another in the foreground process group, inheriting stdin/stdout/stderr. rd-chain
+//! never writes into a user's log or workspace: it creates fresh log dirs for rdagent and writes only its own
+//! files under `<log root>/rd-chain/`. No child may outlive rd-chain: every way out of `wait_phase` has reaped it.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use crate::json::Json;
+use crate::plan::{self, EnvValue, LogDir, Phase, PhaseKind, Plan, SotaState};
+use crate::resolve::{self, ResolveRequest};
+use crate::signals::{self, Received, Stop};
+use crate::timestamp::Utc;
+use crate::{exit, hook, render, Error, Result};
+
+/// How a phase ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PhaseEnd {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl PhaseEnd {
+    fn from_status(status: ExitStatus) -> PhaseEnd {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            if let Some(sig) = status.signal() {
+                return PhaseEnd::Signaled(sig);
+            }
+        }
+        PhaseEnd::Exited(status.code().unwrap_or(1))
+    }
+
+    /// The chain's exit code for this end (0 only for a clean exit).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PhaseEnd::Exited(0) => exit::OK,
+            PhaseEnd::Exited(c) => u8::try_from(*c).ok().filter(|c| *c != 0).unwrap_or(exit::INTERNAL),
+            PhaseEnd::Signaled(n) => exit::for_signal(*n),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            PhaseEnd::Exited(c) => format!("exit code {c}"),
+            PhaseEnd::Signaled(n) => format!("killed by signal {n}"),
+        }
+    }
+}
+
+/// What happened to one phase, for the summary and the run record.
+#[derive(Clone, Debug)]
+pub struct PhaseRecord {
+    pub kind: PhaseKind,
+    pub argv: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub log_dir: PathBuf,
+    pub env: Vec<(&'static str, Option<OsString>)>,
+    pub started: Utc,
+    pub duration: Option<Duration>,
+    pub end: Option<PhaseEnd>,
+    pub stopped_by: Option<Stop>,
+}
+
+/// The SOTA factors the model phase gets.
+#[derive(Clone, Debug)]
+pub struct SotaRecord {
+    pub log_dir: Option<PathBuf>,
+    pub loop_id: Option<u64>,
+    pub index: Option<usize>,
+    pub workspace: PathBuf,
+    pub parquet: PathBuf,
+    pub parquet_bytes: u64,
+    pub mapping: Option<String>,
+}
+
+/// The run record: `<log root>/rd-chain/<start time>.json`.
+#[derive(Debug)]
+pub struct RunRecord {
+    pub path: PathBuf,
+    pub started: Utc,
+    pub finished: Option<Utc>,
+    pub settings: Json,
+    pub hook: Option<Json>,
+    pub sota: Option<SotaRecord>,
+    pub phases: Vec<PhaseRecord>,
+    pub outcome: Option<(u8, String)>,
+}
+
+impl RunRecord {
+    pub fn to_json(&self) -> Json {
+        let state = match &self.outcome {
+            None => "running",
+            Some((0, _)) => "done",
+            Some((c, _)) if *c == exit::INTERRUPTED || *c == 143 || *c == 129 => "interrupted",
+            Some(_) => "failed",
+        };
+        let sota = self.sota.as_ref().map(|s| {
+            Json::object()
+                .with("log_dir", s.log_dir.as_ref())
+                .with("loop", s.loop_id)
+                .with("index", s.index)
+                .with("workspace", &s.workspace)
+                .with("parquet", &s.parquet)
+                .with("parquet_bytes", s.parquet_bytes)
+                .with("path_mapping", s.mapping.clone())
+        });
+        Json::object()
+            .with("rd_chain_version", env!("CARGO_PKG_VERSION"))
+            .with("state", state)
+            .with("started", self.started.iso())
+            .with("finished", self.finished.map(|t| t.iso()))
+            .with("exit_code", self.outcome.as_ref().map(|(c, _)| *c as i64))
+            .with("message", self.outcome.as_ref().map(|(_, m)| m.clone()))
+            .with("settings", self.settings.clone())
+            .with("hook", self.hook.clone().unwrap_or(Json::Null))
+            .with("sota", sota.unwrap_or(Json::Null))
+            .with("phases", self.phases.iter().map(phase_json).collect::<Vec<_>>())
+    }
+
+    /// Rewrite the record atomically (temp file + rename).
+    pub fn save(&self) -> Result<()> {
+        write_atomic(&self.path, self.to_json().pretty().as_bytes())
+    }
+}
+
+fn phase_json(p: &PhaseRecord) -> Json {
+    let env = Json::Object(
+        p.env
+            .iter()
+            .map(|(k, v)| {
+                let value = v.as_ref().map_or(Json::Null, |v| Json::from(v.to_string_lossy().into_owned()));
+                (k.to_string(), value)
+            })
+            .collect(),
+    );
+    let (code, signal) = match &p.end {
+        Some(PhaseEnd::Exited(c)) => (Some(*c as i64), None),
+        Some(PhaseEnd::Signaled(n)) => (None, Some(*n as i64)),
+        None => (None, None),
+    };
+    Json::object()
+        .with("phase", p.kind.name())
+        .with(
+            "argv",
+            p.argv
+                .iter()
+                .map(|a| Json::from(a.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>(),
+        )
+        .with("cwd", &p.cwd)
+        .with("log_dir", &p.log_dir)
+        .with("env", env)
+        .with("started", p.started.iso())
+        .with("duration_seconds", p.duration.map(|d| d.as_secs_f64()))
+        .with("exit_code", code)
+        .with("signal", signal)
+        .with("stopped_by", p.stopped_by.map(|s| s.name()))
+}
+
+/// Write `bytes` to `path` through a temp file in the same dir and a rename, so readers never see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io("cannot write the run record", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("cannot write the run record", path, e)
+    })
+}
+
+/// Create a fresh `<root>/<UTC time>` dir; never reuses an existing one.
+pub fn fresh_log_dir(root: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(root).map_err(|e| Error::io("cannot create the log root", root, e))?;
+    loop {
+        let dir = root.join(Utc::now().log_dir_name());
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::thread::sleep(Duration::from_micros(10));
+            }
+            Err(e) => return Err(Error::io("cannot create the log dir", &dir, e)),
+        }
+    }
+}
+
+/// Run the chain. Prints the summary to stderr (and the run record to stdout with `--json`).
+pub fn run(plan: Plan, env: &BTreeMap<String, String>) -> Result<()> {
+    if let Some(e) = plan.blocking_error() {
+        return Err(e);
+    }
+    signals::install().map_err(|e| Error::Internal(e.to_string()))?;
+    let record_dir = plan
+        .run_record
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| plan.log_root.clone());
+    std::fs::create_dir_all(&record_dir)
+        .map_err(|e| Error::io("cannot create rd-chain's record dir", &record_dir, e))?;
+    let mut record = RunRecord {
+        path: plan.run_record.clone(),
+        started: plan.started,
+        finished: None,
+        settings: render::settings_json(&plan.config),
+        hook: plan.hook.as_ref().map(|h| h.to_json()),
+        sota: initial_sota(&plan.sota),
+        phases: Vec::new(),
+        outcome: None,
+    };
+    record.save()?;
+    let result = run_phases(&plan, env, &mut record);
+    record.finished = Some(Utc::now());
+    record.outcome = Some(match &result {
+        Ok(()) => (exit::OK, "the chain finished".to_string()),
+        Err(e) => (e.exit_code(), e.to_string()),
+    });
+    // The record is the last true state; failing to write it must not hide the run's own error.
+    let saved = record.save();
+    eprint!("{}", summary(&plan, &record));
+    if plan.config.json {
+        crate::print_stdout(&record.to_json().pretty());
+    }
+    result.and(saved)
+}
+
+fn initial_sota(sota: &SotaState) -> Option<SotaRecord> {
+    match sota {
+        SotaState::Resolved(r) => Some(sota_from_resolution(r)),
+        SotaState::Workspace { dir, parquet } => Some(SotaRecord {
+            log_dir: None,
+            loop_id: None,
+            index: None,
+            workspace: dir.clone(),
+            parquet: parquet.path.clone(),
+            parquet_bytes: parquet.bytes,
+            mapping: None,
+        }),
+        _ => None,
+    }
+}
+
+fn sota_from_resolution(r: &resolve::Resolution) -> SotaRecord {
+    SotaRecord {
+        log_dir: Some(r.log_dir.clone()),
+        loop_id: r.picked_loop,
+        index: Some(r.picked_index),
+        workspace: r.workspace.clone(),
+        parquet: r.parquet.path.clone(),
+        parquet_bytes: r.parquet.bytes,
+        mapping: Some(r.mapping.to_string()),
+    }
+}
+
+fn run_phases(plan: &Plan, env: &BTreeMap<String, String>, record: &mut RunRecord) -> Result<()> {
+    // `blocking_error` has refused a plan whose phases have no rdagent, so this is used only when valid.
+    let program = plan.rdagent.clone().unwrap_or_default();
+    let kill_after = Duration::from_secs(plan.config.kill_after.value);
+
+    let mut sota_state: Option<resolve::Resolution> = None;
+    if let Some(phase) = plan.phase(PhaseKind::Factor) {
+        let log_dir = run_one(plan, phase, &program, Vec::new(), kill_after, record)?;
+        log::info!("resolving the SOTA factors from {}", log_dir.display());
+        let req = ResolveRequest {
+            path: log_dir.clone(),
+            pick: plan.config.pick.value,
+            workspace_path_env: plan.config.workspace_path_env.clone(),
+            cwd: plan.cwd.clone(),
+        };
+        let resolution = resolve::resolve(&req).map_err(|e| match e {
+            Error::Resolution(m) => Error::Resolution(format!(
+                "the factor phase finished but its SOTA factors could not be resolved from {}: {m}",
+                log_dir.display()
+            )),
+            other => other,
+        })?;
+        record.sota = Some(sota_from_resolution(&resolution));
+        record.save()?;
+        sota_state = Some(resolution);
+    }
+
+    let Some(phase) = plan.phase(PhaseKind::Model) else {
+        return Ok(());
+    };
+    let sota_env = match (&sota_state, &plan.sota) {
+        (Some(r), _) => plan::model_sota_env(&SotaState::Resolved(Box::new(r.clone())), false),
+        (None, state) => plan::model_sota_env(state, false),
+    };
+    let mut extra = sota_env;
+    if plan.hook.as_ref().is_some_and(|h| h.enabled) {
+        hook::install(&plan.hook_dir)?;
+        log::info!("rd-chain's factor hook is in {}", plan.hook_dir.display());
+    }
+    // The plan's PYTHONPATH and USE_ALPHA_FACTORS entries stand as planned; SOTA values are now known.
+    for (name, value) in &phase.env {
+        if !extra.iter().any(|(n, _)| n == name) {
+            extra.push((name, value.clone()));
+        }
+    }
+    run_one(plan, phase, &program, extra, kill_after, record).map(|_| ())
+}
+
+/// Start one phase, wait for it (handling signals), record it. Returns its log dir.
+fn run_one(
+    plan: &Plan,
+    phase: &Phase,
+    program: &Path,
+    env_override: Vec<(&'static str, EnvValue)>,
+    kill_after: Duration,
+    record: &mut RunRecord,
+) -> Result<PathBuf> {
+    if let Some(stop) = pending_stop(Received::default()) {
+        return Err(stopped(stop, phase.kind, None, record));
+    }
+    let log_dir = match &phase.log_dir {
+        LogDir::UserSet(p) => {
+            if p.join("__session__").exists() {
+                log::warn!(
+                    "LOG_TRACE_PATH {} already holds a session from an earlier run; rdagent will add to it",
+                    p.display()
+                );
+            }
+            p.clone()
+        }
+        LogDir::Fresh => fresh_log_dir(&plan.log_root)?,
+    };
+    let env_list: Vec<(&'static str, EnvValue)> = if env_override.is_empty() {
+        phase.env.clone()
+    } else {
+        env_override
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&phase.args).current_dir(&phase.cwd);
+    let mut env_record = Vec::new();
+    for (name, value) in &env_list {
+        match (name, value) {
+            (&"LOG_TRACE_PATH", _) => {
+                cmd.env(name, &log_dir);
+                env_record.push((*name, Some(log_dir.clone().into_os_string())));
+            }
+            (_, EnvValue::Known(v)) => {
+                cmd.env(name, v);
+                env_record.push((*name, Some(v.clone())));
+            }
+            (_, EnvValue::Unset) => {
+                cmd.env_remove(name);
+                env_record.push((*name, None));
+            }
+            (_, EnvValue::Pending(what)) => {
+                return Err(Error::Internal(format!(
+                    "{name} for the {} phase was still unknown ({what})",
+                    phase.kind.name()
+                )))
+            }
+        }
+    }
+    let mut argv = vec![program.as_os_str().to_os_string()];
+    argv.extend(phase.args.iter().cloned());
+    record.phases.push(PhaseRecord {
+        kind: phase.kind,
+        argv,
+        cwd: phase.cwd.clone(),
+        log_dir: log_dir.clone(),
+        env: env_record,
+        started: Utc::now(),
+        duration: None,
+        end: None,
+        stopped_by: None,
+    });
+    record.save()?;
+    eprintln!(
+        "rd-chain: {} phase: {} {} (log {})",
+        phase.kind.name(),
+        program.display(),
+        phase
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        log_dir.display()
+    );
+    let start = Instant::now();
+    let child = cmd.spawn().map_err(|e| {
+        Error::RdagentMissing(format!(
+            "cannot start {}: {e}; check that it is an executable rdagent (or pass --rdagent PATH)",
+            program.display()
+        ))
+    })?;
+    let (status, stop) = wait_phase(child, kill_after)?;
+    let end = PhaseEnd::from_status(status);
+    if let Some(last) = record.phases.last_mut() {
+        last.duration = Some(start.elapsed());
+        last.end = Some(end.clone());
+        last.stopped_by = stop;
+    }
+    record.save()?;
+    if let Some(stop) = stop {
+        return Err(stopped(stop, phase.kind, Some(&log_dir), record));
+    }
+    if end != PhaseEnd::Exited(0) {
+        return Err(Error::Phase {
+            code: end.exit_code(),
+            message: format!(
+                "the {} phase failed ({}): rdagent {} stopped; see its log in {}; no further phase was started",
+                phase.kind.name(),
+                end.describe(),
+                phase.kind.subcommand(),
+                log_dir.display()
+            ),
+        });
+    }
+    Ok(log_dir)
+}
+
+fn stopped(stop: Stop, kind: PhaseKind, log_dir: Option<&Path>, record: &RunRecord) -> Error {
+    let logs = match log_dir {
+        Some(d) => format!("; rdagent's log: {}", d.display()),
+        None => String::new(),
+    };
+    Error::Interrupted {
+        code: stop.exit_code(),
+        message: format!(
+            "{} during the {} phase; no further phase was started{logs}; run record: {}",
+            stop.name(),
+            kind.name(),
+            record.path.display()
+        ),
+    }
+}
+
+/// A stop signal that arrived since `since`, if any (SIGTERM/SIGHUP win over SIGINT: they come from a
+/// supervisor that wants rd-chain gone).
+fn pending_stop(since: Received) -> Option<Stop> {
+    let now = Received::now();
+    if now.term > since.term {
+        Some(Stop::Terminate)
+    } else if now.hup > since.hup {
+        Some(Stop::HangUp)
+    } else if now.int > since.int {
+        Some(Stop::Interrupt)
+    } else {
+        None
+    }
+}
+
+/// Wait for the child. Ctrl-C: the child got SIGINT from the terminal; wait for it, and if it is still there
+/// after `kill_after`, SIGTERM it, then SIGKILL after as long again. A second Ctrl-C kills at once.
+/// SIGTERM/SIGHUP: forward SIGTERM at once, SIGKILL after `kill_after`.
+fn wait_phase(mut child: Child, kill_after: Duration) -> Result<(ExitStatus, Option<Stop>)> {
+    let mut seen = Received::now();
+    let mut stop: Option<Stop> = None;
+    let mut term_at: Option<Instant> = None;
+    let mut kill_at: Option<Instant> = None;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok((status, stop)),
+            Ok(None) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Internal(format!("cannot wait for rdagent: {e}")));
+            }
+        }
+        let now = Received::now();
+        let now_t = Instant::now();
+        if now.term > seen.term || now.hup > seen.hup {
+            let this = if now.term > seen.term {
+                Stop::Terminate
+            } else {
+                Stop::HangUp
+            };
+            if matches!(stop, Some(Stop::Terminate | Stop::HangUp)) {
+                // Asked twice: no more grace.
+                let _ = child.kill();
+            } else {
+                signals::terminate(&mut child);
+                kill_at = Some(now_t + kill_after);
+                term_at = None;
+            }
+            stop = Some(this);
+        } else if now.int > seen.int {
+            if stop.is_some() || now.int - seen.int > 1 {
+                let _ = child.kill();
+            } else {
+                stop = Some(Stop::Interrupt);
+                term_at = Some(now_t + kill_after);
+            }
+        }
+        seen = now;
+        if term_at.is_some_and(|t| now_t >= t) {
+            log::warn!("rdagent did not stop after Ctrl-C; sending it SIGTERM");
+            signals::terminate(&mut child);
+            term_at = None;
+            kill_at = Some(now_t + kill_after);
+        }
+        if kill_at.is_some_and(|t| now_t >= t) {
+            log::warn!("rdagent did not stop after SIGTERM; killing it");
+            let _ = child.kill();
+            kill_at = None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The human summary printed at the end of a run.
+pub fn summary(plan: &Plan, record: &RunRecord) -> String {
+    let mut out = String::new();
+    out.push_str("rd-chain summary\n");
+    for p in &record.phases {
+        let argv = p
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let end = match (&p.end, p.stopped_by) {
+            (_, Some(s)) => s.name().to_string(),
+            (Some(e), None) => e.describe(),
+            (None, None) => "not finished".to_string(),
+        };
+        let took = p.duration.map(render::human_duration).unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<6} {argv}\n         {end}, {took}; log {}\n",
+            p.kind.name(),
+            p.log_dir.display()
+        ));
+    }
+    match &record.sota {
+        Some(s) => {
+            let at = match (s.loop_id, s.index) {
+                (Some(l), Some(i)) => format!("loop {l} (history entry {i})"),
+                (None, Some(i)) => format!("history entry {i}"),
+                _ => "given workspace".to_string(),
+            };
+            out.push_str(&format!(
+                "  SOTA   {at}: {}\n         {} ({} bytes)\n",
+                s.workspace.display(),
+                s.parquet.display(),
+                s.parquet_bytes
+            ));
+        }
+        None if plan.config.model_loops.value == 0 || plan.phases.is_empty() => {}
+        None => out.push_str("  SOTA   not resolved\n"),
+    }
+    if let Some((code, msg)) = &record.outcome {
+        if *code != exit::OK {
+            out.push_str(&format!("  result exit {code}: {msg}\n"));
+        }
+    }
+    out.push_str(&format!("  record {}\n", record.path.display()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_end_maps_to_exit_codes() {
+        assert_eq!(PhaseEnd::Exited(0).exit_code(), 0);
+        assert_eq!(PhaseEnd::Exited(7).exit_code(), 7);
+        assert_eq!(PhaseEnd::Exited(256).exit_code(), exit::INTERNAL);
+        assert_eq!(PhaseEnd::Signaled(9).exit_code(), 137);
+        assert_eq!(PhaseEnd::Signaled(15).exit_code(), 143);
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_whole_file() {
+        let dir = std::env::temp_dir().join(format!("rd-chain-exec-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        write_atomic(&path, b"{\"a\": 1}").unwrap();
+        write_atomic(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file may remain");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fresh_log_dirs_are_distinct_and_named_by_utc_time() {
+        let root = std::env::temp_dir().join(format!("rd-chain-fresh-test-{}", std::process::id()));
+        let a = fresh_log_dir(&root).unwrap();
+        let b = fresh_log_dir(&root).unwrap();
+        assert_ne!(a, b);
+        let name = a.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(name.len(), "2026-01-14_16-14-52-886218".len(), "{name}");
+        assert_eq!(&name[4..5], "-");
+        assert_eq!(&name[10..11], "_");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

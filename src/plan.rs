@@ -1,0 +1,424 @@
+//! Config -> the plan of a chain run: which `rdagent`, which SOTA source and its resolution, each phase's argv,
+//! cwd and environment, where the run record goes, and the first problem that would stop the run.
+//!
+//! This is where rd-chain touches the machine before running anything (PATH lookup, reading the SOTA source,
+//! asking the rdagent interpreter about the hook), so `--dry-run` shows exactly what the run would do. It
+//! writes nothing and starts no phase.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{RunConfig, SotaSource};
+use crate::hook::{self, HookDecision};
+use crate::resolve::{self, ParquetInfo, Resolution, ResolveRequest};
+use crate::timestamp::Utc;
+use crate::{Error, Result};
+
+/// The two phases, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseKind {
+    Factor,
+    Model,
+}
+
+impl PhaseKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PhaseKind::Factor => "factor",
+            PhaseKind::Model => "model",
+        }
+    }
+
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            PhaseKind::Factor => "fin_factor",
+            PhaseKind::Model => "fin_model",
+        }
+    }
+}
+
+/// A value rd-chain sets in a phase's environment: known now, or only once an earlier phase has run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EnvValue {
+    Known(OsString),
+    /// What it will be, in words ("the SOTA workspace resolved from the factor log").
+    Pending(&'static str),
+    /// Removed from the child's environment (a stale value must not reach it).
+    Unset,
+}
+
+/// Where a phase's log dir comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogDir {
+    /// `LOG_TRACE_PATH` the user set.
+    UserSet(PathBuf),
+    /// A fresh `<log root>/<UTC time>` rd-chain creates right before the phase starts.
+    Fresh,
+}
+
+/// One `rdagent` invocation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phase {
+    pub kind: PhaseKind,
+    pub loops: u64,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub log_dir: LogDir,
+    /// Variables rd-chain sets on top of its own environment (the rest is inherited).
+    pub env: Vec<(&'static str, EnvValue)>,
+}
+
+/// The state of the SOTA factors before anything runs.
+#[derive(Debug)]
+pub enum SotaState {
+    /// Resolved from the factor phase's log once it has run.
+    AfterFactorPhase,
+    /// Resolved now from an existing log.
+    Resolved(Box<Resolution>),
+    /// A workspace given as is, checked now.
+    Workspace { dir: PathBuf, parquet: ParquetInfo },
+    /// The given source does not resolve; the run would stop with this error.
+    Failed(Error),
+}
+
+/// Everything a chain run will do.
+#[derive(Debug)]
+pub struct Plan {
+    pub config: RunConfig,
+    pub cwd: PathBuf,
+    pub started: Utc,
+    /// The rdagent program, or why it cannot be used.
+    pub rdagent: std::result::Result<PathBuf, String>,
+    /// `false` when no phase runs (only the resolution is reported).
+    pub needs_rdagent: bool,
+    pub log_root: PathBuf,
+    pub run_record: PathBuf,
+    pub hook_dir: PathBuf,
+    pub sota: SotaState,
+    /// `None` when there is no model phase.
+    pub hook: Option<HookDecision>,
+    pub phases: Vec<Phase>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// The first problem that stops the run, in the order the run meets them: rdagent, log root, SOTA source.
+    pub fn blocking_error(&self) -> Option<Error> {
+        if self.needs_rdagent {
+            if let Err(why) = &self.rdagent {
+                return Some(Error::RdagentMissing(why.clone()));
+            }
+        }
+        if let Err(e) = check_writable(&self.log_root) {
+            return Some(e);
+        }
+        match &self.sota {
+            SotaState::Failed(e) => Some(clone_error(e)),
+            _ => None,
+        }
+    }
+
+    pub fn phase(&self, kind: PhaseKind) -> Option<&Phase> {
+        self.phases.iter().find(|p| p.kind == kind)
+    }
+}
+
+/// Errors are not `Clone` (they may hold an io::Error); the plan keeps one and reports a copy of its text.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Usage(m) => Error::Usage(m.clone()),
+        Error::Resolution(m) => Error::Resolution(m.clone()),
+        Error::RdagentMissing(m) => Error::RdagentMissing(m.clone()),
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Build the plan. Reads the SOTA source (if given), looks rdagent up, asks its interpreter about the hook.
+pub fn build(config: RunConfig, cwd: &Path, env: &BTreeMap<String, String>, warnings: Vec<String>) -> Plan {
+    let started = Utc::now();
+    let log_root = absolute(cwd, &config.log_root.value);
+    let run_id = started.log_dir_name();
+    let record_dir = log_root.join("rd-chain");
+    let run_record = record_dir.join(format!("{run_id}.json"));
+    let hook_dir = record_dir.join(format!("{run_id}.hook"));
+
+    let runs_factor = config.sota.source == SotaSource::FactorPhase;
+    let runs_model = config.model_loops.value > 0;
+    let needs_rdagent = runs_factor || runs_model;
+    let rdagent = find_rdagent(config.rdagent.value.as_deref(), cwd, env);
+
+    let sota = match &config.sota.source {
+        SotaSource::FactorPhase => SotaState::AfterFactorPhase,
+        SotaSource::Log(p) => {
+            let req = ResolveRequest {
+                path: absolute(cwd, p),
+                pick: config.pick.value,
+                workspace_path_env: config.workspace_path_env.clone(),
+                cwd: cwd.to_path_buf(),
+            };
+            match resolve::resolve(&req) {
+                Ok(r) => SotaState::Resolved(Box::new(r)),
+                Err(e) => SotaState::Failed(e),
+            }
+        }
+        SotaSource::Workspace(p) => {
+            let dir = absolute(cwd, p);
+            match resolve::check_workspace(&dir) {
+                Ok(parquet) => SotaState::Workspace { dir, parquet },
+                Err(e) => SotaState::Failed(e),
+            }
+        }
+    };
+
+    // The probe sees the environment the model phase's rdagent will see.
+    let hook = match (&rdagent, runs_model) {
+        (_, false) => None,
+        (Ok(program), true) => Some(hook::decide_in_env(config.hook.value, program, env)),
+        (Err(_), true) => Some(hook::decide_in_env(config.hook.value, Path::new("rdagent"), env)),
+    };
+
+    let mut phases = Vec::new();
+    let mut user_log = config.log_trace_path.as_ref().map(|p| absolute(cwd, p));
+    if runs_factor {
+        phases.push(Phase {
+            kind: PhaseKind::Factor,
+            loops: config.factor_loops.value,
+            args: rdagent_args(
+                PhaseKind::Factor,
+                config.factor_loops.value,
+                config.factor_duration.value.as_deref(),
+            ),
+            cwd: cwd.to_path_buf(),
+            log_dir: user_log.take().map_or(LogDir::Fresh, LogDir::UserSet),
+            env: vec![("LOG_TRACE_PATH", EnvValue::Pending("the phase's log dir"))],
+        });
+    }
+    if runs_model {
+        let sota_env = model_sota_env(&sota, runs_factor);
+        let mut env_set = vec![("LOG_TRACE_PATH", EnvValue::Pending("the phase's log dir"))];
+        env_set.extend(sota_env);
+        env_set.push((
+            "USE_ALPHA_FACTORS",
+            EnvValue::Known(OsString::from(if config.alpha_factors.value {
+                "true"
+            } else {
+                "false"
+            })),
+        ));
+        if hook.as_ref().is_some_and(|h| h.enabled) {
+            env_set.push((
+                "PYTHONPATH",
+                EnvValue::Known(hook::pythonpath(
+                    &hook_dir,
+                    env.get("PYTHONPATH").map(std::ffi::OsStr::new),
+                )),
+            ));
+        }
+        phases.push(Phase {
+            kind: PhaseKind::Model,
+            loops: config.model_loops.value,
+            args: rdagent_args(
+                PhaseKind::Model,
+                config.model_loops.value,
+                config.model_duration.value.as_deref(),
+            ),
+            cwd: cwd.to_path_buf(),
+            log_dir: user_log.take().map_or(LogDir::Fresh, LogDir::UserSet),
+            env: env_set,
+        });
+    }
+
+    Plan {
+        config,
+        cwd: cwd.to_path_buf(),
+        started,
+        rdagent,
+        needs_rdagent,
+        log_root,
+        run_record,
+        hook_dir,
+        sota,
+        hook,
+        phases,
+        warnings,
+    }
+}
+
+/// `fin_factor --loop-n N [--all-duration D]`: `--loop-n` is the spelling every rdagent release accepts.
+pub fn rdagent_args(kind: PhaseKind, loops: u64, duration: Option<&str>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        kind.subcommand().into(),
+        "--loop-n".into(),
+        loops.to_string().into(),
+    ];
+    if let Some(d) = duration {
+        args.push("--all-duration".into());
+        args.push(d.into());
+    }
+    args
+}
+
+/// The SOTA variables of the model phase.
+pub fn model_sota_env(sota: &SotaState, from_factor_phase: bool) -> Vec<(&'static str, EnvValue)> {
+    let (workspace, parquet, log) = match sota {
+        SotaState::Resolved(r) => (
+            EnvValue::Known(r.workspace.clone().into()),
+            EnvValue::Known(r.parquet.path.clone().into()),
+            EnvValue::Known(r.log_dir.clone().into()),
+        ),
+        SotaState::Workspace { dir, parquet } => (
+            EnvValue::Known(dir.clone().into()),
+            EnvValue::Known(parquet.path.clone().into()),
+            EnvValue::Unset,
+        ),
+        SotaState::AfterFactorPhase if from_factor_phase => (
+            EnvValue::Pending("the SOTA workspace resolved from the factor phase's log"),
+            EnvValue::Pending("<that workspace>/combined_factors_df.parquet"),
+            EnvValue::Pending("the factor phase's log dir"),
+        ),
+        _ => (
+            EnvValue::Pending("unresolved"),
+            EnvValue::Pending("unresolved"),
+            EnvValue::Pending("unresolved"),
+        ),
+    };
+    let mut out = vec![
+        ("LOAD_SOTA_FROM_WORKSPACE", EnvValue::Known("true".into())),
+        ("SOTA_WORKSPACE_PATH", workspace),
+        ("SOTA_FACTORS_PATH", parquet),
+    ];
+    // A workspace given as is has no factor log to record: SOTA_LOG_PATH is then removed for the child.
+    out.push(("SOTA_LOG_PATH", log));
+    out.push(("LOAD_SOTA_FROM_LOG", EnvValue::Known("false".into())));
+    out
+}
+
+/// `p` made absolute against `cwd` (no symlink resolution, no I/O).
+pub fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        let joined = cwd.join(p);
+        // Drop `.` components so printed paths stay readable.
+        joined.components().collect()
+    }
+}
+
+/// Find the rdagent program: a path as given, or a bare name looked up on the environment's PATH.
+pub fn find_rdagent(
+    given: Option<&Path>,
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+) -> std::result::Result<PathBuf, String> {
+    let install_hint = "install RD-Agent (`pip install rdagent`) in the active environment, or point rd-chain \
+                        at it with --rdagent PATH or RDAGENT_BIN";
+    let name = given.unwrap_or(Path::new("rdagent"));
+    if name.components().count() > 1 || name.is_absolute() {
+        let path = absolute(cwd, name);
+        return match std::fs::metadata(&path) {
+            Err(e) => Err(format!("rdagent program {} cannot be used: {e}; {install_hint}", path.display())),
+            Ok(m) if !m.is_file() => Err(format!(
+                "rdagent program {} is not a file; {install_hint}",
+                path.display()
+            )),
+            Ok(m) if !is_executable(&m) => Err(format!(
+                "rdagent program {} is not executable: chmod +x it, or {install_hint}",
+                path.display()
+            )),
+            Ok(_) => Ok(path),
+        };
+    }
+    let path_var = env.get("PATH").map(String::as_str).unwrap_or("");
+    which::which_in(name, Some(path_var), cwd).map_err(|_| {
+        format!(
+            "`{}` was not found on PATH; {install_hint}",
+            name.display()
+        )
+    })
+}
+
+#[cfg(unix)]
+fn is_executable(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    m.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &std::fs::Metadata) -> bool {
+    true
+}
+
+/// The log root must be a writable directory, or creatable under its nearest existing ancestor.
+pub fn check_writable(log_root: &Path) -> Result<()> {
+    let mut probe = log_root;
+    loop {
+        match std::fs::metadata(probe) {
+            Ok(m) if m.is_dir() => {
+                if m.permissions().readonly() {
+                    return Err(Error::usage(format!(
+                        "the log root {} cannot be created or written: {} is read-only; choose another with \
+                         --log-root DIR",
+                        log_root.display(),
+                        probe.display()
+                    )));
+                }
+                return Ok(());
+            }
+            Ok(_) => {
+                return Err(Error::usage(format!(
+                    "the log root {} cannot be used: {} is not a directory; choose another with --log-root DIR",
+                    log_root.display(),
+                    probe.display()
+                )))
+            }
+            Err(_) => match probe.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => probe = parent,
+                _ => return Ok(()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_uses_the_dash_spelling_and_passes_durations() {
+        let a = rdagent_args(PhaseKind::Factor, 10, None);
+        assert_eq!(a, ["fin_factor", "--loop-n", "10"].map(OsString::from));
+        let a = rdagent_args(PhaseKind::Model, 3, Some("6h"));
+        assert_eq!(
+            a,
+            ["fin_model", "--loop-n", "3", "--all-duration", "6h"].map(OsString::from)
+        );
+    }
+
+    #[test]
+    fn absolute_joins_and_drops_dots() {
+        let cwd = Path::new("/home/u/proj");
+        assert_eq!(absolute(cwd, Path::new("./log")), PathBuf::from("/home/u/proj/log"));
+        assert_eq!(absolute(cwd, Path::new("/x/y")), PathBuf::from("/x/y"));
+    }
+
+    #[test]
+    fn rdagent_lookup_reports_what_to_do() {
+        let env = BTreeMap::from([("PATH".to_string(), "/nonexistent-dir".to_string())]);
+        let e = find_rdagent(None, Path::new("/"), &env).unwrap_err();
+        assert!(e.contains("not found on PATH") && e.contains("--rdagent"), "{e}");
+        let e = find_rdagent(Some(Path::new("/nonexistent-dir/rdagent")), Path::new("/"), &env).unwrap_err();
+        assert!(e.contains("/nonexistent-dir/rdagent"), "{e}");
+    }
+
+    #[test]
+    fn writable_check_walks_up_to_an_existing_dir() {
+        let tmp = std::env::temp_dir();
+        assert!(check_writable(&tmp.join("rd-chain-no-such/deeper/log")).is_ok());
+        let file = tmp.join(format!("rd-chain-plan-test-{}", std::process::id()));
+        std::fs::write(&file, b"x").unwrap();
+        let e = check_writable(&file.join("log")).unwrap_err();
+        std::fs::remove_file(&file).unwrap();
+        assert!(e.to_string().contains("is not a directory"), "{e}");
+    }
+}

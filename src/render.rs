@@ -1,0 +1,334 @@
+//! The dry-run plan as text for people and as one JSON document for machines (fields in docs/usage.md).
+//!
+//! Rendering only: it reads nothing and decides nothing; every fact comes from the `Plan`.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::cli::{Origin, RunConfig, Setting, SotaSource};
+use crate::json::Json;
+use crate::plan::{EnvValue, LogDir, Phase, Plan, SotaState};
+use crate::{exit, report};
+
+fn setting_json<T>(s: &Setting<T>, value: Json) -> Json {
+    Json::object()
+        .with("value", value)
+        .with("origin", s.origin.to_string())
+}
+
+fn lossy(s: &OsStr) -> String {
+    s.to_string_lossy().into_owned()
+}
+
+/// Every setting with its value and origin.
+pub fn settings_json(c: &RunConfig) -> Json {
+    Json::object()
+        .with("factor_loops", setting_json(&c.factor_loops, c.factor_loops.value.into()))
+        .with("model_loops", setting_json(&c.model_loops, c.model_loops.value.into()))
+        .with(
+            "factor_duration",
+            setting_json(&c.factor_duration, c.factor_duration.value.clone().into()),
+        )
+        .with(
+            "model_duration",
+            setting_json(&c.model_duration, c.model_duration.value.clone().into()),
+        )
+        .with("pick", setting_json(&c.pick, c.pick.value.to_string().into()))
+        .with(
+            "rdagent",
+            setting_json(&c.rdagent, c.rdagent.value.as_ref().map(|p| Json::from(p.as_path())).into()),
+        )
+        .with("log_root", setting_json(&c.log_root, c.log_root.value.as_path().into()))
+        .with("alpha_factors", setting_json(&c.alpha_factors, c.alpha_factors.value.into()))
+        .with("hook", setting_json(&c.hook, c.hook.value.as_str().into()))
+        .with("kill_after", setting_json(&c.kill_after, c.kill_after.value.into()))
+        .with("dry_run", setting_json(&c.dry_run, c.dry_run.value.into()))
+}
+
+fn source_name(s: &SotaSource) -> &'static str {
+    match s {
+        SotaSource::FactorPhase => "factor-phase",
+        SotaSource::Log(_) => "log",
+        SotaSource::Workspace(_) => "workspace",
+    }
+}
+
+fn source_path(s: &SotaSource) -> Option<&std::path::Path> {
+    match s {
+        SotaSource::FactorPhase => None,
+        SotaSource::Log(p) | SotaSource::Workspace(p) => Some(p),
+    }
+}
+
+fn env_json(v: &EnvValue) -> Json {
+    match v {
+        EnvValue::Known(v) => Json::from(lossy(v)),
+        EnvValue::Pending(what) => Json::object().with("pending", *what),
+        EnvValue::Unset => Json::Null,
+    }
+}
+
+fn log_dir_text(plan: &Plan, d: &LogDir) -> String {
+    match d {
+        LogDir::UserSet(p) => format!("{} (LOG_TRACE_PATH you set)", p.display()),
+        LogDir::Fresh => format!(
+            "a fresh {}/<UTC time> created when the phase starts",
+            plan.log_root.display()
+        ),
+    }
+}
+
+fn phase_argv(plan: &Plan, p: &Phase) -> Vec<String> {
+    let program = match &plan.rdagent {
+        Ok(path) => path.display().to_string(),
+        Err(_) => "rdagent".to_string(),
+    };
+    std::iter::once(program)
+        .chain(p.args.iter().map(|a| lossy(a)))
+        .collect()
+}
+
+/// The plan as one JSON document.
+pub fn plan_json(plan: &Plan) -> Json {
+    let problem = plan.blocking_error();
+    let c = &plan.config;
+    let sota_state = match &plan.sota {
+        SotaState::AfterFactorPhase => Json::object().with("state", "after-factor-phase"),
+        SotaState::Resolved(r) => Json::object()
+            .with("state", "resolved")
+            .with("workspace", r.workspace.as_path())
+            .with("parquet", r.parquet.path.as_path())
+            .with("resolution", report::resolution_json(r)),
+        SotaState::Workspace { dir, parquet } => Json::object()
+            .with("state", "checked")
+            .with("workspace", dir.as_path())
+            .with(
+                "parquet",
+                Json::object()
+                    .with("path", parquet.path.as_path())
+                    .with("bytes", parquet.bytes),
+            ),
+        SotaState::Failed(e) => Json::object()
+            .with("state", "failed")
+            .with("exit_code", e.exit_code() as i64)
+            .with("error", e.to_string()),
+    };
+    let mut sota = Json::object()
+        .with("source", source_name(&c.sota.source))
+        .with("path", source_path(&c.sota.source))
+        .with("origin", c.sota.origin.to_string())
+        .with("others", c.sota.others.clone());
+    if let Json::Object(fields) = sota_state {
+        for (k, v) in fields {
+            sota.push(&k, v);
+        }
+    }
+    let phases: Vec<Json> = plan
+        .phases
+        .iter()
+        .map(|p| {
+            let log_dir = match &p.log_dir {
+                LogDir::UserSet(d) => Json::from(d.as_path()),
+                LogDir::Fresh => Json::object().with("fresh_under", plan.log_root.as_path()),
+            };
+            Json::object()
+                .with("phase", p.kind.name())
+                .with("loops", p.loops)
+                .with("argv", phase_argv(plan, p))
+                .with("cwd", p.cwd.as_path())
+                .with("log_dir", log_dir)
+                .with(
+                    "env",
+                    Json::Object(
+                        p.env
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), env_json(v)))
+                            .collect(),
+                    ),
+                )
+        })
+        .collect();
+    Json::object()
+        .with("dry_run", true)
+        .with("can_run", problem.is_none())
+        .with(
+            "exit_code",
+            problem.as_ref().map_or(exit::OK, |e| e.exit_code()) as i64,
+        )
+        .with("problem", problem.as_ref().map(|e| e.to_string()))
+        .with("cwd", plan.cwd.as_path())
+        .with("settings", settings_json(c))
+        .with("warnings", plan.warnings.clone())
+        .with(
+            "rdagent",
+            Json::object()
+                .with("needed", plan.needs_rdagent)
+                .with("path", plan.rdagent.as_ref().ok().map(|p| Json::from(p.as_path())))
+                .with("error", plan.rdagent.as_ref().err().cloned()),
+        )
+        .with("log_root", plan.log_root.as_path())
+        .with("run_record", plan.run_record.as_path())
+        .with("sota", sota)
+        .with("hook", plan.hook.as_ref().map(|h| h.to_json()))
+        .with("phases", phases)
+}
+
+/// The plan as text.
+pub fn plan_text(plan: &Plan) -> String {
+    let c = &plan.config;
+    let mut out = String::new();
+    out.push_str("rd-chain dry run: the plan below is not run and nothing is written\n\n");
+    out.push_str("Settings (value, origin)\n");
+    let rows: Vec<(&str, String, &Origin)> = vec![
+        ("factor loops", c.factor_loops.value.to_string(), &c.factor_loops.origin),
+        ("model loops", c.model_loops.value.to_string(), &c.model_loops.origin),
+        (
+            "factor duration",
+            c.factor_duration.value.clone().unwrap_or_else(|| "none".into()),
+            &c.factor_duration.origin,
+        ),
+        (
+            "model duration",
+            c.model_duration.value.clone().unwrap_or_else(|| "none".into()),
+            &c.model_duration.origin,
+        ),
+        ("pick", c.pick.value.to_string(), &c.pick.origin),
+        (
+            "rdagent",
+            c.rdagent
+                .value
+                .as_ref()
+                .map_or_else(|| "rdagent on PATH".into(), |p| p.display().to_string()),
+            &c.rdagent.origin,
+        ),
+        ("log root", c.log_root.value.display().to_string(), &c.log_root.origin),
+        ("alpha factors", c.alpha_factors.value.to_string(), &c.alpha_factors.origin),
+        ("hook", c.hook.value.as_str().to_string(), &c.hook.origin),
+        ("kill after", format!("{}s", c.kill_after.value), &c.kill_after.origin),
+    ];
+    for (name, value, origin) in rows {
+        let _ = writeln!(out, "  {name:<16} {value:<28} {origin}");
+    }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "  warning: {w}");
+    }
+
+    out.push_str("\nSOTA source\n");
+    let won = match &c.sota.source {
+        SotaSource::FactorPhase => "the factor phase's own log (no SOTA source given)".to_string(),
+        SotaSource::Log(p) => format!("the factor log {}", p.display()),
+        SotaSource::Workspace(p) => format!("the workspace {}", p.display()),
+    };
+    let _ = writeln!(out, "  used: {won}  [{}]", c.sota.origin);
+    for o in &c.sota.others {
+        let _ = writeln!(out, "  not used: {o}");
+    }
+    match &plan.sota {
+        SotaState::AfterFactorPhase => {
+            out.push_str("  resolved after the factor phase, from its log (pick ");
+            let _ = writeln!(out, "{})", c.pick.value);
+        }
+        SotaState::Resolved(r) => {
+            out.push('\n');
+            for line in report::inspect_text(r).lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        SotaState::Workspace { dir, parquet } => {
+            let _ = writeln!(
+                out,
+                "  workspace {} checked: {} ({} bytes, PAR1 magic ok)",
+                dir.display(),
+                parquet.path.display(),
+                parquet.bytes
+            );
+        }
+        SotaState::Failed(e) => {
+            let _ = writeln!(out, "  cannot be resolved (exit {}): {e}", e.exit_code());
+        }
+    }
+
+    out.push_str("\nrdagent\n");
+    match (&plan.rdagent, plan.needs_rdagent) {
+        (_, false) => out.push_str("  not needed: no phase runs (model loops is 0 and a SOTA source is given)\n"),
+        (Ok(p), true) => {
+            let _ = writeln!(out, "  {}", p.display());
+        }
+        (Err(why), true) => {
+            let _ = writeln!(out, "  missing: {why}");
+        }
+    }
+    if let Some(h) = &plan.hook {
+        let consumer = if h.enabled {
+            "rd-chain's sitecustomize hook"
+        } else {
+            "rdagent itself (env vars only)"
+        };
+        let _ = writeln!(
+            out,
+            "\nFactor consumer in the model phase: {consumer}\n  hook {}: {}",
+            h.mode.as_str(),
+            h.reason
+        );
+        if h.enabled {
+            let _ = writeln!(out, "  hook dir: {}", plan.hook_dir.display());
+        }
+    }
+
+    out.push_str("\nPhases\n");
+    if plan.phases.is_empty() {
+        out.push_str("  none: the SOTA is resolved and reported only\n");
+    }
+    for (i, p) in plan.phases.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {} phase ({} loops)", i + 1, p.kind.name(), p.loops);
+        let _ = writeln!(out, "     argv: {}", phase_argv(plan, p).join(" "));
+        let _ = writeln!(out, "     cwd:  {}", p.cwd.display());
+        let _ = writeln!(out, "     log:  {}", log_dir_text(plan, &p.log_dir));
+        for (k, v) in &p.env {
+            let shown = match v {
+                EnvValue::Known(v) => lossy(v),
+                EnvValue::Pending(what) => format!("<{what}>"),
+                EnvValue::Unset => "(removed)".to_string(),
+            };
+            let shown = if *k == "LOG_TRACE_PATH" {
+                "<the phase's log dir above>".to_string()
+            } else {
+                shown
+            };
+            let _ = writeln!(out, "     env:  {k}={shown}");
+        }
+    }
+    let _ = writeln!(out, "\nRun record: {}", plan.run_record.display());
+    match plan.blocking_error() {
+        None => out.push_str("Result: the plan can run (exit 0)\n"),
+        Some(e) => {
+            let _ = writeln!(out, "Result: the run would stop with exit {}: {e}", e.exit_code());
+        }
+    }
+    out
+}
+
+/// `1h 02m 03s`, `4m 05s`, `6.2s`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h {:02}m {:02}s", s / 3600, s % 3600 / 60, s % 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(6200)), "6.2s");
+        assert_eq!(human_duration(Duration::from_secs(245)), "4m 05s");
+        assert_eq!(human_duration(Duration::from_secs(3723)), "1h 02m 03s");
+    }
+}

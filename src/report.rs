@@ -1,0 +1,707 @@
+//! What `rd-chain resolve`, `inspect` and `list` print: text for people, JSON for programs.
+//!
+//! Output only: every value comes from `resolve`/`session`; nothing here reads snapshots or decides anything.
+//! `resolve` prints exactly one line (the workspace) so `$(rd-chain resolve LOG)` works; diagnostics go to
+//! stderr through `log`, never to stdout.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::json::Json;
+use crate::resolve::{
+    absolute, check_parquet, inspect, pick_index, Inspection, Located, Pick, Picked, Resolution,
+    ResolveRequest, Survey, PARQUET_FILE,
+};
+use crate::session::{ExperimentKind, SESSION_DIR};
+use crate::{Error, Result};
+
+// ----------------------------------------------------------------------------------------------- resolve
+
+/// `resolve` stdout: the workspace path and a newline, as raw bytes on Unix so a non-UTF-8 path survives
+/// `$(...)`.
+pub fn resolve_stdout(r: &Resolution) -> Vec<u8> {
+    let mut out = path_bytes(&r.workspace);
+    out.push(b'\n');
+    out
+}
+
+/// `resolve` stdout as text (lossy for non-UTF-8 paths).
+pub fn resolve_text(r: &Resolution) -> String {
+    format!("{}\n", r.workspace.display())
+}
+
+#[cfg(unix)]
+fn path_bytes(p: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+
+#[cfg(not(unix))]
+fn path_bytes(p: &Path) -> Vec<u8> {
+    p.to_string_lossy().into_owned().into_bytes()
+}
+
+/// `resolve --json`: the whole resolution as one object.
+pub fn resolution_json(r: &Resolution) -> Json {
+    document(&r.survey, r.pick, Ok(&r.picked()))
+}
+
+/// `inspect --json`: like `resolution_json`, with `pick.error` (and null workspace) when the pick failed.
+pub fn inspection_json(i: &Inspection) -> Json {
+    document(&i.survey, i.pick, i.outcome.as_ref())
+}
+
+fn located_json(l: Option<&Located>) -> (Json, Json) {
+    match l {
+        Some(l) => (Json::from(&l.path), Json::from(l.mapping.as_str())),
+        None => (Json::Null, Json::Null),
+    }
+}
+
+fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &Error>) -> Json {
+    let session = &survey.session;
+    let snap = &session.snapshot;
+    let history: Vec<Json> = survey
+        .entries
+        .iter()
+        .map(|status| {
+            let e = &status.entry;
+            let (workspace, mapping) = located_json(status.located.as_ref());
+            let metrics = match &e.metrics {
+                Some(m) => Json::Object(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), Json::Float(*v)))
+                        .collect(),
+                ),
+                None => Json::Null,
+            };
+            Json::object()
+                .with("index", e.index)
+                .with("loop", e.loop_id)
+                .with("class", e.class.clone())
+                .with("kind", e.kind.as_str())
+                .with("decision", e.decision)
+                .with(
+                    "workspace_recorded",
+                    e.workspace.as_ref().map(|w| w.text.clone()),
+                )
+                .with(
+                    "workspace_stored_as",
+                    e.workspace.as_ref().map(|w| w.stored_as.clone()),
+                )
+                .with("workspace", workspace)
+                .with("mapping", mapping)
+                .with("parquet_exists", status.parquet_exists)
+                .with("metrics", metrics)
+        })
+        .collect();
+    let skipped: Vec<Json> = session
+        .skipped
+        .iter()
+        .map(|s| {
+            Json::object()
+                .with("path", &s.path)
+                .with("reason", s.reason.as_str())
+        })
+        .collect();
+    let mut pick_json = Json::object().with("policy", pick.to_string());
+    let (workspace, mapping, parquet, tried) = match outcome {
+        Ok(p) => {
+            pick_json.push("index", p.index);
+            pick_json.push("loop", p.loop_id);
+            let tried: Vec<Json> = p
+                .paths_tried
+                .iter()
+                .map(|(m, path)| {
+                    Json::object()
+                        .with("mapping", m.as_str())
+                        .with("path", path)
+                })
+                .collect();
+            (
+                Json::from(&p.workspace),
+                Json::from(p.mapping.as_str()),
+                Json::object()
+                    .with("path", &p.parquet.path)
+                    .with("bytes", p.parquet.bytes),
+                Json::Array(tried),
+            )
+        }
+        Err(e) => {
+            pick_json.push("index", Json::Null);
+            pick_json.push("loop", Json::Null);
+            pick_json.push("error", e.to_string());
+            (Json::Null, Json::Null, Json::Null, Json::Array(Vec::new()))
+        }
+    };
+    Json::object()
+        .with("log_dir", &session.log_dir)
+        .with("project_root", &survey.project_root)
+        .with(
+            "snapshot",
+            Json::object()
+                .with("path", &snap.path)
+                .with("loop", snap.loop_id)
+                .with("step", snap.step)
+                .with("signed", snap.signed)
+                .with("hmac_verified", false)
+                .with("protocol", u32::from(snap.protocol))
+                .with("bytes", snap.bytes)
+                .with("loop_class", snap.loop_class.clone())
+                .with("hist_len", session.history.len()),
+        )
+        .with("loop_dirs", session.loop_dirs)
+        .with("snapshot_files", session.snapshot_files)
+        .with("candidates_read", session.candidates_read)
+        .with("skipped", Json::Array(skipped))
+        .with("history", Json::Array(history))
+        .with("pick", pick_json)
+        .with("workspace", workspace)
+        .with("path_mapping", mapping)
+        .with("parquet", parquet)
+        .with("paths_tried", tried)
+}
+
+/// `rd-chain resolve PATH [--json]`: stdout bytes, or the error that decides the exit code.
+pub fn resolve_command(req: &ResolveRequest, json: bool) -> Result<Vec<u8>> {
+    let r = crate::resolve::resolve(req)?;
+    Ok(if json {
+        resolution_json(&r).pretty().into_bytes()
+    } else {
+        resolve_stdout(&r)
+    })
+}
+
+// ----------------------------------------------------------------------------------------------- inspect
+
+/// A snapshot path shown relative to the log dir when it is inside it.
+fn short_path(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+}
+
+/// Header names for well-known metrics; others show their last dotted part.
+fn metric_header(label: &str) -> String {
+    let tail = label.rsplit('.').next().unwrap_or(label);
+    match tail {
+        "annualized_return" => "ann.ret".to_string(),
+        "max_drawdown" => "max.dd".to_string(),
+        "information_ratio" => "IR".to_string(),
+        _ => tail.to_string(),
+    }
+}
+
+fn format_metric(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Lay out rows as columns; `right[i]` right-aligns column `i`. Trailing spaces are trimmed.
+fn table(rows: &[Vec<String>], right: &[bool]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = widths[i] - cell.chars().count();
+            if right.get(i).copied().unwrap_or(false) {
+                line.extend(std::iter::repeat_n(' ', pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `rd-chain inspect PATH` for a resolved run: header lines, then the history table with the picked entry
+/// marked `*`.
+pub fn inspect_text(r: &Resolution) -> String {
+    render_inspection(&r.survey, r.pick, Ok(&r.picked()))
+}
+
+/// `rd-chain inspect PATH` whether or not the pick succeeded (a failed pick is shown in the header).
+pub fn inspection_text(i: &Inspection) -> String {
+    render_inspection(&i.survey, i.pick, i.outcome.as_ref())
+}
+
+fn render_inspection(
+    survey: &Survey,
+    pick: Pick,
+    outcome: std::result::Result<&Picked, &Error>,
+) -> String {
+    let session = &survey.session;
+    let snap = &session.snapshot;
+    let mut header: Vec<(&str, String)> = Vec::new();
+    header.push(("log dir", session.log_dir.display().to_string()));
+    header.push(("project", survey.project_root.display().to_string()));
+    let position = match (snap.loop_id, snap.step) {
+        (Some(l), Some(s)) => format!(" (loop {l}, step {s})"),
+        (None, Some(s)) => format!(" (step {s})"),
+        _ => String::new(),
+    };
+    header.push((
+        "snapshot",
+        format!(
+            "{}{position}, {} bytes",
+            short_path(&snap.path, &session.log_dir),
+            snap.bytes
+        ),
+    ));
+    let envelope = if snap.signed {
+        "signed (RDAGENT_SIGNED_PICKLE_V1; HMAC not verified)"
+    } else {
+        "bare pickle"
+    };
+    header.push(("format", format!("{envelope}, protocol {}", snap.protocol)));
+    if let Some(class) = &snap.loop_class {
+        header.push(("loop", class.clone()));
+    }
+    if session.session_dir.is_some() {
+        header.push((
+            "read",
+            format!(
+                "{} of {} snapshot files ({} loop directories)",
+                session.candidates_read, session.snapshot_files, session.loop_dirs
+            ),
+        ));
+    }
+    for s in &session.skipped {
+        header.push((
+            "skipped",
+            format!("{}: {}", short_path(&s.path, &session.log_dir), s.reason),
+        ));
+    }
+    header.push(("history", survey.counts().to_string()));
+    match outcome {
+        Ok(p) => {
+            let at = match p.loop_id {
+                Some(l) => format!("#{} (loop {l})", p.index),
+                None => format!("#{}", p.index),
+            };
+            header.push(("pick", format!("{pick} -> {at}")));
+            header.push((
+                "workspace",
+                format!("{} ({})", p.workspace.display(), p.mapping),
+            ));
+            header.push((
+                "parquet",
+                format!("{} ({} bytes)", p.parquet.path.display(), p.parquet.bytes),
+            ));
+        }
+        Err(e) => {
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or("").to_string();
+            header.push(("pick", format!("{pick} -> none: {first}")));
+        }
+    }
+    let mut out = String::new();
+    for (key, value) in &header {
+        out.push_str(&format!("{key:<10} {value}\n"));
+    }
+    out.push('\n');
+    if survey.entries.is_empty() {
+        out.push_str("(the history is empty)\n");
+        return out;
+    }
+
+    let mut metric_labels: Vec<&str> = Vec::new();
+    for status in &survey.entries {
+        for (label, _) in status.entry.metrics.iter().flatten() {
+            if !metric_labels.contains(&label.as_str()) {
+                metric_labels.push(label);
+            }
+        }
+    }
+    let picked = outcome.ok().map(|p| p.index);
+    let mut rows = Vec::new();
+    let mut head = vec![
+        String::new(),
+        "#".to_string(),
+        "loop".to_string(),
+        "kind".to_string(),
+        "decision".to_string(),
+        "parquet".to_string(),
+    ];
+    head.extend(metric_labels.iter().map(|l| metric_header(l)));
+    head.push("workspace".to_string());
+    rows.push(head);
+    for status in &survey.entries {
+        let e = &status.entry;
+        let kind = match (e.kind, &e.class) {
+            (ExperimentKind::Other, Some(class)) => {
+                class.rsplit('.').next().unwrap_or("other").to_string()
+            }
+            (kind, _) => kind.as_str().to_string(),
+        };
+        let mut row = vec![
+            if picked == Some(e.index) { "*" } else { "" }.to_string(),
+            e.index.to_string(),
+            e.loop_id.map_or("-".to_string(), |l| l.to_string()),
+            kind,
+            match e.decision {
+                Some(true) => "accepted",
+                Some(false) => "rejected",
+                None => "-",
+            }
+            .to_string(),
+            match (&status.located, status.parquet_exists) {
+                (None, _) => "-",
+                (Some(_), true) => "yes",
+                (Some(_), false) => "no",
+            }
+            .to_string(),
+        ];
+        for label in &metric_labels {
+            let value = e
+                .metrics
+                .iter()
+                .flatten()
+                .find(|(l, _)| l == label)
+                .map_or("-".to_string(), |(_, v)| format_metric(*v));
+            row.push(value);
+        }
+        let workspace = match (&e.workspace, &status.located) {
+            (None, _) => "-".to_string(),
+            (Some(rec), Some(l)) => format!(
+                "{} ({})",
+                rec.last_segment().unwrap_or(&rec.text),
+                l.mapping
+            ),
+            (Some(rec), None) => format!("{} (not found)", rec.last_segment().unwrap_or(&rec.text)),
+        };
+        row.push(workspace);
+        rows.push(row);
+    }
+    let mut right = vec![false, true, true, false, false, false];
+    right.extend(metric_labels.iter().map(|_| true));
+    right.push(false);
+    out.push_str(&table(&rows, &right));
+    if let Some(index) = picked {
+        out.push_str(&format!("\n* = entry #{index}, picked by --pick {pick}\n"));
+    }
+    out
+}
+
+/// `rd-chain inspect PATH [--json]`: stdout, and the pick's error (exit 3) when it failed. The table is
+/// printed either way; an unreadable log gives no stdout and its error.
+pub fn inspect_command(req: &ResolveRequest, json: bool) -> (Vec<u8>, Result<()>) {
+    match inspect(req) {
+        Err(e) => (Vec::new(), Err(e)),
+        Ok(i) => {
+            let text = if json {
+                inspection_json(&i).pretty()
+            } else {
+                inspection_text(&i)
+            };
+            (text.into_bytes(), i.outcome.map(|_| ()))
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------- list
+
+/// What `list` shows about a readable run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunInfo {
+    pub loops: usize,
+    pub hist_entries: usize,
+    pub factor_experiments: usize,
+    pub accepted_factor: usize,
+    pub sota_index: Option<usize>,
+    pub sota_loop: Option<u64>,
+    pub workspace: Option<PathBuf>,
+    /// `Ok(bytes)` when the SOTA parquet passes the check, else a short reason.
+    pub parquet: std::result::Result<u64, String>,
+}
+
+/// One run directory under the log root.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    pub name: String,
+    pub path: PathBuf,
+    /// The run's readable facts, or why it could not be read.
+    pub info: std::result::Result<RunInfo, String>,
+}
+
+/// `2026-01-14_16-14-52-886218` -> (2026, 1, 14, 16, 14, 52, 886218); the prefix RD-Agent names runs with.
+pub fn run_timestamp(name: &str) -> Option<[u32; 7]> {
+    let b = name.as_bytes();
+    if b.len() < 26 {
+        return None;
+    }
+    let seps = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'_'),
+        (13, b'-'),
+        (16, b'-'),
+        (19, b'-'),
+    ];
+    if seps.iter().any(|(i, c)| b[*i] != *c) {
+        return None;
+    }
+    let field = |from: usize, to: usize| -> Option<u32> {
+        let s = name.get(from..to)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    Some([
+        field(0, 4)?,
+        field(5, 7)?,
+        field(8, 10)?,
+        field(11, 13)?,
+        field(14, 16)?,
+        field(17, 19)?,
+        field(20, 26)?,
+    ])
+}
+
+/// The SOTA summary of one run; an unreadable run gives the short reason.
+fn summarize_run(
+    path: &Path,
+    workspace_env: Option<&Path>,
+    cwd: &Path,
+) -> std::result::Result<RunInfo, String> {
+    let req = ResolveRequest {
+        path: path.to_path_buf(),
+        pick: Pick::Sota,
+        workspace_path_env: workspace_env.map(Path::to_path_buf),
+        cwd: cwd.to_path_buf(),
+        project_root: None,
+    };
+    let survey = crate::resolve::survey(&req)
+        .map_err(|e| e.to_string().lines().next().unwrap_or("").to_string())?;
+    let counts = survey.counts();
+    let mut info = RunInfo {
+        loops: survey.session.loop_dirs,
+        hist_entries: counts.entries,
+        factor_experiments: counts.factor,
+        accepted_factor: counts.accepted_factor,
+        sota_index: None,
+        sota_loop: None,
+        workspace: None,
+        parquet: Err(String::new()),
+    };
+    match pick_index(&survey, Pick::Sota) {
+        Err(_) if counts.factor == 0 => info.parquet = Err("no factor experiment".to_string()),
+        Err(_) => info.parquet = Err("no accepted factor experiment".to_string()),
+        Ok(index) => {
+            let status = &survey.entries[index];
+            info.sota_index = Some(index);
+            info.sota_loop = status.entry.loop_id;
+            info.parquet = match &status.located {
+                None => Err("workspace not found".to_string()),
+                Some(l) => {
+                    info.workspace = Some(l.path.clone());
+                    check_parquet(&l.path)
+                        .map(|p| p.bytes)
+                        .map_err(|(_, problem)| format!("{PARQUET_FILE} {problem}"))
+                }
+            };
+        }
+    }
+    Ok(info)
+}
+
+/// Every run directory under `root` (relative to `cwd`), newest first: by the timestamp in the name, then by
+/// modification time. A root that is itself a run lists just that run.
+pub fn list_runs(root: &Path, workspace_env: Option<&Path>, cwd: &Path) -> Result<Vec<RunSummary>> {
+    let root = absolute(cwd, root);
+    let mut dirs: Vec<(PathBuf, String, Option<SystemTime>)> = Vec::new();
+    let name_of = |p: &Path| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    if root.join(SESSION_DIR).is_dir() {
+        dirs.push((root.clone(), name_of(&root), None));
+    } else {
+        let entries = fs::read_dir(&root).map_err(|e| {
+            Error::resolution(format!(
+                "cannot list the log root {}: {e}; pass the directory that holds the run directories (default ./log)",
+                root.display()
+            ))
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !path.is_dir() {
+                continue;
+            }
+            let mtime = fs::metadata(&path).and_then(|m| m.modified()).ok();
+            dirs.push((path, name, mtime));
+        }
+    }
+    dirs.sort_by(|a, b| {
+        let key = |d: &(PathBuf, String, Option<SystemTime>)| (run_timestamp(&d.1), d.2);
+        key(b).cmp(&key(a)).then_with(|| b.1.cmp(&a.1))
+    });
+    Ok(dirs
+        .into_iter()
+        .map(|(path, name, _)| RunSummary {
+            info: summarize_run(&path, workspace_env, cwd),
+            name,
+            path,
+        })
+        .collect())
+}
+
+/// `list` as a table: one line per run.
+pub fn list_text(root: &Path, runs: &[RunSummary]) -> String {
+    if runs.is_empty() {
+        return format!("no run directories in {}\n", root.display());
+    }
+    let mut rows = vec![vec![
+        "run".to_string(),
+        "loops".to_string(),
+        "hist".to_string(),
+        "accepted".to_string(),
+        "sota".to_string(),
+        "parquet".to_string(),
+    ]];
+    for run in runs {
+        match &run.info {
+            Ok(info) => rows.push(vec![
+                run.name.clone(),
+                info.loops.to_string(),
+                info.hist_entries.to_string(),
+                info.accepted_factor.to_string(),
+                match (info.sota_index, info.sota_loop) {
+                    (Some(_), Some(l)) => format!("loop {l}"),
+                    (Some(i), None) => format!("#{i}"),
+                    _ => "-".to_string(),
+                },
+                match &info.parquet {
+                    Ok(bytes) => format!("ok ({bytes} bytes)"),
+                    Err(reason) => format!("no: {reason}"),
+                },
+            ]),
+            Err(reason) => rows.push(vec![
+                run.name.clone(),
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                "-".to_string(),
+                format!("unreadable: {reason}"),
+            ]),
+        }
+    }
+    table(&rows, &[false, true, true, true, true, false])
+}
+
+/// `list --json`: `{"log_root": ..., "runs": [...]}`.
+pub fn list_json(root: &Path, runs: &[RunSummary]) -> Json {
+    let runs: Vec<Json> = runs
+        .iter()
+        .map(|run| {
+            let base = Json::object()
+                .with("name", run.name.as_str())
+                .with("path", &run.path);
+            match &run.info {
+                Ok(info) => base
+                    .with("loops", info.loops)
+                    .with("hist_entries", info.hist_entries)
+                    .with("factor_experiments", info.factor_experiments)
+                    .with("accepted_factor", info.accepted_factor)
+                    .with("sota_index", info.sota_index)
+                    .with("sota_loop", info.sota_loop)
+                    .with("workspace", info.workspace.as_ref())
+                    .with("parquet_ok", info.parquet.is_ok())
+                    .with("parquet_bytes", info.parquet.as_ref().ok().copied())
+                    .with("reason", info.parquet.as_ref().err().cloned())
+                    .with("error", Json::Null),
+                Err(reason) => base.with("error", reason.as_str()),
+            }
+        })
+        .collect();
+    Json::object()
+        .with("log_root", root)
+        .with("runs", Json::Array(runs))
+}
+
+/// `rd-chain list [LOG_ROOT] [--json]`: stdout, or the error when the root itself cannot be listed.
+pub fn list_command(
+    root: &Path,
+    workspace_env: Option<&Path>,
+    cwd: &Path,
+    json: bool,
+) -> Result<Vec<u8>> {
+    let runs = list_runs(root, workspace_env, cwd)?;
+    let root = absolute(cwd, root);
+    Ok(if json {
+        list_json(&root, &runs).pretty().into_bytes()
+    } else {
+        list_text(&root, &runs).into_bytes()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_run_timestamps() {
+        assert_eq!(
+            run_timestamp("2026-01-14_16-14-52-886218"),
+            Some([2026, 1, 14, 16, 14, 52, 886218])
+        );
+        assert_eq!(
+            run_timestamp("2026-01-14_16-14-52-886218-extra"),
+            Some([2026, 1, 14, 16, 14, 52, 886218])
+        );
+        assert_eq!(run_timestamp("2026-01-14 16-14-52-886218"), None);
+        assert_eq!(run_timestamp("2026-01-14_16-14-52"), None);
+        assert_eq!(run_timestamp("my-run"), None);
+        assert_eq!(run_timestamp("2026-0a-14_16-14-52-886218"), None);
+        assert_eq!(run_timestamp("2026-01-14_16-14-52-88621\u{e9}"), None);
+    }
+
+    #[test]
+    fn table_aligns_columns_by_characters() {
+        let rows = vec![
+            vec!["a".to_string(), "1".to_string(), "é".to_string()],
+            vec!["bbb".to_string(), "22".to_string(), "x".to_string()],
+        ];
+        assert_eq!(
+            table(&rows, &[false, true, false]),
+            "a     1  é\nbbb  22  x\n"
+        );
+    }
+
+    #[test]
+    fn metric_headers_are_short() {
+        assert_eq!(metric_header("IC"), "IC");
+        assert_eq!(metric_header("Rank ICIR"), "Rank ICIR");
+        assert_eq!(
+            metric_header("1day.excess_return_with_cost.annualized_return"),
+            "ann.ret"
+        );
+        assert_eq!(
+            metric_header("1day.excess_return_with_cost.max_drawdown"),
+            "max.dd"
+        );
+        assert_eq!(metric_header("a.b.mean"), "mean");
+        assert_eq!(format_metric(0.012345), "0.0123");
+        assert_eq!(format_metric(f64::NAN), "NaN");
+    }
+}

@@ -1,0 +1,154 @@
+//! RD-Agent session snapshots: where they are, which one to read, and the experiment history inside it.
+//!
+//! `load` takes a log directory, its `__session__` directory or one snapshot file and returns the history of
+//! the snapshot with the most complete `trace.hist`. It reads only a handful of files, never executes a
+//! snapshot, and never looks at workspaces (that is `resolve`).
+
+pub mod history;
+pub mod metrics;
+pub mod numpy;
+pub mod paths;
+pub mod snapshot;
+
+use std::path::{Path, PathBuf};
+
+pub use history::{ExperimentKind, HistoryEntry};
+pub use metrics::Metrics;
+pub use paths::{PathFlavour, RecordedPath};
+pub use snapshot::{Input, SnapshotFile, SESSION_DIR};
+
+use snapshot::{choose, list_snapshots, locate, read_snapshot, ReadSnapshot};
+
+/// The snapshot a history was read from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SnapshotInfo {
+    pub path: PathBuf,
+    /// From `__session__/<loop>/`; `None` for a loose file given directly.
+    pub loop_id: Option<u64>,
+    /// From `<step>_<name>`.
+    pub step: Option<u64>,
+    /// RD-Agent 1.0's signed envelope (its HMAC is not verified).
+    pub signed: bool,
+    /// The pickle protocol.
+    pub protocol: u8,
+    pub bytes: u64,
+    /// The top object's class, e.g. `rdagent.app.qlib_rd_loop.factor.FactorRDLoop`.
+    pub loop_class: Option<String>,
+}
+
+/// A file that was read and could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The history of one run, from its best snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub log_dir: PathBuf,
+    /// `None` when one snapshot file was given directly.
+    pub session_dir: Option<PathBuf>,
+    /// Loop directories (`__session__/<int>`); 0 for a file given directly.
+    pub loop_dirs: usize,
+    /// Snapshot files found (1 for a file given directly).
+    pub snapshot_files: usize,
+    pub snapshot: SnapshotInfo,
+    pub history: Vec<HistoryEntry>,
+    /// Candidates that could not be read (a snapshot being written right now is cut short).
+    pub skipped: Vec<Skipped>,
+    /// How many snapshot files were read (including the skipped ones).
+    pub candidates_read: usize,
+}
+
+fn info(path: &Path, loop_id: Option<u64>, step: Option<u64>, read: &ReadSnapshot) -> SnapshotInfo {
+    SnapshotInfo {
+        path: path.to_path_buf(),
+        loop_id,
+        step,
+        signed: read.signed,
+        protocol: read.protocol,
+        bytes: read.bytes,
+        loop_class: read.loop_class.clone(),
+    }
+}
+
+/// Read the history of a log directory, its `__session__` directory, or one snapshot file (`path` absolute).
+pub fn load(path: &Path) -> crate::Result<Session> {
+    match locate(path)? {
+        Input::File {
+            log_dir,
+            path,
+            loop_id,
+            step,
+        } => {
+            let read = read_snapshot(&path).map_err(|reason| {
+                crate::Error::resolution(format!(
+                    "cannot use snapshot {}: {reason}",
+                    path.display()
+                ))
+            })?;
+            Ok(Session {
+                log_dir,
+                session_dir: None,
+                loop_dirs: 0,
+                snapshot_files: 1,
+                snapshot: info(&path, loop_id, step, &read),
+                history: read.history,
+                skipped: Vec::new(),
+                candidates_read: 1,
+            })
+        }
+        Input::Session {
+            log_dir,
+            session_dir,
+        } => {
+            let listing = list_snapshots(&session_dir)?;
+            if listing.files.is_empty() {
+                return Err(crate::Error::resolution(format!(
+                    "no session snapshot under {}: {} holds no <loop>/<step>_<name> files (RD-Agent writes one \
+                     after each step); the run has not finished a step yet, or it crashed before its first one",
+                    log_dir.display(),
+                    session_dir.display()
+                )));
+            }
+            let choice = choose(
+                &listing.files,
+                listing.newest(),
+                listing.loop_dirs,
+                |file| read_snapshot(&file.path),
+                |read| read.history.len(),
+            );
+            let skipped: Vec<Skipped> = choice
+                .skipped
+                .iter()
+                .map(|(i, reason)| Skipped {
+                    path: listing.files[*i].path.clone(),
+                    reason: reason.clone(),
+                })
+                .collect();
+            let Some((best, read)) = choice.best else {
+                let tried: Vec<String> = skipped
+                    .iter()
+                    .map(|s| format!("  {}: {}", s.path.display(), s.reason))
+                    .collect();
+                return Err(crate::Error::resolution(format!(
+                    "no snapshot in {} could be read; tried:\n{}",
+                    session_dir.display(),
+                    tried.join("\n")
+                )));
+            };
+            let file = &listing.files[best];
+            Ok(Session {
+                log_dir,
+                session_dir: Some(session_dir),
+                loop_dirs: listing.loop_dirs,
+                snapshot_files: listing.files.len(),
+                snapshot: info(&file.path, Some(file.loop_id), Some(file.step), &read),
+                history: read.history,
+                skipped,
+                candidates_read: choice.tried.len(),
+            })
+        }
+    }
+}

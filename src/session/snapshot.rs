@@ -1,0 +1,667 @@
+//! Finding and opening session snapshots: `<log>/__session__/<loop>/<step>_<name>` files, which of them to
+//! read, and RD-Agent 1.0's signed envelope around the pickle.
+//!
+//! Reads only the few files needed to decide which snapshot has the most complete history (never every file
+//! of a long run), and never executes a snapshot: the payload goes to `crate::pickle::decode`. The HMAC of a
+//! signed file is not verified (rd-chain holds no key and needs none: nothing in the payload is run).
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::pickle::{self, Options};
+
+use super::history::{loop_class, read_history, HistoryEntry};
+
+/// The directory RD-Agent writes snapshots to, inside a log directory.
+pub const SESSION_DIR: &str = "__session__";
+/// The first bytes of an RD-Agent 1.0 signed snapshot.
+pub const SIGNED_MAGIC: &[u8] = b"RDAGENT_SIGNED_PICKLE_V1\n";
+/// The HMAC-SHA256 that follows the magic.
+pub const HMAC_LEN: usize = 32;
+/// How many of the highest-numbered loops contribute their last snapshot as a candidate.
+pub const LAST_LOOPS: usize = 3;
+/// Payloads longer than this stay lengths only: metrics need a few floats, numpy blobs are never copied.
+pub const KEEP_BYTES_UP_TO: usize = 4096;
+
+/// One snapshot file: `<session>/<loop>/<step>_<name>`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SnapshotFile {
+    pub loop_id: u64,
+    pub step: u64,
+    pub path: PathBuf,
+}
+
+/// What the user pointed at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A log directory (or its `__session__`): choose among its snapshots.
+    Session {
+        log_dir: PathBuf,
+        session_dir: PathBuf,
+    },
+    /// One snapshot file: read exactly that one.
+    File {
+        log_dir: PathBuf,
+        path: PathBuf,
+        loop_id: Option<u64>,
+        step: Option<u64>,
+    },
+}
+
+/// `<int>` directory names: a loop.
+pub fn parse_loop_name(name: &OsStr) -> Option<u64> {
+    let bytes = name.as_encoded_bytes();
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// `<int>_<anything>` file names: a step.
+pub fn parse_step_name(name: &OsStr) -> Option<u64> {
+    let bytes = name.as_encoded_bytes();
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || bytes.get(digits) != Some(&b'_') {
+        return None;
+    }
+    std::str::from_utf8(&bytes[..digits]).ok()?.parse().ok()
+}
+
+fn is_named(path: &Path, name: &str) -> bool {
+    path.file_name() == Some(OsStr::new(name))
+}
+
+/// Work out what `path` (absolute) is: a log dir, a `__session__` dir, or one snapshot file.
+pub fn locate(path: &Path) -> crate::Result<Input> {
+    let meta = fs::metadata(path).map_err(|e| {
+        crate::Error::resolution(format!(
+            "cannot use {}: {e}; pass a log directory (log/<run>), its {SESSION_DIR} directory or one snapshot file",
+            path.display()
+        ))
+    })?;
+    if meta.is_file() {
+        let parent = path.parent().unwrap_or(path);
+        let grandparent = parent.parent();
+        let in_session = parse_loop_name(parent.file_name().unwrap_or_default()).is_some()
+            && grandparent.is_some_and(|g| is_named(g, SESSION_DIR));
+        let (log_dir, loop_id) = if in_session {
+            let session = grandparent.expect("checked above");
+            (
+                session.parent().unwrap_or(session).to_path_buf(),
+                parse_loop_name(parent.file_name().unwrap_or_default()),
+            )
+        } else {
+            (parent.to_path_buf(), None)
+        };
+        return Ok(Input::File {
+            log_dir,
+            path: path.to_path_buf(),
+            loop_id,
+            step: parse_step_name(path.file_name().unwrap_or_default()),
+        });
+    }
+    let session = path.join(SESSION_DIR);
+    if session.is_dir() {
+        return Ok(Input::Session {
+            log_dir: path.to_path_buf(),
+            session_dir: session,
+        });
+    }
+    if is_named(path, SESSION_DIR) {
+        return Ok(Input::Session {
+            log_dir: path.parent().unwrap_or(path).to_path_buf(),
+            session_dir: path.to_path_buf(),
+        });
+    }
+    if let (Some(_), Some(session)) = (
+        parse_loop_name(path.file_name().unwrap_or_default()),
+        path.parent(),
+    ) {
+        if is_named(session, SESSION_DIR) {
+            return Err(crate::Error::resolution(format!(
+                "{} is the directory of one loop: pass the log directory {} (or one snapshot file)",
+                path.display(),
+                session.parent().unwrap_or(session).display()
+            )));
+        }
+    }
+    Err(crate::Error::resolution(format!(
+        "no {SESSION_DIR} directory in {}: RD-Agent writes its snapshots to <log dir>/{SESSION_DIR}/<loop>/<step>_<name>; \
+         pass a run directory such as log/2026-01-14_16-14-52-886218 (a run that has finished at least one step)",
+        path.display()
+    )))
+}
+
+/// The snapshot files of a session directory, sorted by (loop, step), and how many loop directories it has.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Listing {
+    pub files: Vec<SnapshotFile>,
+    /// Modification time of each file in `files` (same order), when the file system gave one.
+    pub mtimes: Vec<Option<SystemTime>>,
+    /// Directories named `<int>`.
+    pub loop_dirs: usize,
+}
+
+impl Listing {
+    /// The file with the newest modification time (ties: highest (loop, step)).
+    pub fn newest(&self) -> Option<usize> {
+        (0..self.files.len())
+            .filter(|i| self.mtimes[*i].is_some())
+            .max_by_key(|i| (self.mtimes[*i], *i))
+    }
+}
+
+/// List `<session>/<int>/<int>_<name>` files; other entries are ignored.
+pub fn list_snapshots(session_dir: &Path) -> crate::Result<Listing> {
+    let cannot = |e: std::io::Error| {
+        crate::Error::resolution(format!(
+            "cannot list the snapshots in {}: {e}",
+            session_dir.display()
+        ))
+    };
+    let mut listing = Listing::default();
+    let mut files = Vec::new();
+    for entry in fs::read_dir(session_dir).map_err(cannot)? {
+        let entry = entry.map_err(cannot)?;
+        let Some(loop_id) = parse_loop_name(&entry.file_name()) else {
+            continue;
+        };
+        let loop_dir = entry.path();
+        if !loop_dir.is_dir() {
+            continue;
+        }
+        listing.loop_dirs += 1;
+        let Ok(steps) = fs::read_dir(&loop_dir) else {
+            log::warn!("cannot list {}: skipping that loop", loop_dir.display());
+            continue;
+        };
+        for step_entry in steps.flatten() {
+            let Some(step) = parse_step_name(&step_entry.file_name()) else {
+                continue;
+            };
+            let path = step_entry.path();
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_file() {
+                files.push((
+                    SnapshotFile {
+                        loop_id,
+                        step,
+                        path,
+                    },
+                    meta.modified().ok(),
+                ));
+            }
+        }
+    }
+    files.sort();
+    (listing.files, listing.mtimes) = files.into_iter().unzip();
+    Ok(listing)
+}
+
+/// The first files to read: the last snapshot of each of the `LAST_LOOPS` highest loops, plus the newest by
+/// modification time (with parallel loops that is the one written last, holding the latest trace).
+pub fn initial_candidates(files: &[SnapshotFile], newest: Option<usize>) -> BTreeSet<usize> {
+    let mut chosen = BTreeSet::new();
+    let mut loops_seen = 0;
+    for i in (0..files.len()).rev() {
+        if loops_seen == LAST_LOOPS {
+            break;
+        }
+        if i + 1 == files.len() || files[i + 1].loop_id != files[i].loop_id {
+            chosen.insert(i);
+            loops_seen += 1;
+        }
+    }
+    chosen.extend(newest);
+    chosen
+}
+
+/// The outcome of reading candidates.
+#[derive(Debug)]
+pub struct Choice<T> {
+    /// Index into the files and what was read from it.
+    pub best: Option<(usize, T)>,
+    /// Every file read, in the order read.
+    pub tried: Vec<usize>,
+    /// Files that could not be read, with the reason.
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Read candidates in descending (loop, step) order and keep the one with the longest history (ties: the
+/// highest (loop, step), i.e. the first read). A file that fails is replaced by the previous step of its loop;
+/// if every candidate fails, older files are tried one by one. Stops early once a history is at least
+/// `loop_dirs` long: no snapshot can hold more entries than there are loops.
+pub fn choose<T>(
+    files: &[SnapshotFile],
+    newest: Option<usize>,
+    loop_dirs: usize,
+    mut read: impl FnMut(&SnapshotFile) -> Result<T, String>,
+    hist_len: impl Fn(&T) -> usize,
+) -> Choice<T> {
+    let mut queue = initial_candidates(files, newest);
+    let mut choice = Choice {
+        best: None,
+        tried: Vec::new(),
+        skipped: Vec::new(),
+    };
+    loop {
+        let next = match queue.pop_last() {
+            Some(i) => i,
+            None if choice.best.is_none() => {
+                match (0..files.len()).rev().find(|j| !choice.tried.contains(j)) {
+                    Some(j) => j,
+                    None => break,
+                }
+            }
+            None => break,
+        };
+        if choice.tried.contains(&next) {
+            continue;
+        }
+        choice.tried.push(next);
+        match read(&files[next]) {
+            Ok(value) => {
+                let len = hist_len(&value);
+                let better = choice
+                    .best
+                    .as_ref()
+                    .is_none_or(|(_, best)| len > hist_len(best));
+                if better {
+                    choice.best = Some((next, value));
+                }
+                if len >= loop_dirs {
+                    break;
+                }
+            }
+            Err(reason) => {
+                log::warn!("skipping snapshot {}: {reason}", files[next].path.display());
+                choice.skipped.push((next, reason));
+                if next > 0
+                    && files[next - 1].loop_id == files[next].loop_id
+                    && !choice.tried.contains(&(next - 1))
+                {
+                    queue.insert(next - 1);
+                }
+            }
+        }
+    }
+    choice
+}
+
+/// A snapshot's bytes with the envelope taken off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// RD-Agent 1.0's `RDAGENT_SIGNED_PICKLE_V1` envelope (HMAC not verified).
+    pub signed: bool,
+    pub payload: &'a [u8],
+}
+
+/// Take RD-Agent 1.0's signed envelope off, or pass a bare pickle through.
+pub fn open_envelope(data: &[u8]) -> Result<Envelope<'_>, String> {
+    let prefix_len = data.len().min(SIGNED_MAGIC.len());
+    if !data.is_empty() && data[..prefix_len] == SIGNED_MAGIC[..prefix_len] {
+        let header = SIGNED_MAGIC.len() + HMAC_LEN;
+        if data.len() <= header {
+            return Err(format!(
+                "signed envelope cut short: {} bytes, the header alone is {header}",
+                data.len()
+            ));
+        }
+        return Ok(Envelope {
+            signed: true,
+            payload: &data[header..],
+        });
+    }
+    Ok(Envelope {
+        signed: false,
+        payload: data,
+    })
+}
+
+/// What one snapshot file holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadSnapshot {
+    pub signed: bool,
+    pub protocol: u8,
+    pub bytes: u64,
+    pub loop_class: Option<String>,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Read, unwrap and decode one snapshot file, and take its history; the error is the reason, for a warning.
+pub fn read_snapshot(path: &Path) -> Result<ReadSnapshot, String> {
+    let data = fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if data.is_empty() {
+        return Err("empty file (0 bytes): being written, or cut short".to_string());
+    }
+    let envelope = open_envelope(&data)?;
+    let options = Options {
+        keep_bytes_up_to: KEEP_BYTES_UP_TO,
+        ..Options::default()
+    };
+    let graph = pickle::decode(envelope.payload, &options)
+        .map_err(|e| format!("not a complete pickle ({e})"))?;
+    let history =
+        read_history(&graph).map_err(|e| format!("not an RD-Agent loop snapshot: {}", e.0))?;
+    Ok(ReadSnapshot {
+        signed: envelope.signed,
+        protocol: graph.protocol,
+        bytes: data.len() as u64,
+        loop_class: loop_class(&graph),
+        history,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn files(spec: &[(u64, u64)]) -> Vec<SnapshotFile> {
+        let mut v: Vec<SnapshotFile> = spec
+            .iter()
+            .map(|(l, s)| SnapshotFile {
+                loop_id: *l,
+                step: *s,
+                path: PathBuf::from(format!("{l}/{s}_x")),
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn names(files: &[SnapshotFile], idx: impl IntoIterator<Item = usize>) -> Vec<(u64, u64)> {
+        idx.into_iter()
+            .map(|i| (files[i].loop_id, files[i].step))
+            .collect()
+    }
+
+    #[test]
+    fn parses_loop_and_step_names_numerically() {
+        assert_eq!(parse_loop_name(OsStr::new("10")), Some(10));
+        assert_eq!(parse_loop_name(OsStr::new("007")), Some(7));
+        assert_eq!(parse_loop_name(OsStr::new("1a")), None);
+        assert_eq!(parse_loop_name(OsStr::new("")), None);
+        assert_eq!(parse_loop_name(OsStr::new("99999999999999999999999")), None);
+        assert_eq!(parse_step_name(OsStr::new("4_feedback")), Some(4));
+        assert_eq!(parse_step_name(OsStr::new("12_record")), Some(12));
+        assert_eq!(parse_step_name(OsStr::new("0_")), Some(0));
+        assert_eq!(parse_step_name(OsStr::new("feedback")), None);
+        assert_eq!(parse_step_name(OsStr::new("3feedback")), None);
+        assert_eq!(parse_step_name(OsStr::new(".3_x.swp")), None);
+        assert_eq!(parse_step_name(OsStr::new("3")), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt;
+            let odd = OsString::from_vec(b"2_r\xffsult".to_vec());
+            assert_eq!(parse_step_name(&odd), Some(2));
+        }
+        let mut v = files(&[(9, 3), (10, 0), (2, 11), (2, 9)]);
+        v.sort();
+        assert_eq!(names(&v, 0..4), vec![(2, 9), (2, 11), (9, 3), (10, 0)]);
+    }
+
+    #[test]
+    fn candidates_are_the_last_step_of_the_last_loops_plus_the_newest() {
+        let f = files(&[
+            (0, 0),
+            (0, 3),
+            (1, 0),
+            (1, 3),
+            (2, 0),
+            (2, 3),
+            (3, 0),
+            (3, 3),
+            (4, 0),
+            (4, 1),
+        ]);
+        assert_eq!(
+            names(&f, initial_candidates(&f, None)),
+            vec![(2, 3), (3, 3), (4, 1)]
+        );
+        assert_eq!(
+            names(&f, initial_candidates(&f, Some(1))),
+            vec![(0, 3), (2, 3), (3, 3), (4, 1)]
+        );
+        assert_eq!(
+            names(&f, initial_candidates(&f, Some(9))),
+            vec![(2, 3), (3, 3), (4, 1)]
+        );
+        let one = files(&[(0, 0)]);
+        assert_eq!(names(&one, initial_candidates(&one, None)), vec![(0, 0)]);
+        assert!(initial_candidates(&[], None).is_empty());
+    }
+
+    /// Runs `choose` where each file's "history length" comes from `lens` (None: the file fails).
+    fn run_choose(
+        f: &[SnapshotFile],
+        lens: &[Option<usize>],
+        newest: Option<usize>,
+        loop_dirs: usize,
+    ) -> (Option<(u64, u64)>, Vec<(u64, u64)>, Vec<(u64, u64)>) {
+        let choice = choose(
+            f,
+            newest,
+            loop_dirs,
+            |file| {
+                let i = f.iter().position(|x| x == file).unwrap();
+                lens[i].ok_or_else(|| "truncated".to_string())
+            },
+            |len| *len,
+        );
+        (
+            choice.best.map(|(i, _)| (f[i].loop_id, f[i].step)),
+            names(f, choice.tried),
+            names(f, choice.skipped.into_iter().map(|(i, _)| i)),
+        )
+    }
+
+    #[test]
+    fn stops_early_when_the_history_covers_every_loop() {
+        let f = files(&[(0, 3), (1, 3), (2, 3)]);
+        let (best, tried, skipped) = run_choose(&f, &[Some(1), Some(2), Some(3)], Some(2), 3);
+        assert_eq!(best, Some((2, 3)));
+        assert_eq!(tried, vec![(2, 3)]);
+        assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn a_longer_history_in_a_lower_loop_wins_and_ties_go_to_the_highest() {
+        // Parallel loops: loop 3 started (short trace) after loop 2 finished (longer).
+        let f = files(&[(1, 3), (2, 3), (3, 0)]);
+        let (best, tried, _) = run_choose(&f, &[Some(2), Some(3), Some(2)], None, 4);
+        assert_eq!(best, Some((2, 3)));
+        assert_eq!(tried, vec![(3, 0), (2, 3), (1, 3)]);
+        let (best, _, _) = run_choose(&f, &[Some(2), Some(2), Some(2)], None, 4);
+        assert_eq!(best, Some((3, 0)));
+    }
+
+    #[test]
+    fn the_newest_file_by_mtime_is_a_candidate_even_in_an_old_loop() {
+        let f = files(&[(0, 3), (1, 3), (2, 3), (3, 0), (4, 0), (5, 0)]);
+        let (best, tried, _) = run_choose(
+            &f,
+            &[Some(5), Some(1), Some(2), Some(3), Some(3), Some(3)],
+            Some(0),
+            6,
+        );
+        assert_eq!(best, Some((0, 3)));
+        assert_eq!(tried, vec![(5, 0), (4, 0), (3, 0), (0, 3)]);
+    }
+
+    #[test]
+    fn a_failing_file_is_replaced_by_the_previous_step_of_its_loop() {
+        let f = files(&[(0, 3), (1, 0), (1, 1), (1, 2), (1, 3)]);
+        let lens = [Some(1), Some(1), Some(1), Some(1), None];
+        let (best, tried, skipped) = run_choose(&f, &lens, Some(4), 2);
+        assert_eq!(best, Some((1, 2)));
+        assert_eq!(tried, vec![(1, 3), (1, 2), (0, 3)]);
+        assert_eq!(skipped, vec![(1, 3)]);
+    }
+
+    #[test]
+    fn when_every_candidate_fails_older_files_are_tried_until_one_reads() {
+        let f = files(&[(0, 0), (0, 1), (1, 0), (2, 0), (3, 0)]);
+        let lens = [None, Some(0), None, None, None];
+        let (best, tried, skipped) = run_choose(&f, &lens, None, 4);
+        assert_eq!(best, Some((0, 1)));
+        assert_eq!(tried, vec![(3, 0), (2, 0), (1, 0), (0, 1)]);
+        assert_eq!(skipped.len(), 3);
+        let (best, tried, _) = run_choose(&f, &[None; 5], None, 4);
+        assert_eq!(best, None);
+        assert_eq!(tried.len(), 5, "every file was tried once");
+    }
+
+    #[test]
+    fn envelope_signed_bare_and_cut_short() {
+        let mut signed = SIGNED_MAGIC.to_vec();
+        signed.extend_from_slice(&[7u8; HMAC_LEN]);
+        signed.extend_from_slice(b"\x80\x05N.");
+        let e = open_envelope(&signed).unwrap();
+        assert!(e.signed);
+        assert_eq!(e.payload, b"\x80\x05N.");
+        let bare = b"\x80\x04N.";
+        assert_eq!(
+            open_envelope(bare).unwrap(),
+            Envelope {
+                signed: false,
+                payload: bare
+            }
+        );
+        assert!(open_envelope(&signed[..SIGNED_MAGIC.len() + HMAC_LEN])
+            .unwrap_err()
+            .contains("cut short"));
+        assert!(open_envelope(&signed[..10])
+            .unwrap_err()
+            .contains("cut short"));
+        // "R" alone is a prefix of the magic: a signed file cut after one byte.
+        assert!(open_envelope(b"R").is_err());
+        assert!(!open_envelope(b"RX").unwrap().signed);
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("rd-chain-snapshot-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn lists_snapshots_numerically_and_ignores_other_entries() {
+        let dir = temp_dir("list");
+        let session = dir.join(SESSION_DIR);
+        for (l, s) in [
+            ("9", "3_feedback"),
+            ("10", "0_direct_exp_gen"),
+            ("10", "10_x"),
+            ("10", "2_running"),
+            ("2", "1_coding"),
+        ] {
+            fs::create_dir_all(session.join(l)).unwrap();
+            fs::write(session.join(l).join(s), b"x").unwrap();
+        }
+        fs::create_dir_all(session.join("notes")).unwrap();
+        fs::write(session.join("notes").join("1_x"), b"x").unwrap();
+        fs::write(session.join("10").join("README"), b"x").unwrap();
+        fs::create_dir_all(session.join("10").join("3_dir")).unwrap();
+        fs::write(session.join("11"), b"a file named like a loop").unwrap();
+        fs::create_dir_all(session.join("12")).unwrap();
+        let listing = list_snapshots(&session).unwrap();
+        let got: Vec<(u64, u64)> = listing.files.iter().map(|f| (f.loop_id, f.step)).collect();
+        assert_eq!(got, vec![(2, 1), (9, 3), (10, 0), (10, 2), (10, 10)]);
+        assert_eq!(listing.loop_dirs, 4, "2, 9, 10 and the empty 12");
+        assert!(listing.files[4].path.ends_with("10/10_x"));
+
+        // locate: log dir, __session__, a file, a loop dir, a dir without a session.
+        let file = session.join("10").join("2_running");
+        assert_eq!(
+            locate(&dir).unwrap(),
+            Input::Session {
+                log_dir: dir.clone(),
+                session_dir: session.clone()
+            }
+        );
+        assert_eq!(
+            locate(&session).unwrap(),
+            Input::Session {
+                log_dir: dir.clone(),
+                session_dir: session.clone()
+            }
+        );
+        assert_eq!(
+            locate(&file).unwrap(),
+            Input::File {
+                log_dir: dir.clone(),
+                path: file.clone(),
+                loop_id: Some(10),
+                step: Some(2)
+            }
+        );
+        let loop_err = locate(&session.join("10")).unwrap_err().to_string();
+        assert!(
+            loop_err.contains("one loop") && loop_err.contains(&dir.display().to_string()),
+            "{loop_err}"
+        );
+        let none = locate(&session.join("12")).unwrap_err().to_string();
+        assert!(none.contains("one loop"), "{none}");
+        let loose = dir.join("loose");
+        fs::write(&loose, b"x").unwrap();
+        assert_eq!(
+            locate(&loose).unwrap(),
+            Input::File {
+                log_dir: dir.clone(),
+                path: loose.clone(),
+                loop_id: None,
+                step: None
+            }
+        );
+        let other = dir.join("other");
+        fs::create_dir_all(&other).unwrap();
+        let msg = locate(&other).unwrap_err().to_string();
+        assert!(
+            msg.contains("no __session__ directory") && msg.contains(&other.display().to_string()),
+            "{msg}"
+        );
+        let missing = locate(&dir.join("missing")).unwrap_err().to_string();
+        assert!(missing.contains("missing"), "{missing}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn newest_prefers_mtime_then_position() {
+        let t = |s: u64| Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s));
+        let listing = Listing {
+            files: files(&[(0, 0), (1, 0), (2, 0)]),
+            mtimes: vec![t(5), t(9), t(9)],
+            loop_dirs: 3,
+        };
+        assert_eq!(listing.newest(), Some(2));
+        let listing = Listing {
+            files: files(&[(0, 0), (1, 0), (2, 0)]),
+            mtimes: vec![t(10), None, t(9)],
+            loop_dirs: 3,
+        };
+        assert_eq!(listing.newest(), Some(0));
+    }
+
+    #[test]
+    fn reading_reports_empty_and_unreadable_files() {
+        let dir = temp_dir("read");
+        let empty = dir.join("0_x");
+        fs::write(&empty, b"").unwrap();
+        assert!(read_snapshot(&empty).unwrap_err().contains("empty"));
+        assert!(read_snapshot(&dir.join("missing"))
+            .unwrap_err()
+            .contains("cannot read"));
+        let cut = dir.join("1_x");
+        fs::write(&cut, &SIGNED_MAGIC[..20]).unwrap();
+        assert!(read_snapshot(&cut).unwrap_err().contains("cut short"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,139 @@
+//! Signals rd-chain receives while a phase runs, and the ones it sends to the phase's child.
+//!
+//! Ctrl-C reaches the child directly through the terminal's foreground process group, so rd-chain only counts
+//! it (via `ctrlc`). SIGTERM and SIGHUP sent to rd-chain alone (a CI job being cancelled) are counted by a
+//! handler of our own so the chain can tell them apart and forward SIGTERM to the child. Handlers only bump
+//! atomics; every decision is made by the waiting thread. Nothing here may block or allocate in a handler.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
+
+static INT: AtomicUsize = AtomicUsize::new(0);
+static TERM: AtomicUsize = AtomicUsize::new(0);
+static HUP: AtomicUsize = AtomicUsize::new(0);
+
+/// What arrived so far (monotonic counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    pub int: usize,
+    pub term: usize,
+    pub hup: usize,
+}
+
+impl Received {
+    pub fn now() -> Received {
+        Received {
+            int: INT.load(Ordering::SeqCst),
+            term: TERM.load(Ordering::SeqCst),
+            hup: HUP.load(Ordering::SeqCst),
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.int + self.term + self.hup > 0
+    }
+}
+
+/// Which signal stopped (or is stopping) the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Interrupt,
+    Terminate,
+    HangUp,
+}
+
+impl Stop {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Stop::Interrupt => crate::exit::INTERRUPTED,
+            Stop::Terminate => crate::exit::for_signal(15),
+            Stop::HangUp => crate::exit::for_signal(1),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::Interrupt => "interrupted (SIGINT)",
+            Stop::Terminate => "terminated (SIGTERM)",
+            Stop::HangUp => "hung up (SIGHUP)",
+        }
+    }
+}
+
+/// Install the handlers once. Before this, the signals have their default effect.
+pub fn install() -> std::io::Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = ctrlc::set_handler(|| {
+            INT.fetch_add(1, Ordering::SeqCst);
+        })
+        .map_err(|e| std::io::Error::other(format!("cannot install the Ctrl-C handler: {e}")));
+        #[cfg(unix)]
+        if result.is_ok() {
+            // Replace ctrlc's SIGTERM/SIGHUP handlers (termination feature) by counting ones, so the two are
+            // told apart from Ctrl-C; ctrlc keeps SIGINT.
+            unix::count_term_and_hup();
+        }
+    });
+    result
+}
+
+/// Ask the child to stop (SIGTERM on unix; on other platforms the only way std offers: kill).
+pub fn terminate(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    unix::send(child.id(), unix::SIGTERM);
+    #[cfg(not(unix))]
+    let _ = child.kill();
+}
+
+/// Send the child SIGINT (unix), as a terminal's Ctrl-C would.
+pub fn interrupt(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    unix::send(child.id(), unix::SIGINT);
+    #[cfg(not(unix))]
+    let _ = child.kill();
+}
+
+#[cfg(unix)]
+mod unix {
+    use super::{HUP, TERM};
+    use std::os::raw::c_int;
+    use std::sync::atomic::Ordering;
+
+    pub const SIGHUP: c_int = 1;
+    pub const SIGINT: c_int = 2;
+    pub const SIGTERM: c_int = 15;
+
+    extern "C" {
+        fn kill(pid: c_int, sig: c_int) -> c_int;
+        fn signal(signum: c_int, handler: extern "C" fn(c_int)) -> usize;
+    }
+
+    extern "C" fn on_signal(sig: c_int) {
+        if sig == SIGTERM {
+            TERM.fetch_add(1, Ordering::SeqCst);
+        } else if sig == SIGHUP {
+            HUP.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    pub fn count_term_and_hup() {
+        // SAFETY: `on_signal` only touches atomics, which is async-signal-safe.
+        unsafe {
+            signal(SIGTERM, on_signal);
+            signal(SIGHUP, on_signal);
+        }
+    }
+
+    pub fn send(pid: u32, sig: c_int) {
+        if let Ok(pid) = c_int::try_from(pid) {
+            if pid > 0 {
+                // SAFETY: kill(2) with a positive pid signals that one process; no memory is involved.
+                unsafe {
+                    kill(pid, sig);
+                }
+            }
+        }
+    }
+}
