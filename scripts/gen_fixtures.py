@@ -1264,6 +1264,17 @@ def map_workspace(recorded, root, env):
 
 
 def expectations(spec, session, root, log_dir, env):
+    """expected.json of a scenario:
+      scenario, project_root, log_dir, era ("0.3"|"0.8"|"1.0"), loop_class;
+      env: variables a consumer must set ({} or WORKSPACE_PATH, ARTIFACT_SIGNING_KEY);
+      snapshot: the snapshot with the longest hist (ties: highest (loop, step)) among those that decode:
+        {loop, step, name, file, signed, protocol, hist_len}, or null when there is none;
+      snapshot_count, newest_by_mtime, highest_loop_step (file paths), skipped (truncated files);
+      history: per hist entry of that snapshot {index, loop, class, kind ("factor"|"model"), decision,
+        workspace_recorded (str of the pickled path), workspace (existing dir or null), mapping (or null),
+        parquet_exists, parquet_valid (PAR1 at both ends), factors (names in its parquet or null), metrics};
+      expect: per policy ("sota", "latest", "loop:N") either {index, loop, workspace, mapping, parquet, factors}
+        or {exit: 3, why, mentions (paths the error message must name), index?, loop?}."""
     candidates = [d for d in session.dumps if not d.truncated]
     chosen = max(candidates, key=lambda d: (len(d.hist), d.loop, d.step)) if candidates else None
     history = []

@@ -362,12 +362,13 @@ impl Sub {
     }
 
     fn accepts(self, scope: Scope) -> bool {
-        match (self, scope) {
-            (_, Scope::All) | (Sub::Run, _) => true,
-            (Sub::Resolve | Sub::Inspect, Scope::Pick | Scope::Json) => true,
-            (Sub::List, Scope::Json) => true,
-            _ => false,
-        }
+        matches!(
+            (self, scope),
+            (_, Scope::All)
+                | (Sub::Run, _)
+                | (Sub::Resolve | Sub::Inspect, Scope::Pick | Scope::Json)
+                | (Sub::List, Scope::Json)
+        )
     }
 }
 
@@ -563,7 +564,10 @@ struct Env<'a>(&'a BTreeMap<String, String>);
 
 impl Env<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn bool(&self, name: &'static str) -> Result<Option<bool>> {
@@ -588,7 +592,10 @@ pub fn parse_bool(text: &str) -> Option<bool> {
 }
 
 /// The last value given for a flag (a later flag overrides an earlier one), as text.
-fn last_value<'a>(given: &'a [(&'static Flag, Option<OsString>)], long: &str) -> Option<&'a OsString> {
+fn last_value<'a>(
+    given: &'a [(&'static Flag, Option<OsString>)],
+    long: &str,
+) -> Option<&'a OsString> {
     given
         .iter()
         .rev()
@@ -650,7 +657,10 @@ fn duration(text: &str) -> std::result::Result<Option<String>, String> {
     if ok {
         Ok(Some(t.to_string()))
     } else {
-        Err("expected a duration such as 90m, 6h or 1d (passed to rdagent --all-duration)".to_string())
+        Err(
+            "expected a duration such as 90m, 6h or 1d (passed to rdagent --all-duration)"
+                .to_string(),
+        )
     }
 }
 
@@ -841,7 +851,10 @@ fn sota_choice(
     } else if let Some(p) = env_log.clone() {
         (SotaSource::Log(p), Origin::Env("LOAD_SOTA_FROM_LOG"))
     } else if let Some(p) = env_ws.clone() {
-        (SotaSource::Workspace(p), Origin::Env("LOAD_SOTA_FROM_WORKSPACE"))
+        (
+            SotaSource::Workspace(p),
+            Origin::Env("LOAD_SOTA_FROM_WORKSPACE"),
+        )
     } else {
         (SotaSource::FactorPhase, Origin::Default)
     };
@@ -1000,7 +1013,10 @@ mod tests {
         assert_eq!(c.kill_after.value, 10);
         assert!(!c.dry_run.value);
 
-        let e = [("RD_CHAIN_FACTOR_LOOPS", "3"), ("RD_CHAIN_MODEL_LOOPS", "4")];
+        let e = [
+            ("RD_CHAIN_FACTOR_LOOPS", "3"),
+            ("RD_CHAIN_MODEL_LOOPS", "4"),
+        ];
         let c = run(&[], &e).unwrap();
         assert_eq!(c.factor_loops.value, 3);
         assert_eq!(c.factor_loops.origin, Origin::Env("RD_CHAIN_FACTOR_LOOPS"));
@@ -1017,13 +1033,18 @@ mod tests {
     fn errors_name_the_flag_or_variable() {
         assert!(usage_msg(run(&["--model-loops"], &[])).contains("missing value for --model-loops"));
         assert!(usage_msg(run(&["--model-loops", "x"], &[])).contains("--model-loops"));
-        assert!(usage_msg(run(&[], &[("RD_CHAIN_MODEL_LOOPS", "-1")])).contains("RD_CHAIN_MODEL_LOOPS"));
+        assert!(
+            usage_msg(run(&[], &[("RD_CHAIN_MODEL_LOOPS", "-1")])).contains("RD_CHAIN_MODEL_LOOPS")
+        );
         assert!(usage_msg(run(&["--loop_n", "3"], &[])).contains("--loop-n"));
         assert!(usage_msg(run(&["--bogus"], &[])).contains("unknown flag --bogus"));
         assert!(usage_msg(run(&["--dry-run=yes"], &[])).contains("takes no value"));
         assert!(usage_msg(run(&["extra"], &[])).contains("unexpected argument 'extra'"));
         let m = usage_msg(run(&[], &[("USE_ALPHA_FACTORS", "maybe")]));
-        assert!(m.contains("USE_ALPHA_FACTORS") && m.contains("maybe"), "{m}");
+        assert!(
+            m.contains("USE_ALPHA_FACTORS") && m.contains("maybe"),
+            "{m}"
+        );
         assert!(usage_msg(run(&["--factor-duration", "soon"], &[])).contains("--factor-duration"));
         assert!(usage_msg(parse(args(&["list", "--pick", "sota"]), &env(&[]))).contains("--pick"));
         assert!(usage_msg(parse(args(&["resolve"]), &env(&[]))).contains("needs a PATH"));
@@ -1087,7 +1108,11 @@ mod tests {
                             let ws_missing = from_ws == Some("true") && !ws_path;
                             if log_missing || ws_missing {
                                 let m = usage_msg(got);
-                                let var = if log_missing { "SOTA_LOG_PATH" } else { "SOTA_WORKSPACE_PATH" };
+                                let var = if log_missing {
+                                    "SOTA_LOG_PATH"
+                                } else {
+                                    "SOTA_WORKSPACE_PATH"
+                                };
                                 assert!(m.contains(var), "{case}: {m}");
                                 continue;
                             }
@@ -1096,21 +1121,30 @@ mod tests {
                                 Some("--sota-log") => SotaSource::Log("/flag".into()),
                                 Some(_) => SotaSource::Workspace("/flag".into()),
                                 None if from_log == Some("true") => SotaSource::Log("/l".into()),
-                                None if from_ws == Some("true") => SotaSource::Workspace("/w".into()),
+                                None if from_ws == Some("true") => {
+                                    SotaSource::Workspace("/w".into())
+                                }
                                 None => SotaSource::FactorPhase,
                             };
                             assert_eq!(c.sota.source, want, "{case}");
                             // Every set path that did not win is explained.
-                            if log_path && !matches!(&want, SotaSource::Log(p) if p == Path::new("/l")) {
+                            if log_path
+                                && !matches!(&want, SotaSource::Log(p) if p == Path::new("/l"))
+                            {
                                 assert!(
                                     c.sota.others.iter().any(|o| o.contains("SOTA_LOG_PATH=/l")),
                                     "{case}: {:?}",
                                     c.sota.others
                                 );
                             }
-                            if ws_path && !matches!(&want, SotaSource::Workspace(p) if p == Path::new("/w")) {
+                            if ws_path
+                                && !matches!(&want, SotaSource::Workspace(p) if p == Path::new("/w"))
+                            {
                                 assert!(
-                                    c.sota.others.iter().any(|o| o.contains("SOTA_WORKSPACE_PATH=/w")),
+                                    c.sota
+                                        .others
+                                        .iter()
+                                        .any(|o| o.contains("SOTA_WORKSPACE_PATH=/w")),
                                     "{case}: {:?}",
                                     c.sota.others
                                 );
@@ -1128,7 +1162,11 @@ mod tests {
     fn path_without_switch_warns_how_to_enable_it() {
         let inv = parse(args(&[]), &env(&[("SOTA_LOG_PATH", "/l")])).unwrap();
         assert_eq!(inv.warnings.len(), 1);
-        assert!(inv.warnings[0].contains("LOAD_SOTA_FROM_LOG=true"), "{:?}", inv.warnings);
+        assert!(
+            inv.warnings[0].contains("LOAD_SOTA_FROM_LOG=true"),
+            "{:?}",
+            inv.warnings
+        );
     }
 
     #[test]
@@ -1149,9 +1187,18 @@ mod tests {
     #[test]
     fn help_and_version_win_before_the_environment_is_read() {
         let bad = env(&[("USE_ALPHA_FACTORS", "maybe")]);
-        assert_eq!(parse(args(&["--help"]), &bad).unwrap().command, Command::Help);
-        assert_eq!(parse(args(&["-h", "--bogus"]), &bad).unwrap().command, Command::Help);
-        assert_eq!(parse(args(&["-V"]), &bad).unwrap().command, Command::Version);
+        assert_eq!(
+            parse(args(&["--help"]), &bad).unwrap().command,
+            Command::Help
+        );
+        assert_eq!(
+            parse(args(&["-h", "--bogus"]), &bad).unwrap().command,
+            Command::Help
+        );
+        assert_eq!(
+            parse(args(&["-V"]), &bad).unwrap().command,
+            Command::Version
+        );
         assert_eq!(parse(args(&["help"]), &bad).unwrap().command, Command::Help);
     }
 
@@ -1182,7 +1229,11 @@ mod tests {
                 json: false
             }
         );
-        let inv = parse(args(&["-vv", "inspect", "--", "-odd name"]), &env(&[("RD_CHAIN_PICK", "latest")])).unwrap();
+        let inv = parse(
+            args(&["-vv", "inspect", "--", "-odd name"]),
+            &env(&[("RD_CHAIN_PICK", "latest")]),
+        )
+        .unwrap();
         assert_eq!(inv.verbosity, Verbosity::Debug);
         match inv.command {
             Command::Inspect { path, pick, .. } => {
@@ -1192,7 +1243,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(usage_msg(parse(args(&["resolve", "a", "b"]), &env(&[]))).contains("unexpected 'b'"));
+        assert!(
+            usage_msg(parse(args(&["resolve", "a", "b"]), &env(&[]))).contains("unexpected 'b'")
+        );
     }
 
     #[test]

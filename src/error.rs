@@ -60,9 +60,14 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) => write!(f, "{m}\nRun `rd-chain --help` for the flags and environment variables."),
+            Error::Usage(m) => write!(
+                f,
+                "{m}\nRun `rd-chain --help` for the flags and environment variables."
+            ),
             Error::Resolution(m) | Error::RdagentMissing(m) | Error::Internal(m) => f.write_str(m),
-            Error::Phase { message, .. } | Error::Interrupted { message, .. } => f.write_str(message),
+            Error::Phase { message, .. } | Error::Interrupted { message, .. } => {
+                f.write_str(message)
+            }
             Error::Io {
                 context,
                 path,

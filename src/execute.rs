@@ -5,7 +5,6 @@
 //! never writes into a user's log or workspace: it creates fresh log dirs for rdagent and writes only its own
 //! files under `<log root>/rd-chain/`. No child may outlive rd-chain: every way out of `wait_phase` has reaped it.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
@@ -41,7 +40,10 @@ impl PhaseEnd {
     pub fn exit_code(&self) -> u8 {
         match self {
             PhaseEnd::Exited(0) => exit::OK,
-            PhaseEnd::Exited(c) => u8::try_from(*c).ok().filter(|c| *c != 0).unwrap_or(exit::INTERNAL),
+            PhaseEnd::Exited(c) => u8::try_from(*c)
+                .ok()
+                .filter(|c| *c != 0)
+                .unwrap_or(exit::INTERNAL),
             PhaseEnd::Signaled(n) => exit::for_signal(*n),
         }
     }
@@ -121,7 +123,10 @@ impl RunRecord {
             .with("settings", self.settings.clone())
             .with("hook", self.hook.clone().unwrap_or(Json::Null))
             .with("sota", sota.unwrap_or(Json::Null))
-            .with("phases", self.phases.iter().map(phase_json).collect::<Vec<_>>())
+            .with(
+                "phases",
+                self.phases.iter().map(phase_json).collect::<Vec<_>>(),
+            )
     }
 
     /// Rewrite the record atomically (temp file + rename).
@@ -135,7 +140,9 @@ fn phase_json(p: &PhaseRecord) -> Json {
         p.env
             .iter()
             .map(|(k, v)| {
-                let value = v.as_ref().map_or(Json::Null, |v| Json::from(v.to_string_lossy().into_owned()));
+                let value = v
+                    .as_ref()
+                    .map_or(Json::Null, |v| Json::from(v.to_string_lossy().into_owned()));
                 (k.to_string(), value)
             })
             .collect(),
@@ -190,7 +197,7 @@ pub fn fresh_log_dir(root: &Path) -> Result<PathBuf> {
 }
 
 /// Run the chain. Prints the summary to stderr (and the run record to stdout with `--json`).
-pub fn run(plan: Plan, env: &BTreeMap<String, String>) -> Result<()> {
+pub fn run(plan: Plan) -> Result<()> {
     if let Some(e) = plan.blocking_error() {
         return Err(e);
     }
@@ -213,7 +220,7 @@ pub fn run(plan: Plan, env: &BTreeMap<String, String>) -> Result<()> {
         outcome: None,
     };
     record.save()?;
-    let result = run_phases(&plan, env, &mut record);
+    let result = run_phases(&plan, &mut record);
     record.finished = Some(Utc::now());
     record.outcome = Some(match &result {
         Ok(()) => (exit::OK, "the chain finished".to_string()),
@@ -256,7 +263,7 @@ fn sota_from_resolution(r: &resolve::Resolution) -> SotaRecord {
     }
 }
 
-fn run_phases(plan: &Plan, env: &BTreeMap<String, String>, record: &mut RunRecord) -> Result<()> {
+fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
     // `blocking_error` has refused a plan whose phases have no rdagent, so this is used only when valid.
     let program = plan.rdagent.clone().unwrap_or_default();
     let kill_after = Duration::from_secs(plan.config.kill_after.value);
@@ -270,6 +277,8 @@ fn run_phases(plan: &Plan, env: &BTreeMap<String, String>, record: &mut RunRecor
             pick: plan.config.pick.value,
             workspace_path_env: plan.config.workspace_path_env.clone(),
             cwd: plan.cwd.clone(),
+            // rdagent ran in the phase's cwd: a relative WORKSPACE_PATH is relative to that, wherever the log is.
+            project_root: Some(phase.cwd.clone()),
         };
         let resolution = resolve::resolve(&req).map_err(|e| match e {
             Error::Resolution(m) => Error::Resolution(format!(

@@ -135,7 +135,12 @@ fn clone_error(e: &Error) -> Error {
 }
 
 /// Build the plan. Reads the SOTA source (if given), looks rdagent up, asks its interpreter about the hook.
-pub fn build(config: RunConfig, cwd: &Path, env: &BTreeMap<String, String>, warnings: Vec<String>) -> Plan {
+pub fn build(
+    config: RunConfig,
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+    warnings: Vec<String>,
+) -> Plan {
     let started = Utc::now();
     let log_root = absolute(cwd, &config.log_root.value);
     let run_id = started.log_dir_name();
@@ -156,6 +161,7 @@ pub fn build(config: RunConfig, cwd: &Path, env: &BTreeMap<String, String>, warn
                 pick: config.pick.value,
                 workspace_path_env: config.workspace_path_env.clone(),
                 cwd: cwd.to_path_buf(),
+                project_root: None,
             };
             match resolve::resolve(&req) {
                 Ok(r) => SotaState::Resolved(Box::new(r)),
@@ -175,7 +181,11 @@ pub fn build(config: RunConfig, cwd: &Path, env: &BTreeMap<String, String>, warn
     let hook = match (&rdagent, runs_model) {
         (_, false) => None,
         (Ok(program), true) => Some(hook::decide_in_env(config.hook.value, program, env)),
-        (Err(_), true) => Some(hook::decide_in_env(config.hook.value, Path::new("rdagent"), env)),
+        (Err(_), true) => Some(hook::decide_in_env(
+            config.hook.value,
+            Path::new("rdagent"),
+            env,
+        )),
     };
 
     let mut phases = Vec::new();
@@ -311,13 +321,17 @@ pub fn find_rdagent(
     cwd: &Path,
     env: &BTreeMap<String, String>,
 ) -> std::result::Result<PathBuf, String> {
-    let install_hint = "install RD-Agent (`pip install rdagent`) in the active environment, or point rd-chain \
+    let install_hint =
+        "install RD-Agent (`pip install rdagent`) in the active environment, or point rd-chain \
                         at it with --rdagent PATH or RDAGENT_BIN";
     let name = given.unwrap_or(Path::new("rdagent"));
     if name.components().count() > 1 || name.is_absolute() {
         let path = absolute(cwd, name);
         return match std::fs::metadata(&path) {
-            Err(e) => Err(format!("rdagent program {} cannot be used: {e}; {install_hint}", path.display())),
+            Err(e) => Err(format!(
+                "rdagent program {} cannot be used: {e}; {install_hint}",
+                path.display()
+            )),
             Ok(m) if !m.is_file() => Err(format!(
                 "rdagent program {} is not a file; {install_hint}",
                 path.display()
@@ -330,12 +344,8 @@ pub fn find_rdagent(
         };
     }
     let path_var = env.get("PATH").map(String::as_str).unwrap_or("");
-    which::which_in(name, Some(path_var), cwd).map_err(|_| {
-        format!(
-            "`{}` was not found on PATH; {install_hint}",
-            name.display()
-        )
-    })
+    which::which_in(name, Some(path_var), cwd)
+        .map_err(|_| format!("`{}` was not found on PATH; {install_hint}", name.display()))
 }
 
 #[cfg(unix)]
@@ -398,7 +408,10 @@ mod tests {
     #[test]
     fn absolute_joins_and_drops_dots() {
         let cwd = Path::new("/home/u/proj");
-        assert_eq!(absolute(cwd, Path::new("./log")), PathBuf::from("/home/u/proj/log"));
+        assert_eq!(
+            absolute(cwd, Path::new("./log")),
+            PathBuf::from("/home/u/proj/log")
+        );
         assert_eq!(absolute(cwd, Path::new("/x/y")), PathBuf::from("/x/y"));
     }
 
@@ -406,8 +419,16 @@ mod tests {
     fn rdagent_lookup_reports_what_to_do() {
         let env = BTreeMap::from([("PATH".to_string(), "/nonexistent-dir".to_string())]);
         let e = find_rdagent(None, Path::new("/"), &env).unwrap_err();
-        assert!(e.contains("not found on PATH") && e.contains("--rdagent"), "{e}");
-        let e = find_rdagent(Some(Path::new("/nonexistent-dir/rdagent")), Path::new("/"), &env).unwrap_err();
+        assert!(
+            e.contains("not found on PATH") && e.contains("--rdagent"),
+            "{e}"
+        );
+        let e = find_rdagent(
+            Some(Path::new("/nonexistent-dir/rdagent")),
+            Path::new("/"),
+            &env,
+        )
+        .unwrap_err();
         assert!(e.contains("/nonexistent-dir/rdagent"), "{e}");
     }
 

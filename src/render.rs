@@ -24,8 +24,14 @@ fn lossy(s: &OsStr) -> String {
 /// Every setting with its value and origin.
 pub fn settings_json(c: &RunConfig) -> Json {
     Json::object()
-        .with("factor_loops", setting_json(&c.factor_loops, c.factor_loops.value.into()))
-        .with("model_loops", setting_json(&c.model_loops, c.model_loops.value.into()))
+        .with(
+            "factor_loops",
+            setting_json(&c.factor_loops, c.factor_loops.value.into()),
+        )
+        .with(
+            "model_loops",
+            setting_json(&c.model_loops, c.model_loops.value.into()),
+        )
         .with(
             "factor_duration",
             setting_json(&c.factor_duration, c.factor_duration.value.clone().into()),
@@ -34,15 +40,34 @@ pub fn settings_json(c: &RunConfig) -> Json {
             "model_duration",
             setting_json(&c.model_duration, c.model_duration.value.clone().into()),
         )
-        .with("pick", setting_json(&c.pick, c.pick.value.to_string().into()))
+        .with(
+            "pick",
+            setting_json(&c.pick, c.pick.value.to_string().into()),
+        )
         .with(
             "rdagent",
-            setting_json(&c.rdagent, c.rdagent.value.as_ref().map(|p| Json::from(p.as_path())).into()),
+            setting_json(
+                &c.rdagent,
+                c.rdagent
+                    .value
+                    .as_ref()
+                    .map(|p| Json::from(p.as_path()))
+                    .into(),
+            ),
         )
-        .with("log_root", setting_json(&c.log_root, c.log_root.value.as_path().into()))
-        .with("alpha_factors", setting_json(&c.alpha_factors, c.alpha_factors.value.into()))
+        .with(
+            "log_root",
+            setting_json(&c.log_root, c.log_root.value.as_path().into()),
+        )
+        .with(
+            "alpha_factors",
+            setting_json(&c.alpha_factors, c.alpha_factors.value.into()),
+        )
         .with("hook", setting_json(&c.hook, c.hook.value.as_str().into()))
-        .with("kill_after", setting_json(&c.kill_after, c.kill_after.value.into()))
+        .with(
+            "kill_after",
+            setting_json(&c.kill_after, c.kill_after.value.into()),
+        )
         .with("dry_run", setting_json(&c.dry_run, c.dry_run.value.into()))
 }
 
@@ -164,7 +189,10 @@ pub fn plan_json(plan: &Plan) -> Json {
             "rdagent",
             Json::object()
                 .with("needed", plan.needs_rdagent)
-                .with("path", plan.rdagent.as_ref().ok().map(|p| Json::from(p.as_path())))
+                .with(
+                    "path",
+                    plan.rdagent.as_ref().ok().map(|p| Json::from(p.as_path())),
+                )
                 .with("error", plan.rdagent.as_ref().err().cloned()),
         )
         .with("log_root", plan.log_root.as_path())
@@ -181,16 +209,30 @@ pub fn plan_text(plan: &Plan) -> String {
     out.push_str("rd-chain dry run: the plan below is not run and nothing is written\n\n");
     out.push_str("Settings (value, origin)\n");
     let rows: Vec<(&str, String, &Origin)> = vec![
-        ("factor loops", c.factor_loops.value.to_string(), &c.factor_loops.origin),
-        ("model loops", c.model_loops.value.to_string(), &c.model_loops.origin),
+        (
+            "factor loops",
+            c.factor_loops.value.to_string(),
+            &c.factor_loops.origin,
+        ),
+        (
+            "model loops",
+            c.model_loops.value.to_string(),
+            &c.model_loops.origin,
+        ),
         (
             "factor duration",
-            c.factor_duration.value.clone().unwrap_or_else(|| "none".into()),
+            c.factor_duration
+                .value
+                .clone()
+                .unwrap_or_else(|| "none".into()),
             &c.factor_duration.origin,
         ),
         (
             "model duration",
-            c.model_duration.value.clone().unwrap_or_else(|| "none".into()),
+            c.model_duration
+                .value
+                .clone()
+                .unwrap_or_else(|| "none".into()),
             &c.model_duration.origin,
         ),
         ("pick", c.pick.value.to_string(), &c.pick.origin),
@@ -202,10 +244,22 @@ pub fn plan_text(plan: &Plan) -> String {
                 .map_or_else(|| "rdagent on PATH".into(), |p| p.display().to_string()),
             &c.rdagent.origin,
         ),
-        ("log root", c.log_root.value.display().to_string(), &c.log_root.origin),
-        ("alpha factors", c.alpha_factors.value.to_string(), &c.alpha_factors.origin),
+        (
+            "log root",
+            c.log_root.value.display().to_string(),
+            &c.log_root.origin,
+        ),
+        (
+            "alpha factors",
+            c.alpha_factors.value.to_string(),
+            &c.alpha_factors.origin,
+        ),
         ("hook", c.hook.value.as_str().to_string(), &c.hook.origin),
-        ("kill after", format!("{}s", c.kill_after.value), &c.kill_after.origin),
+        (
+            "kill after",
+            format!("{}s", c.kill_after.value),
+            &c.kill_after.origin,
+        ),
     ];
     for (name, value, origin) in rows {
         let _ = writeln!(out, "  {name:<16} {value:<28} {origin}");
@@ -251,7 +305,9 @@ pub fn plan_text(plan: &Plan) -> String {
 
     out.push_str("\nrdagent\n");
     match (&plan.rdagent, plan.needs_rdagent) {
-        (_, false) => out.push_str("  not needed: no phase runs (model loops is 0 and a SOTA source is given)\n"),
+        (_, false) => out.push_str(
+            "  not needed: no phase runs (model loops is 0 and a SOTA source is given)\n",
+        ),
         (Ok(p), true) => {
             let _ = writeln!(out, "  {}", p.display());
         }
@@ -281,7 +337,13 @@ pub fn plan_text(plan: &Plan) -> String {
         out.push_str("  none: the SOTA is resolved and reported only\n");
     }
     for (i, p) in plan.phases.iter().enumerate() {
-        let _ = writeln!(out, "  {}. {} phase ({} loops)", i + 1, p.kind.name(), p.loops);
+        let _ = writeln!(
+            out,
+            "  {}. {} phase ({} loops)",
+            i + 1,
+            p.kind.name(),
+            p.loops
+        );
         let _ = writeln!(out, "     argv: {}", phase_argv(plan, p).join(" "));
         let _ = writeln!(out, "     cwd:  {}", p.cwd.display());
         let _ = writeln!(out, "     log:  {}", log_dir_text(plan, &p.log_dir));
@@ -303,7 +365,11 @@ pub fn plan_text(plan: &Plan) -> String {
     match plan.blocking_error() {
         None => out.push_str("Result: the plan can run (exit 0)\n"),
         Some(e) => {
-            let _ = writeln!(out, "Result: the run would stop with exit {}: {e}", e.exit_code());
+            let _ = writeln!(
+                out,
+                "Result: the run would stop with exit {}: {e}",
+                e.exit_code()
+            );
         }
     }
     out

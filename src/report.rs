@@ -395,7 +395,9 @@ fn render_inspection(
     right.push(false);
     out.push_str(&table(&rows, &right));
     if let Some(index) = picked {
-        out.push_str(&format!("\n* = entry #{index}, picked by --pick {pick}\n"));
+        out.push_str(&format!(
+            "\n(* marks entry #{index}, picked by --pick {pick})\n"
+        ));
     }
     out
 }
@@ -475,6 +477,13 @@ pub fn run_timestamp(name: &str) -> Option<[u32; 7]> {
     ])
 }
 
+/// The gist of an error for one line of `list`: its first line up to the advice after "; ".
+fn short_reason(e: &Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("");
+    first.split("; ").next().unwrap_or(first).to_string()
+}
+
 /// The SOTA summary of one run; an unreadable run gives the short reason.
 fn summarize_run(
     path: &Path,
@@ -488,8 +497,10 @@ fn summarize_run(
         cwd: cwd.to_path_buf(),
         project_root: None,
     };
-    let survey = crate::resolve::survey(&req)
-        .map_err(|e| e.to_string().lines().next().unwrap_or("").to_string())?;
+    if !path.join(SESSION_DIR).is_dir() {
+        return Err(format!("no {SESSION_DIR} directory"));
+    }
+    let survey = crate::resolve::survey(&req).map_err(|e| short_reason(&e))?;
     let counts = survey.counts();
     let mut info = RunInfo {
         loops: survey.session.loop_dirs,

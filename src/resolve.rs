@@ -1,5 +1,10 @@
 //! Which workspace holds the state-of-the-art factors: the pick policy, the path mapping and the parquet check.
 //!
+//! A recorded workspace path is tried, in order, as recorded (absolute), against the project root (relative),
+//! through the Windows <-> WSL drive mapping, then by its last segment (the uuid) under `$WORKSPACE_PATH` and
+//! under `<project root>/git_ignore_folder/RD-Agent_workspace`. The project root is the directory RD-Agent ran
+//! in: given by the caller, else the parent of `log/` for `<root>/log/<run>`, else the log directory's parent.
+//!
 //! Never guesses silently: every fallback mapping is named, and when nothing exists the error lists every path
 //! tried. Never reads the parquet table itself (only its magic bytes), never writes anything.
 

@@ -81,10 +81,19 @@ mod tests {
         let t = Utc::from_unix(1_768_407_292, 886_218);
         assert_eq!(t.log_dir_name(), "2026-01-14_16-14-52-886218");
         assert_eq!(t.iso(), "2026-01-14T16:14:52.886218Z");
-        assert_eq!(Utc::from_unix(0, 0).log_dir_name(), "1970-01-01_00-00-00-000000");
+        assert_eq!(
+            Utc::from_unix(0, 0).log_dir_name(),
+            "1970-01-01_00-00-00-000000"
+        );
         // Leap day and end of a leap year.
-        assert_eq!(Utc::from_unix(951_782_400, 7).iso(), "2000-02-29T00:00:00.000007Z");
-        assert_eq!(Utc::from_unix(1_735_689_599, 0).iso(), "2024-12-31T23:59:59.000000Z");
+        assert_eq!(
+            Utc::from_unix(951_782_400, 7).iso(),
+            "2000-02-29T00:00:00.000007Z"
+        );
+        assert_eq!(
+            Utc::from_unix(1_735_689_599, 0).iso(),
+            "2024-12-31T23:59:59.000000Z"
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! An experiment's `result` (a pandas float Series of backtest metrics: IC, ICIR, Rank IC, annualized return,
 //! ...) as (label, value) pairs.
 //!
-//! Liberal in the pandas layouts it accepts (`_mgr` or `_data`, an object-ndarray index or pandas 3's
-//! `StringArray`), strict about the values: only a 1-D little-endian float64 block whose length matches the
+//! Liberal in the pandas layouts it accepts (`_mgr` or `_data`; an object-ndarray index, pandas 3's
+//! `StringArray`, or a pyarrow-backed `ArrowStringArray`), strict about the values: only a 1-D little-endian float64 block whose length matches the
 //! string labels becomes metrics. Anything else is `None`, never a guess.
 
 use crate::pickle::{Graph, Node, Value};
 
-use super::numpy::{f64_vector, ndarray, str_vector};
+use super::numpy::{bytes_of, f64_vector, ndarray, str_vector};
 
 /// The metrics a pandas Series holds, in index order.
 pub type Metrics = Vec<(String, f64)>;
@@ -30,13 +30,7 @@ pub fn series_metrics(graph: &Graph, value: &Value) -> Option<Metrics> {
     if labels.len() != numbers.len() {
         return None;
     }
-    Some(
-        labels
-            .into_iter()
-            .map(str::to_string)
-            .zip(numbers)
-            .collect(),
-    )
+    Some(labels.into_iter().zip(numbers).collect())
 }
 
 /// The index and the values array of a `SingleBlockManager`, whose BUILD state is
@@ -68,8 +62,9 @@ fn manager_parts<'g>(graph: &'g Graph, manager: &'g Value) -> Option<(&'g Value,
 }
 
 /// The str labels of a pandas Index: `_new_Index(cls, {"data": array, "name": ...})` where the array is an
-/// object ndarray or an `NDArrayBacked` extension array (pandas 3's `StringArray`) wrapping one.
-fn index_labels<'g>(graph: &'g Graph, index: &'g Value) -> Option<Vec<&'g str>> {
+/// object ndarray, an `NDArrayBacked` extension array (pandas 3's `StringArray`) wrapping one, or an
+/// `ArrowStringArray` whose `_pa_array` is a pyarrow string array.
+fn index_labels(graph: &Graph, index: &Value) -> Option<Vec<String>> {
     let obj = graph.object(index)?;
     let (_, func) = graph.class_of(index)?;
     if func != "_new_Index" {
@@ -77,8 +72,12 @@ fn index_labels<'g>(graph: &'g Graph, index: &'g Value) -> Option<Vec<&'g str>> 
     }
     let fields = obj.args.get(1)?;
     let data = graph.dict_get(fields, &Value::Str("data".into()))?;
+    let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
     if ndarray(graph, data).is_some() {
-        return str_vector(graph, data);
+        return str_vector(graph, data).map(owned);
+    }
+    if let Some(arrow) = graph.attr(data, "_pa_array") {
+        return arrow_strings(graph, arrow);
     }
     // NDArrayBacked: BUILD((dtype, ndarray, attrs)); use the one element that is an object ndarray.
     let backed = graph.object(data)?;
@@ -86,7 +85,75 @@ fn index_labels<'g>(graph: &'g Graph, index: &'g Value) -> Option<Vec<&'g str>> 
         Node::Tuple(parts) => parts,
         _ => return None,
     };
-    parts.iter().find_map(|part| str_vector(graph, part))
+    parts
+        .iter()
+        .find_map(|part| str_vector(graph, part))
+        .map(owned)
+}
+
+fn is_pyarrow(graph: &Graph, value: &Value, name: &str) -> bool {
+    matches!(graph.class_of(value), Some((m, n)) if n == name && (m == "pyarrow" || m.starts_with("pyarrow.")))
+}
+
+/// A pyarrow string array without nulls: `_restore_array((type_for_alias('string' | 'large_string'), length,
+/// null_count, offset, [validity, py_buffer(offsets), py_buffer(data)], children, dictionary))`, or a
+/// `chunked_array([...], type)` of such arrays.
+fn arrow_strings(graph: &Graph, value: &Value) -> Option<Vec<String>> {
+    if is_pyarrow(graph, value, "chunked_array") {
+        let chunks = graph.items(graph.object(value)?.args.first()?)?;
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend(arrow_strings(graph, chunk)?);
+        }
+        return Some(out);
+    }
+    if !is_pyarrow(graph, value, "_restore_array") {
+        return None;
+    }
+    let fields = graph.items(graph.object(value)?.args.first()?)?;
+    let [arrow_type, length, null_count, offset, buffers, ..] = fields else {
+        return None;
+    };
+    if !is_pyarrow(graph, arrow_type, "type_for_alias") {
+        return None;
+    }
+    let offset_width = match graph.object(arrow_type)?.args.first()?.as_str()? {
+        "string" | "utf8" => 4,
+        "large_string" | "large_utf8" => 8,
+        _ => return None,
+    };
+    let length = usize::try_from(length.as_i64()?).ok()?;
+    let offset = usize::try_from(offset.as_i64()?).ok()?;
+    if null_count.as_i64()? != 0 {
+        return None;
+    }
+    let buffer = |v: &Value| -> Option<Vec<u8>> {
+        if !is_pyarrow(graph, v, "py_buffer") {
+            return None;
+        }
+        bytes_of(graph, graph.object(v)?.args.first()?).map(|b| b.into_owned())
+    };
+    let [_validity, offsets, data] = graph.items(buffers)? else {
+        return None;
+    };
+    let offsets = buffer(offsets)?;
+    let data = buffer(data)?;
+    let at = |i: usize| -> Option<usize> {
+        let start = i.checked_mul(offset_width)?;
+        let raw = offsets.get(start..start.checked_add(offset_width)?)?;
+        let n = if offset_width == 4 {
+            i64::from(i32::from_le_bytes(raw.try_into().ok()?))
+        } else {
+            i64::from_le_bytes(raw.try_into().ok()?)
+        };
+        usize::try_from(n).ok()
+    };
+    (offset..offset.checked_add(length)?)
+        .map(|i| {
+            let bytes = data.get(at(i)?..at(i + 1)?)?;
+            std::str::from_utf8(bytes).ok().map(str::to_string)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -247,7 +314,7 @@ mod tests {
 
     #[test]
     fn reads_series_that_pandas_2_and_3_wrote_under_protocols_2_4_5() {
-        let files: [(&str, &[u8]); 6] = [
+        let files: [(&str, &[u8]); 9] = [
             (
                 "pandas2-p2",
                 include_bytes!("testdata/series-pandas2-p2.pkl"),
@@ -271,6 +338,18 @@ mod tests {
             (
                 "pandas3-p5",
                 include_bytes!("testdata/series-pandas3-p5.pkl"),
+            ),
+            (
+                "pandas3-arrow-p4",
+                include_bytes!("testdata/series-pandas3-arrow-p4.pkl"),
+            ),
+            (
+                "pandas3-arrow-p5",
+                include_bytes!("testdata/series-pandas3-arrow-p5.pkl"),
+            ),
+            (
+                "pandas2-arrow-p4",
+                include_bytes!("testdata/series-pandas2-arrow-p4.pkl"),
             ),
         ];
         for (name, data) in files {
@@ -300,5 +379,72 @@ mod tests {
         assert_eq!(nan[0], ("IC".to_string(), 0.5));
         assert_eq!(nan[1].0, "ICIR");
         assert!(nan[1].1.is_nan());
+    }
+    /// `_restore_array((type_for_alias(alias), n, nulls, offset, [None, py_buffer(offsets), py_buffer(data)], [], None))`.
+    fn arrow_array(
+        b: &mut GraphBuilder,
+        alias: &str,
+        labels: &[&str],
+        nulls: i64,
+        offset: i64,
+    ) -> Value {
+        let wide = alias.starts_with("large");
+        let mut offsets = vec![0u8; if wide { 8 } else { 4 }];
+        let mut data = Vec::new();
+        for label in labels {
+            data.extend_from_slice(label.as_bytes());
+            if wide {
+                offsets.extend_from_slice(&(data.len() as i64).to_le_bytes());
+            } else {
+                offsets.extend_from_slice(&(data.len() as i32).to_le_bytes());
+            }
+        }
+        let alias_fn = b.global("pyarrow.lib", "type_for_alias");
+        let arrow_type = b.object(BuildKind::Reduce, alias_fn, vec![s(alias)], None);
+        let mut buffers = vec![Value::None];
+        for raw in [offsets, data] {
+            let py_buffer = b.global("pyarrow.lib", "py_buffer");
+            let payload = b.bytearray(&raw);
+            buffers.push(b.object(BuildKind::Reduce, py_buffer, vec![payload], None));
+        }
+        let buffers = b.list(buffers);
+        let children = b.list(vec![]);
+        let fields = b.tuple(vec![
+            arrow_type,
+            Value::Int(labels.len() as i64 - offset),
+            Value::Int(nulls),
+            Value::Int(offset),
+            buffers,
+            children,
+            Value::None,
+        ]);
+        let restore = b.global("pyarrow.lib", "_restore_array");
+        b.object(BuildKind::Reduce, restore, vec![fields], None)
+    }
+
+    #[test]
+    fn reads_arrow_strings_of_both_offset_widths_offsets_and_chunks() {
+        let mut b = GraphBuilder::default();
+        let narrow = arrow_array(&mut b, "string", &["IC", "Rank IC"], 0, 0);
+        assert_eq!(
+            arrow_strings(&b.graph, &narrow),
+            Some(vec!["IC".to_string(), "Rank IC".to_string()])
+        );
+        let shifted = arrow_array(&mut b, "large_string", &["x", "IC", "ICIR"], 0, 1);
+        assert_eq!(
+            arrow_strings(&b.graph, &shifted),
+            Some(vec!["IC".to_string(), "ICIR".to_string()])
+        );
+        let with_nulls = arrow_array(&mut b, "string", &["IC", ""], 1, 0);
+        assert_eq!(arrow_strings(&b.graph, &with_nulls), None);
+        let binary = arrow_array(&mut b, "binary", &["IC"], 0, 0);
+        assert_eq!(arrow_strings(&b.graph, &binary), None);
+        let chunks = b.list(vec![narrow, shifted]);
+        let chunked_fn = b.global("pyarrow.lib", "chunked_array");
+        let chunked = b.object(BuildKind::Reduce, chunked_fn, vec![chunks], None);
+        assert_eq!(
+            arrow_strings(&b.graph, &chunked).map(|v| v.join(",")),
+            Some("IC,Rank IC,IC,ICIR".to_string())
+        );
     }
 }

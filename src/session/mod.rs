@@ -106,8 +106,8 @@ pub fn load(path: &Path) -> crate::Result<Session> {
             let listing = list_snapshots(&session_dir)?;
             if listing.files.is_empty() {
                 return Err(crate::Error::resolution(format!(
-                    "no session snapshot under {}: {} holds no <loop>/<step>_<name> files (RD-Agent writes one \
-                     after each step); the run has not finished a step yet, or it crashed before its first one",
+                    "no session snapshot under {}; {} has no <loop>/<step>_<name> files: RD-Agent writes one \
+                     after each step, so the run has not finished a step yet or crashed before its first one",
                     log_dir.display(),
                     session_dir.display()
                 )));

@@ -437,13 +437,16 @@ mod tests {
         assert!(initial_candidates(&[], None).is_empty());
     }
 
+    /// (best, tried, skipped) as (loop, step) pairs.
+    type ChooseOutcome = (Option<(u64, u64)>, Vec<(u64, u64)>, Vec<(u64, u64)>);
+
     /// Runs `choose` where each file's "history length" comes from `lens` (None: the file fails).
     fn run_choose(
         f: &[SnapshotFile],
         lens: &[Option<usize>],
         newest: Option<usize>,
         loop_dirs: usize,
-    ) -> (Option<(u64, u64)>, Vec<(u64, u64)>, Vec<(u64, u64)>) {
+    ) -> ChooseOutcome {
         let choice = choose(
             f,
             newest,

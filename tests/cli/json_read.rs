@@ -205,7 +205,10 @@ impl Parser<'_> {
         if !digits(self) {
             return self.err("expected digits");
         }
-        if self.b[start..].starts_with(b"0") && self.i - start > 1 && self.b[start + 1].is_ascii_digit() {
+        if self.b[start..].starts_with(b"0")
+            && self.i - start > 1
+            && self.b[start + 1].is_ascii_digit()
+        {
             return self.err("leading zero");
         }
         if self.b.get(self.i) == Some(&b'.') {
@@ -263,10 +266,14 @@ impl Parser<'_> {
                         b't' => out.push('\t'),
                         b'u' => {
                             let mut cp = self.hex4()?;
-                            if (0xD800..0xDC00).contains(&cp) && self.b[self.i..].starts_with(b"\\u") {
+                            if (0xD800..0xDC00).contains(&cp)
+                                && self.b[self.i..].starts_with(b"\\u")
+                            {
                                 self.i += 2;
                                 let lo = self.hex4()?;
-                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                                cp = 0x10000
+                                    + ((cp - 0xD800) << 10)
+                                    + (lo.wrapping_sub(0xDC00) & 0x3FF);
                             }
                             out.push(char::from_u32(cp).unwrap_or('\u{FFFD}'));
                         }
@@ -297,7 +304,16 @@ fn json_reader_parses_and_rejects() {
     assert_eq!(v.get("a").arr()[1].num(), -2500.0);
     assert_eq!(v.get("a").arr()[4].str(), "x\né😀");
     assert!(v.get("b").obj().is_empty());
-    for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "\"\u{1}\"", "[1] x", "nul"] {
+    for bad in [
+        "",
+        "{",
+        "[1,]",
+        "{\"a\" 1}",
+        "01",
+        "\"\u{1}\"",
+        "[1] x",
+        "nul",
+    ] {
         assert!(parse(bad).is_err(), "{bad:?} should not parse");
     }
 }

@@ -30,7 +30,11 @@ fn chain(dir: &Path, record: &Path) -> Command {
 }
 
 fn argv(rec: &J) -> Vec<String> {
-    rec.get("argv").arr().iter().map(|a| a.str().to_string()).collect()
+    rec.get("argv")
+        .arr()
+        .iter()
+        .map(|a| a.str().to_string())
+        .collect()
 }
 
 fn env_of<'a>(rec: &'a J, name: &str) -> Option<&'a str> {
@@ -87,8 +91,14 @@ fn usage_errors_exit_2_and_name_the_problem() {
     assert!(err.contains("missing value for --model-loops"), "{err}");
     let (_, err) = expect_code(rd_chain(tmp.path()).env("LOAD_SOTA_FROM_LOG", "true"), 2);
     assert!(err.contains("SOTA_LOG_PATH is not set"), "{err}");
-    let (_, err) = expect_code(rd_chain(tmp.path()).env("USE_ALPHA_FACTORS", "sometimes"), 2);
-    assert!(err.contains("USE_ALPHA_FACTORS") && err.contains("sometimes"), "{err}");
+    let (_, err) = expect_code(
+        rd_chain(tmp.path()).env("USE_ALPHA_FACTORS", "sometimes"),
+        2,
+    );
+    assert!(
+        err.contains("USE_ALPHA_FACTORS") && err.contains("sometimes"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -115,8 +125,14 @@ fn the_chain_runs_both_phases_with_the_sota_factors_handed_over() {
     // Fresh, distinct, absolute log dirs under ./log.
     let flog = env_of(factor, "LOG_TRACE_PATH").expect("factor LOG_TRACE_PATH");
     let mlog = env_of(model, "LOG_TRACE_PATH").expect("model LOG_TRACE_PATH");
-    assert!(flog.starts_with(tmp.join("log").to_str().unwrap()), "{flog}");
-    assert!(mlog.starts_with(tmp.join("log").to_str().unwrap()), "{mlog}");
+    assert!(
+        flog.starts_with(tmp.join("log").to_str().unwrap()),
+        "{flog}"
+    );
+    assert!(
+        mlog.starts_with(tmp.join("log").to_str().unwrap()),
+        "{mlog}"
+    );
     assert_ne!(flog, mlog);
     assert!(Path::new(flog).join("__session__").is_dir());
     // The factor phase gets no SOTA variables of ours.
@@ -175,8 +191,15 @@ fn the_model_phase_child_has_the_hook_and_reports_the_factors_used() {
     let pythonpath = env_of(model, "PYTHONPATH").expect("PYTHONPATH");
     let mut parts = pythonpath.split(':');
     let hook_dir = parts.next().unwrap();
-    assert!(hook_dir.starts_with(tmp.join("log/rd-chain").to_str().unwrap()), "{pythonpath}");
-    assert_eq!(parts.next(), Some("/some/user/dir"), "the user's PYTHONPATH is kept");
+    assert!(
+        hook_dir.starts_with(tmp.join("log/rd-chain").to_str().unwrap()),
+        "{pythonpath}"
+    );
+    assert_eq!(
+        parts.next(),
+        Some("/some/user/dir"),
+        "the user's PYTHONPATH is kept"
+    );
     assert!(Path::new(hook_dir).join("sitecustomize.py").is_file());
     let loaded = model.get("sitecustomize").str();
     assert!(loaded.starts_with(hook_dir), "{loaded}");
@@ -189,7 +212,10 @@ fn the_model_phase_child_has_the_hook_and_reports_the_factors_used() {
     let no_pandas = out.contains("pandas is not installed");
     assert!(trained || no_pandas, "{out}\n{err}");
     if std::env::var_os("RD_CHAIN_TEST_REQUIRE_PANDAS").is_some() {
-        assert!(trained, "pandas is required in this test run:\n{out}\n{err}");
+        assert!(
+            trained,
+            "pandas is required in this test run:\n{out}\n{err}"
+        );
     }
 }
 
@@ -198,7 +224,14 @@ fn hook_off_sets_only_the_variables() {
     let tmp = TempDir::new("hookoff");
     let record = tmp.join("calls.jsonl");
     expect_code(
-        chain(tmp.path(), &record).args(["--factor-loops", "2", "--model-loops", "1", "--hook", "off"]),
+        chain(tmp.path(), &record).args([
+            "--factor-loops",
+            "2",
+            "--model-loops",
+            "1",
+            "--hook",
+            "off",
+        ]),
         0,
     );
     let calls = records(&record);
@@ -224,7 +257,10 @@ fn a_failing_factor_phase_stops_the_chain_with_its_code() {
     let calls = records(&record);
     assert_eq!(calls.len(), 1, "no model phase after a failed factor phase");
     let flog = env_of(&calls[0], "LOG_TRACE_PATH").unwrap();
-    assert!(err.contains("factor phase failed") && err.contains(flog), "{err}");
+    assert!(
+        err.contains("factor phase failed") && err.contains(flog),
+        "{err}"
+    );
     let rec = &run_records(&tmp.join("log"))[0];
     assert_eq!(rec.get("state").str(), "failed");
     assert_eq!(rec.get("exit_code").int(), 7);
@@ -234,13 +270,21 @@ fn a_failing_factor_phase_stops_the_chain_with_its_code() {
 fn rdagent_missing_exits_4_with_an_install_hint() {
     let tmp = TempDir::new("missing");
     let (_, err) = expect_code(
-        rd_chain(tmp.path()).env("PATH", tmp.path()).args(["--factor-loops", "1"]),
+        rd_chain(tmp.path())
+            .env("PATH", tmp.path())
+            .args(["--factor-loops", "1"]),
         4,
     );
-    assert!(err.contains("not found on PATH") && err.contains("--rdagent"), "{err}");
+    assert!(
+        err.contains("not found on PATH") && err.contains("--rdagent"),
+        "{err}"
+    );
     let (_, err) = expect_code(rd_chain(tmp.path()).args(["--rdagent", "./nope"]), 4);
     assert!(err.contains("nope"), "{err}");
-    assert!(!tmp.join("log").exists(), "nothing is written before the preflight passes");
+    assert!(
+        !tmp.join("log").exists(),
+        "nothing is written before the preflight passes"
+    );
 }
 
 #[test]
@@ -248,14 +292,16 @@ fn dry_run_runs_and_writes_nothing_and_its_json_parses() {
     let tmp = TempDir::new("dry");
     let record = tmp.join("calls.jsonl");
     let (out, _) = expect_code(
-        chain(tmp.path(), &record).args(["--dry-run", "--json", "--model-loops", "4"]).env(
-            "SOTA_WORKSPACE_PATH",
-            "/ignored/without/switch",
-        ),
+        chain(tmp.path(), &record)
+            .args(["--dry-run", "--json", "--model-loops", "4"])
+            .env("SOTA_WORKSPACE_PATH", "/ignored/without/switch"),
         0,
     );
     assert!(!record.exists(), "the dry run started rdagent");
-    assert!(!tmp.join("log").exists(), "the dry run wrote into the log root");
+    assert!(
+        !tmp.join("log").exists(),
+        "the dry run wrote into the log root"
+    );
     let plan = parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert!(plan.get("can_run").bool());
     assert_eq!(plan.get("exit_code").int(), 0);
@@ -265,25 +311,39 @@ fn dry_run_runs_and_writes_nothing_and_its_json_parses() {
     assert_eq!(s.get("factor_loops").get("origin").str(), "default");
     assert_eq!(plan.get("sota").get("source").str(), "factor-phase");
     let others = plan.get("sota").get("others").arr();
-    assert!(others.iter().any(|o| o.str().contains("LOAD_SOTA_FROM_WORKSPACE is not set")));
+    assert!(others
+        .iter()
+        .any(|o| o.str().contains("LOAD_SOTA_FROM_WORKSPACE is not set")));
     let phases = plan.get("phases").arr();
     assert_eq!(phases.len(), 2);
     let argv: Vec<&str> = phases[0].get("argv").arr().iter().map(J::str).collect();
     assert_eq!(argv[1..], ["fin_factor", "--loop-n", "10"]);
     let env = phases[1].get("env");
     assert_eq!(env.get("LOAD_SOTA_FROM_WORKSPACE").str(), "true");
-    assert!(env.get("SOTA_WORKSPACE_PATH").get("pending").str().contains("factor"));
+    assert!(env
+        .get("SOTA_WORKSPACE_PATH")
+        .get("pending")
+        .str()
+        .contains("factor"));
     assert!(!plan.get("warnings").arr().is_empty());
 
     // Text form, and the dry-run exit code is what the real run would give.
     let (text, _) = expect_code(chain(tmp.path(), &record).arg("-n"), 0);
-    assert!(text.contains("fin_factor --loop-n 10") && text.contains("Result: the plan can run"), "{text}");
+    assert!(
+        text.contains("fin_factor --loop-n 10") && text.contains("Result: the plan can run"),
+        "{text}"
+    );
     let (text, _) = expect_code(
         chain(tmp.path(), &record).args(["--dry-run", "--sota-workspace", "no/such/ws"]),
         3,
     );
     assert!(text.contains("would stop with exit 3"), "{text}");
-    expect_code(rd_chain(tmp.path()).env("PATH", tmp.path()).arg("--dry-run"), 4);
+    expect_code(
+        rd_chain(tmp.path())
+            .env("PATH", tmp.path())
+            .arg("--dry-run"),
+        4,
+    );
     assert!(!record.exists() && !tmp.join("log").exists());
 }
 
@@ -306,26 +366,36 @@ fn an_existing_sota_log_skips_the_factor_phase_by_every_route() {
     let tmp = TempDir::new("sotalog");
     let log = factor_log(tmp.path());
     let record = tmp.join("calls.jsonl");
-    let routes: Vec<Box<dyn Fn(&mut Command)>> = vec![
-        Box::new(|c: &mut Command| {
-            c.arg("--sota-log").arg(&log);
-        }),
-        Box::new(|c: &mut Command| {
-            c.env("LOAD_SOTA_FROM_LOG", "TRUE").env("SOTA_LOG_PATH", &log);
-        }),
-        Box::new(|c: &mut Command| {
-            // The log source wins over a workspace source that is also switched on.
-            c.env("LOAD_SOTA_FROM_LOG", "1")
-                .env("SOTA_LOG_PATH", &log)
-                .env("LOAD_SOTA_FROM_WORKSPACE", "yes")
-                .env("SOTA_WORKSPACE_PATH", "/does/not/matter");
-        }),
+    let log_os = log.as_os_str().to_os_string();
+    // (flags, environment) of each route to the same SOTA source.
+    type Route = (
+        Vec<std::ffi::OsString>,
+        Vec<(&'static str, std::ffi::OsString)>,
+    );
+    let routes: Vec<Route> = vec![
+        (vec!["--sota-log".into(), log_os.clone()], vec![]),
+        (
+            vec![],
+            vec![
+                ("LOAD_SOTA_FROM_LOG", "TRUE".into()),
+                ("SOTA_LOG_PATH", log_os.clone()),
+            ],
+        ),
+        // The log source wins over a workspace source that is also switched on.
+        (
+            vec![],
+            vec![
+                ("LOAD_SOTA_FROM_LOG", "1".into()),
+                ("SOTA_LOG_PATH", log_os.clone()),
+                ("LOAD_SOTA_FROM_WORKSPACE", "yes".into()),
+                ("SOTA_WORKSPACE_PATH", "/does/not/matter".into()),
+            ],
+        ),
     ];
-    for route in routes {
+    for (flags, env) in routes {
         let _ = std::fs::remove_file(&record);
         let mut cmd = chain(tmp.path(), &record);
-        cmd.args(["--model-loops", "1"]);
-        route(&mut cmd);
+        cmd.args(["--model-loops", "1"]).args(&flags).envs(env);
         expect_code(&mut cmd, 0);
         let calls = records(&record);
         assert_eq!(calls.len(), 1);
@@ -336,7 +406,10 @@ fn an_existing_sota_log_skips_the_factor_phase_by_every_route() {
     }
     // Asking for factor loops on the command line at the same time is a usage error.
     let (_, err) = expect_code(
-        chain(tmp.path(), &record).arg("--sota-log").arg(&log).args(["--factor-loops", "3"]),
+        chain(tmp.path(), &record)
+            .arg("--sota-log")
+            .arg(&log)
+            .args(["--factor-loops", "3"]),
         2,
     );
     assert!(err.contains("conflicts"), "{err}");
@@ -385,14 +458,26 @@ fn paths_with_spaces_and_non_ascii_work() {
     std::fs::create_dir_all(&dir).unwrap();
     let record = tmp.join("calls.jsonl");
     expect_code(
-        chain(&dir, &record).args(["--factor-loops", "2", "--model-loops", "1", "--log-root", "run logs"]),
+        chain(&dir, &record).args([
+            "--factor-loops",
+            "2",
+            "--model-loops",
+            "1",
+            "--log-root",
+            "run logs",
+        ]),
         0,
     );
     let calls = records(&record);
     assert_eq!(calls.len(), 2);
     let ws = env_of(&calls[1], "SOTA_FACTORS_PATH").unwrap();
-    assert!(ws.contains("my project ü") && Path::new(ws).is_file(), "{ws}");
-    assert!(env_of(&calls[0], "LOG_TRACE_PATH").unwrap().contains("run logs"));
+    assert!(
+        ws.contains("my project ü") && Path::new(ws).is_file(),
+        "{ws}"
+    );
+    assert!(env_of(&calls[0], "LOG_TRACE_PATH")
+        .unwrap()
+        .contains("run logs"));
 }
 
 #[test]
@@ -430,7 +515,11 @@ mod signals {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("rd-chain exited early with {status}");
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "{} never appeared", path.display());
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{} never appeared",
+                path.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -455,7 +544,10 @@ mod signals {
     }
 
     fn send(sig: &str, target: &str) {
-        let status = Command::new("kill").args([sig, "--", target]).status().unwrap();
+        let status = Command::new("kill")
+            .args([sig, "--", target])
+            .status()
+            .unwrap();
         assert!(status.success(), "kill {sig} {target}");
     }
 
@@ -529,12 +621,19 @@ mod signals {
     #[test]
     fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
         let tmp = TempDir::new("sigkill");
-        let (mut child, pid, _) = hanging(&tmp, &[("FAKE_RDAGENT_IGNORE_TERM", "1")], &["--kill-after", "1"]);
+        let (mut child, pid, _) = hanging(
+            &tmp,
+            &[("FAKE_RDAGENT_IGNORE_TERM", "1")],
+            &["--kill-after", "1"],
+        );
         let start = Instant::now();
         send("-TERM", &child.id().to_string());
         let status = wait_exit(&mut child, Duration::from_secs(20));
         assert_eq!(status.code(), Some(143), "{}", stderr_of(&mut child));
-        assert!(start.elapsed() >= Duration::from_millis(900), "SIGKILL came before the grace period");
+        assert!(
+            start.elapsed() >= Duration::from_millis(900),
+            "SIGKILL came before the grace period"
+        );
         assert!(!alive(&pid));
     }
 
@@ -544,10 +643,17 @@ mod signals {
         // The child ignores SIGTERM and, being a Python process, turns SIGINT into KeyboardInterrupt; with
         // the hang loop catching nothing it dies at the first one, so use the TERM-ignoring mode with Ctrl-C
         // sent only to rd-chain: the first is recorded, the second kills.
-        let (mut child, pid, _) = hanging(&tmp, &[("FAKE_RDAGENT_IGNORE_TERM", "1")], &["--kill-after", "60"]);
+        let (mut child, pid, _) = hanging(
+            &tmp,
+            &[("FAKE_RDAGENT_IGNORE_TERM", "1")],
+            &["--kill-after", "60"],
+        );
         send("-INT", &child.id().to_string());
         std::thread::sleep(Duration::from_millis(300));
-        assert!(alive(&pid), "one Ctrl-C to rd-chain alone must not kill the child at once");
+        assert!(
+            alive(&pid),
+            "one Ctrl-C to rd-chain alone must not kill the child at once"
+        );
         send("-INT", &child.id().to_string());
         let status = wait_exit(&mut child, Duration::from_secs(10));
         assert_eq!(status.code(), Some(130), "{}", stderr_of(&mut child));
