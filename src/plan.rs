@@ -15,6 +15,9 @@ use crate::resolve::{self, ParquetInfo, Resolution, ResolveRequest};
 use crate::timestamp::Utc;
 use crate::{Error, Result};
 
+/// rd-chain's own dir under the log root (run records, hook dirs); not a run of rdagent.
+pub const RECORD_DIR_NAME: &str = "rd-chain";
+
 /// The two phases, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PhaseKind {
@@ -144,7 +147,7 @@ pub fn build(
     let started = Utc::now();
     let log_root = absolute(cwd, &config.log_root.value);
     let run_id = started.log_dir_name();
-    let record_dir = log_root.join("rd-chain");
+    let record_dir = log_root.join(RECORD_DIR_NAME);
     let run_record = record_dir.join(format!("{run_id}.json"));
     let hook_dir = record_dir.join(format!("{run_id}.hook"));
 

@@ -556,7 +556,8 @@ pub fn list_runs(root: &Path, workspace_env: Option<&Path>, cwd: &Path) -> Resul
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !path.is_dir() {
+            // Hidden dirs and rd-chain's own records are not runs.
+            if name.starts_with('.') || name == crate::plan::RECORD_DIR_NAME || !path.is_dir() {
                 continue;
             }
             let mtime = fs::metadata(&path).and_then(|m| m.modified()).ok();

@@ -174,6 +174,12 @@ fn the_chain_runs_both_phases_with_the_sota_factors_handed_over() {
     // The summary names both log dirs and the SOTA.
     assert!(err.contains(flog) && err.contains(mlog), "{err}");
     assert!(err.contains("loop 3"), "{err}");
+
+    // `list` shows the two runs, not rd-chain's own record dir.
+    let (listing, _) = expect_code(rd_chain(tmp.path()).arg("list"), 0);
+    let lines: Vec<&str> = listing.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{listing}");
+    assert!(!listing.contains("rd-chain"), "{listing}");
 }
 
 #[test]
