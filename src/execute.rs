@@ -442,6 +442,9 @@ fn stopped(stop: Stop, kind: PhaseKind, log_dir: Option<&Path>, record: &RunReco
     }
 }
 
+/// SIGINT's number (the same on every unix).
+const SIGINT: i32 = 2;
+
 /// A stop signal that arrived since `since`, if any (SIGTERM/SIGHUP win over SIGINT: they come from a
 /// supervisor that wants rd-chain gone).
 fn pending_stop(since: Received) -> Option<Stop> {
@@ -467,7 +470,17 @@ fn wait_phase(mut child: Child, kill_after: Duration) -> Result<(ExitStatus, Opt
     let mut kill_at: Option<Instant> = None;
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return Ok((status, stop)),
+            Ok(Some(status)) => {
+                // Ctrl-C reaches rdagent and rd-chain together; rdagent can be reaped before the handler thread
+                // has counted rd-chain's copy, so look once more, and read a death by SIGINT as the interrupt.
+                let stop =
+                    stop.or_else(|| pending_stop(seen))
+                        .or(match PhaseEnd::from_status(status) {
+                            PhaseEnd::Signaled(SIGINT) => Some(Stop::Interrupt),
+                            _ => None,
+                        });
+                return Ok((status, stop));
+            }
             Ok(None) => {}
             Err(e) => {
                 let _ = child.kill();
