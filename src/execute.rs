@@ -196,7 +196,7 @@ pub fn fresh_log_dir(root: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Run the chain. Prints the summary to stderr (and the run record to stdout with `--json`).
+/// Run the chain. Prints the summary to stderr (and the run record as one JSON line on stdout with `--json`).
 pub fn run(plan: Plan) -> Result<()> {
     if let Some(e) = plan.blocking_error() {
         return Err(e);
@@ -230,7 +230,8 @@ pub fn run(plan: Plan) -> Result<()> {
     let saved = record.save();
     eprint!("{}", summary(&plan, &record));
     if plan.config.json {
-        crate::print_stdout(&record.to_json().pretty());
+        // One line, the last on stdout after rdagent's own output: `rd-chain --json ... | tail -n 1`.
+        crate::print_stdout(&format!("{}\n", record.to_json().compact()));
     }
     result.and(saved)
 }

@@ -149,6 +149,18 @@ pub fn decide_in_env(
 pub fn install(dir: &Path) -> Result<PathBuf> {
     let dir = std::path::absolute(dir)
         .map_err(|e| Error::io("cannot make the hook directory absolute:", dir, e))?;
+    check_dir(&dir)?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io("cannot create the hook directory", &dir, e))?;
+    let file = dir.join(FILE_NAME);
+    std::fs::write(&file, SITECUSTOMIZE)
+        .map_err(|e| Error::io("cannot write the hook", &file, e))?;
+    Ok(dir)
+}
+
+/// The hook directory must be able to stand in PYTHONPATH (no path-list separator in it). Checked before the
+/// chain starts, so a bad `--log-root` is reported before hours of factor loops, not after.
+pub fn check_dir(dir: &Path) -> Result<()> {
     if dir.as_os_str().to_string_lossy().contains(PATH_SEPARATOR) {
         return Err(Error::usage(format!(
             "the hook directory {} contains {PATH_SEPARATOR:?}, which cannot stand in PYTHONPATH; choose a \
@@ -156,12 +168,7 @@ pub fn install(dir: &Path) -> Result<PathBuf> {
             dir.display()
         )));
     }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::io("cannot create the hook directory", &dir, e))?;
-    let file = dir.join(FILE_NAME);
-    std::fs::write(&file, SITECUSTOMIZE)
-        .map_err(|e| Error::io("cannot write the hook", &file, e))?;
-    Ok(dir)
+    Ok(())
 }
 
 /// The child's PYTHONPATH: the hook directory first, then `existing` unchanged. An unset or empty `existing`

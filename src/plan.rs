@@ -106,7 +106,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The first problem that stops the run, in the order the run meets them: rdagent, log root, SOTA source.
+    /// The first problem that stops the run, in the order the run meets them: rdagent, log root (and the hook dir
+    /// in it), SOTA source.
     pub fn blocking_error(&self) -> Option<Error> {
         if self.needs_rdagent {
             if let Err(why) = &self.rdagent {
@@ -115,6 +116,11 @@ impl Plan {
         }
         if let Err(e) = check_writable(&self.log_root) {
             return Some(e);
+        }
+        if self.hook.as_ref().is_some_and(|h| h.enabled) {
+            if let Err(e) = hook::check_dir(&self.hook_dir) {
+                return Some(e);
+            }
         }
         match &self.sota {
             SotaState::Failed(e) => Some(clone_error(e)),

@@ -87,14 +87,6 @@ pub fn terminate(child: &mut std::process::Child) {
     let _ = child.kill();
 }
 
-/// Send the child SIGINT (unix), as a terminal's Ctrl-C would.
-pub fn interrupt(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    unix::send(child.id(), unix::SIGINT);
-    #[cfg(not(unix))]
-    let _ = child.kill();
-}
-
 #[cfg(unix)]
 mod unix {
     use super::{HUP, TERM};
@@ -102,7 +94,6 @@ mod unix {
     use std::sync::atomic::Ordering;
 
     pub const SIGHUP: c_int = 1;
-    pub const SIGINT: c_int = 2;
     pub const SIGTERM: c_int = 15;
 
     extern "C" {

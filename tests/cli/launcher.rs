@@ -666,3 +666,79 @@ mod signals {
         assert!(!alive(&pid));
     }
 }
+
+#[test]
+fn a_factor_log_without_an_accepted_experiment_stops_before_the_model_phase() {
+    let tmp = TempDir::new("noaccept");
+    let record = tmp.join("calls.jsonl");
+    let (_, err) = expect_code(
+        chain(tmp.path(), &record)
+            .args(["--factor-loops", "3", "--model-loops", "2"])
+            .env("FAKE_RDAGENT_ACCEPT", "none"),
+        3,
+    );
+    let calls = records(&record);
+    assert_eq!(calls.len(), 1, "no model phase without SOTA factors");
+    let flog = env_of(&calls[0], "LOG_TRACE_PATH").unwrap();
+    assert!(err.contains(flog) && err.contains("latest"), "{err}");
+    let rec = &run_records(&tmp.join("log"))[0];
+    assert_eq!(rec.get("exit_code").int(), 3);
+    assert!(rec.get("sota").is_null());
+}
+
+#[test]
+fn json_after_a_real_run_is_the_run_record_on_the_last_stdout_line() {
+    let tmp = TempDir::new("runjson");
+    let record = tmp.join("calls.jsonl");
+    let (out, _) = expect_code(
+        chain(tmp.path(), &record).args(["--factor-loops", "2", "--model-loops", "1", "--json"]),
+        0,
+    );
+    let last = out.lines().last().unwrap_or_default();
+    let rec = parse(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert_eq!(rec.get("state").str(), "done");
+    assert_eq!(rec.get("phases").arr().len(), 2);
+    assert_eq!(
+        rec,
+        run_records(&tmp.join("log"))[0],
+        "stdout and the record file agree"
+    );
+}
+
+#[test]
+fn a_log_root_that_cannot_stand_in_pythonpath_is_refused_before_any_phase() {
+    let tmp = TempDir::new("colon");
+    let record = tmp.join("calls.jsonl");
+    let (_, err) = expect_code(
+        chain(tmp.path(), &record).args([
+            "--log-root",
+            "a:b",
+            "--hook",
+            "on",
+            "--model-loops",
+            "1",
+        ]),
+        2,
+    );
+    assert!(
+        err.contains("PYTHONPATH") && err.contains("--log-root"),
+        "{err}"
+    );
+    assert!(records(&record).is_empty());
+    // With the hook off the same log root is fine.
+    expect_code(
+        chain(tmp.path(), &record)
+            .env("FAKE_RDAGENT_ACCEPT", "0")
+            .args([
+                "--log-root",
+                "a:b",
+                "--hook",
+                "off",
+                "--factor-loops",
+                "1",
+                "--model-loops",
+                "1",
+            ]),
+        0,
+    );
+}
