@@ -785,64 +785,23 @@ fn sota_choice(
     let ws_path = env.get("SOTA_WORKSPACE_PATH").map(PathBuf::from);
 
     let mut others = Vec::new();
-    let env_log = match (from_log, &log_path) {
-        (Some(true), Some(p)) => Some(p.clone()),
-        (Some(true), None) => {
-            return Err(Error::usage(
-                "LOAD_SOTA_FROM_LOG=true but SOTA_LOG_PATH is not set: set SOTA_LOG_PATH to the factor log \
-                 dir (e.g. ./log/2026-01-14_16-14-52-886218), or unset LOAD_SOTA_FROM_LOG",
-            ))
-        }
-        (Some(false), Some(p)) => {
-            others.push(format!(
-                "env SOTA_LOG_PATH={}: not used because LOAD_SOTA_FROM_LOG is false",
-                p.display()
-            ));
-            None
-        }
-        (None, Some(p)) => {
-            warnings.push(format!(
-                "SOTA_LOG_PATH={} is ignored because LOAD_SOTA_FROM_LOG is not set: set \
-                 LOAD_SOTA_FROM_LOG=true to use it (or pass --sota-log)",
-                p.display()
-            ));
-            others.push(format!(
-                "env SOTA_LOG_PATH={}: ignored, LOAD_SOTA_FROM_LOG is not set",
-                p.display()
-            ));
-            None
-        }
-        (_, None) => None,
-    };
-    let env_ws = match (from_ws, &ws_path) {
-        (Some(true), Some(p)) => Some(p.clone()),
-        (Some(true), None) => {
-            return Err(Error::usage(
-                "LOAD_SOTA_FROM_WORKSPACE=true but SOTA_WORKSPACE_PATH is not set: set SOTA_WORKSPACE_PATH to \
-                 the factor workspace dir, or unset LOAD_SOTA_FROM_WORKSPACE",
-            ))
-        }
-        (Some(false), Some(p)) => {
-            others.push(format!(
-                "env SOTA_WORKSPACE_PATH={}: not used because LOAD_SOTA_FROM_WORKSPACE is false",
-                p.display()
-            ));
-            None
-        }
-        (None, Some(p)) => {
-            warnings.push(format!(
-                "SOTA_WORKSPACE_PATH={} is ignored because LOAD_SOTA_FROM_WORKSPACE is not set: set \
-                 LOAD_SOTA_FROM_WORKSPACE=true to use it (or pass --sota-workspace)",
-                p.display()
-            ));
-            others.push(format!(
-                "env SOTA_WORKSPACE_PATH={}: ignored, LOAD_SOTA_FROM_WORKSPACE is not set",
-                p.display()
-            ));
-            None
-        }
-        (_, None) => None,
-    };
+    let env_log = env_candidate(
+        ("LOAD_SOTA_FROM_LOG", from_log),
+        ("SOTA_LOG_PATH", &log_path),
+        (
+            "--sota-log",
+            "the factor log dir (e.g. ./log/2026-01-14_16-14-52-886218)",
+        ),
+        &mut others,
+        warnings,
+    )?;
+    let env_ws = env_candidate(
+        ("LOAD_SOTA_FROM_WORKSPACE", from_ws),
+        ("SOTA_WORKSPACE_PATH", &ws_path),
+        ("--sota-workspace", "the factor workspace dir"),
+        &mut others,
+        warnings,
+    )?;
 
     let (source, origin) = if let Some(p) = log_flag {
         (SotaSource::Log(p), Origin::Flag("sota-log"))
@@ -889,6 +848,43 @@ fn sota_choice(
         origin,
         others,
     })
+}
+
+/// One environment SOTA source: a `LOAD_*` switch and its path variable. Usable only with the switch true and
+/// the path set; the switch without the path is a usage error; a path without the switch is ignored with a
+/// warning saying how to enable it. Every ignored path is also explained in `others`.
+fn env_candidate(
+    (switch, on): (&str, Option<bool>),
+    (var, path): (&str, &Option<PathBuf>),
+    (flag, what): (&str, &str),
+    others: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<PathBuf>> {
+    match (on, path) {
+        (Some(true), Some(p)) => Ok(Some(p.clone())),
+        (Some(true), None) => Err(Error::usage(format!(
+            "{switch}=true but {var} is not set: set {var} to {what}, or unset {switch}"
+        ))),
+        (Some(false), Some(p)) => {
+            others.push(format!(
+                "env {var}={}: not used because {switch} is false",
+                p.display()
+            ));
+            Ok(None)
+        }
+        (None, Some(p)) => {
+            warnings.push(format!(
+                "{var}={} is ignored because {switch} is not set: set {switch}=true to use it (or pass {flag})",
+                p.display()
+            ));
+            others.push(format!(
+                "env {var}={}: ignored, {switch} is not set",
+                p.display()
+            ));
+            Ok(None)
+        }
+        (_, None) => Ok(None),
+    }
 }
 
 /// The `--help` text, generated from `FLAGS`.

@@ -198,54 +198,47 @@ pub fn build(
     };
 
     let mut phases = Vec::new();
+    // A LOG_TRACE_PATH the user set goes to the first phase that runs; later ones get fresh dirs.
     let mut user_log = config.log_trace_path.as_ref().map(|p| absolute(cwd, p));
+    let mut phase = |kind, loops, duration: &Option<String>, env| Phase {
+        kind,
+        loops,
+        args: rdagent_args(kind, loops, duration.as_deref()),
+        cwd: cwd.to_path_buf(),
+        log_dir: user_log.take().map_or(LogDir::Fresh, LogDir::UserSet),
+        env,
+    };
+    let log_trace = ("LOG_TRACE_PATH", EnvValue::Pending("the phase's log dir"));
     if runs_factor {
-        phases.push(Phase {
-            kind: PhaseKind::Factor,
-            loops: config.factor_loops.value,
-            args: rdagent_args(
-                PhaseKind::Factor,
-                config.factor_loops.value,
-                config.factor_duration.value.as_deref(),
-            ),
-            cwd: cwd.to_path_buf(),
-            log_dir: user_log.take().map_or(LogDir::Fresh, LogDir::UserSet),
-            env: vec![("LOG_TRACE_PATH", EnvValue::Pending("the phase's log dir"))],
-        });
+        phases.push(phase(
+            PhaseKind::Factor,
+            config.factor_loops.value,
+            &config.factor_duration.value,
+            vec![log_trace.clone()],
+        ));
     }
     if runs_model {
-        let sota_env = model_sota_env(&sota, runs_factor);
-        let mut env_set = vec![("LOG_TRACE_PATH", EnvValue::Pending("the phase's log dir"))];
-        env_set.extend(sota_env);
-        env_set.push((
-            "USE_ALPHA_FACTORS",
-            EnvValue::Known(OsString::from(if config.alpha_factors.value {
-                "true"
-            } else {
-                "false"
-            })),
-        ));
+        let mut env_set = vec![log_trace];
+        env_set.extend(model_sota_env(&sota, runs_factor));
+        let alpha = if config.alpha_factors.value {
+            "true"
+        } else {
+            "false"
+        };
+        env_set.push(("USE_ALPHA_FACTORS", EnvValue::Known(alpha.into())));
         if hook.as_ref().is_some_and(|h| h.enabled) {
+            let existing = env.get("PYTHONPATH").map(std::ffi::OsStr::new);
             env_set.push((
                 "PYTHONPATH",
-                EnvValue::Known(hook::pythonpath(
-                    &hook_dir,
-                    env.get("PYTHONPATH").map(std::ffi::OsStr::new),
-                )),
+                EnvValue::Known(hook::pythonpath(&hook_dir, existing)),
             ));
         }
-        phases.push(Phase {
-            kind: PhaseKind::Model,
-            loops: config.model_loops.value,
-            args: rdagent_args(
-                PhaseKind::Model,
-                config.model_loops.value,
-                config.model_duration.value.as_deref(),
-            ),
-            cwd: cwd.to_path_buf(),
-            log_dir: user_log.take().map_or(LogDir::Fresh, LogDir::UserSet),
-            env: env_set,
-        });
+        phases.push(phase(
+            PhaseKind::Model,
+            config.model_loops.value,
+            &config.model_duration.value,
+            env_set,
+        ));
     }
 
     Plan {
