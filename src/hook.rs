@@ -929,12 +929,10 @@ mod tests {
         );
         let hanging = scratch.0.join("hanging-python");
         write(&hanging, b"#!/bin/sh\nexec sleep 30\n");
+        #[cfg(unix)]
         for script in [&failing, &hanging] {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
-            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let rdagent = scratch.0.join("rdagent");
 

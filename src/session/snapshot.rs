@@ -360,6 +360,7 @@ pub fn read_snapshot(path: &Path) -> Result<ReadSnapshot, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(unix)]
     use std::ffi::OsString;
 
     fn files(spec: &[(u64, u64)]) -> Vec<SnapshotFile> {

@@ -2,8 +2,7 @@
 //! environment (read from the fake's records), failures, dry runs, signals, exit codes, paths with spaces.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use crate::json_read::{parse, J};
 use crate::util::{describe, expect_code, rd_chain, run, script, TempDir};
@@ -509,6 +508,8 @@ fn a_log_trace_path_the_user_set_is_used_by_the_factor_phase() {
 mod signals {
     use super::*;
     use std::os::unix::process::CommandExt;
+    use std::process::Child;
+    use std::time::{Duration, Instant};
 
     fn wait_for_file(path: &Path, child: &mut Child) -> String {
         let start = Instant::now();

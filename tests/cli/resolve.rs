@@ -662,6 +662,7 @@ fn an_unknown_pick_policy_is_a_usage_error_listing_the_forms() {
 }
 
 /// Loop directories of a scenario's session.
+#[cfg(unix)]
 fn loop_dirs(s: &Scenario) -> i64 {
     fs::read_dir(s.log_dir().join("__session__"))
         .map(|rd| rd.filter(|e| e.as_ref().unwrap().path().is_dir()).count() as i64)
