@@ -14,7 +14,9 @@ rd-chain writes this file into a private directory of its own and puts that dire
      `cache_with_pickle`) so that, for the duration of each call, two marker `QlibFactorExperiment`s (real
      instances of the class the runner tests against, each with a non-None `result`) stand at the START of
      `exp.based_experiments`: enough for upstream's "more than one" and a fork's "at least one" test, and never
-     `based_experiments[-1]`, which the runner develops first when its result is None. The markers are removed
+     `based_experiments[-1]`, which the runner develops first when its result is None. Each marker carries one
+     task naming the sha256 of the factors file, so RD-Agent's result cache (keyed on the based experiments'
+     task information) never serves a result trained on other factors or none. The markers are removed
      again when develop returns or raises, so the trace, the feedback and later proposals never see them;
    - wraps the module-level `process_factor_data` so that a list holding the markers yields the parquet's
      DataFrame with its columns flattened from ('feature', name) to name (any other experiments in the list
@@ -218,14 +220,58 @@ def _marker_result():
     return pd.Series({"IC": nan, "ICIR": nan, "Rank IC": nan, "Rank ICIR": nan}, name="rd-chain SOTA factors")
 
 
+_IDENTITIES = {}
+
+
+def factors_identity(path):
+    """What the markers' one task says about the factors: the sha256 of the file's bytes. RD-Agent's result
+    cache (`cache_with_pickle` around develop) keys on the task information of the based experiments' sub
+    tasks; without this, a model result trained on the baseline features or on other factors would share the
+    key and be served from the cache. Computed once per file version."""
+    import hashlib
+
+    try:
+        st = os.stat(path)
+        version = (path, st.st_size, st.st_mtime_ns)
+        identity = _IDENTITIES.get(version)
+        if identity is None:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            identity = "rd-chain SOTA factors sha256={}".format(digest.hexdigest())
+            _IDENTITIES[version] = identity
+    except OSError as err:
+        raise RdChainHookError(
+            "rd-chain hook: cannot read the SOTA factors file {} ({}: {}). {}".format(
+                path, type(err).__name__, err, _WHAT_TO_DO
+            )
+        )
+    return identity
+
+
+def _marker_task(identity):
+    """A task RD-Agent's cache key can read (`get_task_information()`), built only from picklable standard
+    library objects: the cache pickles the developed experiment while the markers still stand in it, and must be
+    able to load it again in any process."""
+    import functools
+    import types
+
+    return types.SimpleNamespace(
+        name="rd_chain_sota_factors", get_task_information=functools.partial(str, identity)
+    )
+
+
 def make_marker(cls, factors_path):
-    """A real instance of `cls` that stands for the SOTA factors. Tries `cls(sub_tasks=[])`, then `cls([])`,
-    then `cls.__new__(cls)` with the experiment attributes set by hand; raises if none works."""
+    """A real instance of `cls` that stands for the SOTA factors, with one task naming their content. Tries
+    `cls(sub_tasks=[task])`, then `cls([task])`, then `cls.__new__(cls)` with the experiment attributes set by
+    hand; raises if none works."""
+    task = _marker_task(factors_identity(factors_path))
     failures = []
     marker = None
     for how, build in (
-        ("{}(sub_tasks=[])", lambda: cls(sub_tasks=[])),
-        ("{}([])", lambda: cls([])),
+        ("{}(sub_tasks=[task])", lambda: cls(sub_tasks=[task])),
+        ("{}([task])", lambda: cls([task])),
     ):
         try:
             marker = build()
@@ -236,8 +282,8 @@ def make_marker(cls, factors_path):
         try:
             marker = cls.__new__(cls)
             for name, value in (
-                ("sub_tasks", []),
-                ("sub_workspace_list", []),
+                ("sub_tasks", [task]),
+                ("sub_workspace_list", [None]),
                 ("based_experiments", []),
                 ("experiment_workspace", None),
                 ("hypothesis", None),

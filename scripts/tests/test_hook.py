@@ -672,3 +672,39 @@ def test_the_double_model_runner_does_not_look_like_a_fork_with_its_own_consumer
     runner = DOUBLE_DIR / "rdagent" / "scenarios" / "qlib" / "developer" / "model_runner.py"
     assert runner.is_file()
     assert "SOTA_WORKSPACE_PATH" not in runner.read_text()
+
+
+def test_the_result_cache_never_serves_a_result_trained_on_other_factors(tmp_path, sota_workspace, sota_frame):
+    """RD-Agent caches develop's result under a key hashed from the based experiments' task information. The
+    markers name the factors' content there, so the SOTA run does not get the baseline run's cached result, a
+    run on other factors does not get this one's, and only the same factors share a key."""
+    cache = tmp_path / "result-cache"
+    cache.mkdir()
+    body = """
+    exp = model_exp("exp", based=[model_exp("prev", developed=True)])
+    QlibModelRunner().develop(exp)
+    report["exp"] = describe(exp)
+    report["hits"] = list(model_runner.CACHE_HITS)
+    """
+    with_cache = {"RDAGENT_DOUBLE_CACHE_DIR": str(cache)}
+    baseline = run_driver(tmp_path, body, env=with_cache)
+    assert baseline.returncode == 0, baseline
+    assert baseline.report["exp"]["chosen_config"] == BASELINE_CONFIG
+    assert baseline.report["hits"] == []
+
+    sota = run_driver(tmp_path, body, env=sota_env(sota_workspace, **with_cache))
+    assert sota.returncode == 0, sota
+    assert sota.report["hits"] == [], "the baseline result was served for the SOTA factors"
+    assert sota.report["exp"]["chosen_config"] == SOTA_CONFIG
+
+    again = run_driver(tmp_path, body, env=sota_env(sota_workspace, **with_cache))
+    assert again.returncode == 0, again
+    assert len(again.report["hits"]) == 1, "the same factors share the cached result"
+    assert again.report["exp"]["chosen_config"] == SOTA_CONFIG
+
+    other = tmp_path / "other.parquet"
+    sota_frame.iloc[:8].to_parquet(other)
+    changed = run_driver(tmp_path, body, env=sota_env(sota_workspace, SOTA_FACTORS_PATH=str(other), **with_cache))
+    assert changed.returncode == 0, changed
+    assert changed.report["hits"] == [], "a result trained on other factors was served"
+    assert len(list(cache.glob("*.pkl"))) == 3

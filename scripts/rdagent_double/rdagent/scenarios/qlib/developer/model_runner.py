@@ -6,7 +6,9 @@ Behaviour (from rd-chain's facts file, not from RD-Agent's code): `QlibModelRunn
 variable RDAGENT_DOUBLE_SOTA_RULE=at-least-one) it gets their factors from the module-level
 `process_factor_data`, nests the columns under 'feature', writes `<model workspace>/combined_factors_df.parquet`,
 sets `num_features` and chooses `conf_sota_factors_model.yaml`; otherwise `conf_baseline_factors_model.yaml`.
-`develop` is wrapped by a `cache_with_pickle`-like decorator (a descriptor object, not a plain function).
+`develop` is wrapped by a `cache_with_pickle`-like decorator (a descriptor object, not a plain function) whose key
+hashes the task information of the based experiments' sub tasks and the experiment's own; with
+RDAGENT_DOUBLE_CACHE_DIR set it really caches: a key it has seen returns the pickled earlier result.
 
 No training happens: the outcome is recorded on the experiment (`chosen_config`, `num_features`, `result`) and in
 `DEVELOP_LOG`. This module must not read any SOTA environment variable itself (rd-chain's `--hook auto` looks for
@@ -14,7 +16,9 @@ one in the real file to tell a fork with its own consumer from upstream).
 """
 
 import functools
+import hashlib
 import os
+import pickle
 from pathlib import Path
 
 from rdagent.core.exception import FactorEmptyError
@@ -28,8 +32,9 @@ FACTORS_FILE = "combined_factors_df.parquet"
 # One entry per develop that reached the branch decision, in order:
 # {"workspace": str, "based_types": [class names], "factor_experiments": int, "config": str}.
 DEVELOP_LOG = []
-# How many times the caching decorator was entered.
+# How many times the caching decorator was entered, and the keys it answered from the cache.
 CACHE_WRAPPER_CALLS = 0
+CACHE_HITS = []
 
 
 def _sota_rule():
@@ -60,8 +65,20 @@ class _PickleCachedMethod:
     def __call__(self, runner, exp, *args, **kwargs):
         global CACHE_WRAPPER_CALLS
         CACHE_WRAPPER_CALLS += 1
-        self.key_func(runner, exp)
-        return self.func(runner, exp, *args, **kwargs)
+        key = self.key_func(runner, exp)
+        folder = os.environ.get("RDAGENT_DOUBLE_CACHE_DIR")
+        if not folder:
+            return self.func(runner, exp, *args, **kwargs)
+        path = Path(folder) / (key + ".pkl")
+        if path.exists():
+            CACHE_HITS.append(key)
+            with open(path, "rb") as f:
+                cached = pickle.load(f)
+            return self.assign_func(exp, cached)
+        result = self.func(runner, exp, *args, **kwargs)
+        with open(path, "wb") as f:
+            pickle.dump(result, f)
+        return result
 
 
 def cache_with_pickle(key_func, assign_func):
@@ -71,16 +88,24 @@ def cache_with_pickle(key_func, assign_func):
     return decorate
 
 
+def _task_information(task):
+    info = getattr(task, "get_task_information", None)
+    return info() if callable(info) else str(task)
+
+
 def qlib_model_cache_key(runner, exp):
-    """A key built from what a cache would hash: the kinds and task counts of the based experiments."""
-    based = exp.based_experiments or []
-    return tuple((type(e).__name__, len(e.sub_tasks)) for e in based)
+    """The md5 of the task information of every based experiment's sub tasks, then the experiment's own: two
+    experiments with the same tasks share a cached result."""
+    tasks = [t for e in (exp.based_experiments or []) for t in e.sub_tasks] + list(exp.sub_tasks)
+    return hashlib.md5("\n".join(_task_information(t) for t in tasks).encode("utf-8")).hexdigest()
 
 
 class CachedRunner:
     @staticmethod
     def assign_cached_result(exp, cached):
         exp.result = cached.result
+        exp.chosen_config = getattr(cached, "chosen_config", None)
+        exp.num_features = getattr(cached, "num_features", None)
         return exp
 
 
