@@ -887,6 +887,28 @@ fn env_candidate(
     }
 }
 
+/// Width of a flag's help text in `--help` (after the 33-column flag names: about 100 columns in all).
+const HELP_WIDTH: usize = 68;
+
+/// Split `text` into lines of at most `width` characters at spaces (a longer word stands alone).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// The `--help` text, generated from `FLAGS`.
 pub fn help_text() -> String {
     let mut out = String::new();
@@ -902,8 +924,7 @@ pub fn help_text() -> String {
                                      `rdagent fin_model` with the factors handed over
     rd-chain resolve PATH [--pick P] [--json]
                                      print the SOTA factor workspace of a factor log (PATH: a log dir, its
-                                     __session__ dir, or one snapshot file); e.g.
-                                     export SOTA_WORKSPACE_PATH=$(rd-chain resolve log/2026-01-14_16-14-52-886218)
+                                     __session__ dir, or one snapshot file), alone on stdout
     rd-chain inspect PATH [--pick P] [--json]
                                      the history of a factor log as a table, SOTA marked
     rd-chain list [LOG_ROOT] [--json]
@@ -923,7 +944,7 @@ FLAGS (flag > environment variable > default):
             name.push(' ');
             name.push_str(v);
         }
-        out.push_str(&format!("    {name:<28} {}\n", f.help));
+        let mut lines = wrap(f.help, HELP_WIDTH);
         let mut extra = Vec::new();
         if let Some(e) = f.env {
             extra.push(format!("env {e}"));
@@ -932,7 +953,11 @@ FLAGS (flag > environment variable > default):
             extra.push(format!("default {}", f.default));
         }
         if !extra.is_empty() {
-            out.push_str(&format!("    {:<28} [{}]\n", "", extra.join("; ")));
+            lines.push(format!("[{}]", extra.join("; ")));
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let label = if i == 0 { name.as_str() } else { "" };
+            out.push_str(&format!("    {label:<28} {line}\n"));
         }
     }
     out.push_str(
@@ -946,9 +971,9 @@ SOTA SOURCE (first that applies wins):
     with a warning. Booleans: true/false, 1/0, yes/no, on/off (any case).
 
 WHAT THE MODEL PHASE GETS:
-    LOAD_SOTA_FROM_WORKSPACE=true, SOTA_WORKSPACE_PATH, SOTA_FACTORS_PATH, SOTA_LOG_PATH, LOAD_SOTA_FROM_LOG=false,
-    USE_ALPHA_FACTORS, a fresh LOG_TRACE_PATH, and (hook on) PYTHONPATH starting with rd-chain's sitecustomize
-    hook, which makes unmodified RD-Agent train on the SOTA factors.
+    LOAD_SOTA_FROM_WORKSPACE=true, SOTA_WORKSPACE_PATH, SOTA_FACTORS_PATH, SOTA_LOG_PATH,
+    LOAD_SOTA_FROM_LOG=false, USE_ALPHA_FACTORS, a fresh LOG_TRACE_PATH, and (hook on) PYTHONPATH
+    starting with rd-chain's sitecustomize hook, which makes unmodified RD-Agent train on the SOTA factors.
 
 EXIT CODES:
     0 ok; 1 internal error; 2 usage; 3 SOTA resolution failed; 4 rdagent missing;
@@ -961,8 +986,9 @@ EXAMPLES:
     rd-chain --sota-log log/2026-01-14_16-14-52-886218 --model-loops 5
     LOAD_SOTA_FROM_LOG=true SOTA_LOG_PATH=./log/2026-01-14_16-14-52-886218 rd-chain
     rd-chain inspect log/2026-01-14_16-14-52-886218
+    export SOTA_WORKSPACE_PATH=$(rd-chain resolve log/2026-01-14_16-14-52-886218)
 
-Documentation: docs/usage.md (every flag, env var and JSON field), docs/migrating.md (from the seed script).
+Documentation: docs/usage.md (every flag, variable and JSON field), docs/migrating.md (from the seed).
 ",
     );
     out
@@ -1242,6 +1268,16 @@ mod tests {
         assert!(
             usage_msg(parse(args(&["resolve", "a", "b"]), &env(&[]))).contains("unexpected 'b'")
         );
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_within_the_width() {
+        assert_eq!(wrap("aa bb cc dd", 5), ["aa bb", "cc dd"]);
+        assert_eq!(wrap("a verylongword b", 4), ["a", "verylongword", "b"]);
+        assert!(wrap("", 10).is_empty());
+        for line in help_text().lines() {
+            assert!(line.chars().count() <= 110, "help line too long: {line}");
+        }
     }
 
     #[test]
