@@ -349,6 +349,18 @@ def _class_attribute(cls, name):
     return None
 
 
+def _as_wrapper_of(wrapper, original, names):
+    """`wrapper` dressed as `original` (the names that exist on it), marked so it is never wrapped twice."""
+    for name in names:
+        try:
+            setattr(wrapper, name, getattr(original, name))
+        except (AttributeError, TypeError):
+            pass
+    wrapper.__wrapped__ = original
+    wrapper.__rd_chain_hooked__ = True
+    return wrapper
+
+
 def _wrap_develop(module, runner_cls, factors_path):
     raw = _class_attribute(runner_cls, "develop")
     if raw is None:
@@ -381,14 +393,7 @@ def _wrap_develop(module, runner_cls, factors_path):
             _remove_markers(developed, False)
         return developed
 
-    for name in ("__name__", "__qualname__", "__doc__"):
-        try:
-            setattr(develop, name, getattr(raw, name))
-        except (AttributeError, TypeError):
-            pass
-    develop.__wrapped__ = raw
-    develop.__rd_chain_hooked__ = True
-    runner_cls.develop = develop
+    runner_cls.develop = _as_wrapper_of(develop, raw, ("__name__", "__qualname__", "__doc__"))
 
 
 def _wrap_process_factor_data(module, factors_path):
@@ -422,14 +427,9 @@ def _wrap_process_factor_data(module, factors_path):
         _announce(factors_path, sota.shape, extra_columns, len(others))
         return combined
 
-    for name in ("__name__", "__qualname__", "__doc__", "__module__"):
-        try:
-            setattr(process_factor_data, name, getattr(original, name))
-        except (AttributeError, TypeError):
-            pass
-    process_factor_data.__wrapped__ = original
-    process_factor_data.__rd_chain_hooked__ = True
-    module.process_factor_data = process_factor_data
+    module.process_factor_data = _as_wrapper_of(
+        process_factor_data, original, ("__name__", "__qualname__", "__doc__", "__module__")
+    )
 
 
 def patch_model_runner(module):
