@@ -278,6 +278,7 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
             pick: plan.config.pick.value,
             workspace_path_env: plan.config.workspace_path_env.clone(),
             cwd: plan.cwd.clone(),
+            signing_key: plan.signing_key.clone(),
             // rdagent ran in the phase's cwd: a relative WORKSPACE_PATH is relative to that, wherever the log is.
             project_root: Some(phase.cwd.clone()),
         };

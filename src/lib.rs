@@ -92,6 +92,7 @@ fn resolve_request(
     path: PathBuf,
     pick: resolve::Pick,
     workspace_path_env: Option<PathBuf>,
+    env: &BTreeMap<String, String>,
 ) -> Result<resolve::ResolveRequest> {
     let cwd = current_dir()?;
     Ok(resolve::ResolveRequest {
@@ -99,6 +100,7 @@ fn resolve_request(
         pick,
         workspace_path_env,
         cwd,
+        signing_key: session::SigningKey::from_env(env),
         project_root: None,
     })
 }
@@ -122,7 +124,7 @@ fn run(inv: Invocation, env: &BTreeMap<String, String>) -> Result<()> {
             json,
             workspace_path_env,
         } => {
-            let req = resolve_request(path, pick.value, workspace_path_env)?;
+            let req = resolve_request(path, pick.value, workspace_path_env, env)?;
             print_bytes(&report::resolve_command(&req, json)?);
             Ok(())
         }
@@ -133,7 +135,7 @@ fn run(inv: Invocation, env: &BTreeMap<String, String>) -> Result<()> {
             workspace_path_env,
         } => {
             // The table is printed even when the pick fails (exit 3), so the user sees what the log holds.
-            let req = resolve_request(path, pick.value, workspace_path_env)?;
+            let req = resolve_request(path, pick.value, workspace_path_env, env)?;
             let (out, result) = report::inspect_command(&req, json);
             print_bytes(&out);
             result

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{RunConfig, SotaSource};
 use crate::hook::{self, HookDecision};
 use crate::resolve::{self, ParquetInfo, Resolution, ResolveRequest};
+use crate::session::SigningKey;
 use crate::timestamp::Utc;
 use crate::{Error, Result};
 
@@ -96,6 +97,8 @@ pub struct Plan {
     /// `false` when no phase runs (only the resolution is reported).
     pub needs_rdagent: bool,
     pub log_root: PathBuf,
+    /// The key signed snapshots are checked with (RD-Agent's own: ARTIFACT_SIGNING_KEY or the key file).
+    pub signing_key: Option<SigningKey>,
     pub run_record: PathBuf,
     pub hook_dir: PathBuf,
     pub sota: SotaState,
@@ -161,6 +164,7 @@ pub fn build(
     let runs_model = config.model_loops.value > 0;
     let needs_rdagent = runs_factor || runs_model;
     let rdagent = find_rdagent(config.rdagent.value.as_deref(), cwd, env);
+    let signing_key = SigningKey::from_env(env);
 
     let sota = match &config.sota.source {
         SotaSource::FactorPhase => SotaState::AfterFactorPhase,
@@ -170,6 +174,7 @@ pub fn build(
                 pick: config.pick.value,
                 workspace_path_env: config.workspace_path_env.clone(),
                 cwd: cwd.to_path_buf(),
+                signing_key: signing_key.clone(),
                 project_root: None,
             };
             match resolve::resolve(&req) {
@@ -248,6 +253,7 @@ pub fn build(
         rdagent,
         needs_rdagent,
         log_root,
+        signing_key,
         run_record,
         hook_dir,
         sota,

@@ -145,7 +145,12 @@ fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &
                 .with("loop", snap.loop_id)
                 .with("step", snap.step)
                 .with("signed", snap.signed)
-                .with("hmac_verified", false)
+                .with(
+                    "hmac_verified",
+                    matches!(snap.signature, crate::session::Signature::Verified { .. }),
+                )
+                .with("signature", snap.signature.as_str())
+                .with("signing_key_source", snap.signature.key_source())
                 .with("protocol", u32::from(snap.protocol))
                 .with("bytes", snap.bytes)
                 .with("loop_class", snap.loop_class.clone())
@@ -265,12 +270,10 @@ fn render_inspection(
             snap.bytes
         ),
     ));
-    let envelope = if snap.signed {
-        "signed (RDAGENT_SIGNED_PICKLE_V1; HMAC not verified)"
-    } else {
-        "bare pickle"
-    };
-    header.push(("format", format!("{envelope}, protocol {}", snap.protocol)));
+    header.push((
+        "format",
+        format!("{}, protocol {}", snap.signature.describe(), snap.protocol),
+    ));
     if let Some(class) = &snap.loop_class {
         header.push(("loop", class.clone()));
     }
@@ -495,6 +498,8 @@ fn summarize_run(
         pick: Pick::Sota,
         workspace_path_env: workspace_env.map(Path::to_path_buf),
         cwd: cwd.to_path_buf(),
+        // `list` shows no signatures, so it spends no time on them.
+        signing_key: None,
         project_root: None,
     };
     if !path.join(SESSION_DIR).is_dir() {

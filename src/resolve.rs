@@ -15,7 +15,8 @@ use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 use crate::session::{
-    self, ExperimentKind, HistoryEntry, PathFlavour, RecordedPath, Session, Skipped, SnapshotInfo,
+    self, ExperimentKind, HistoryEntry, PathFlavour, RecordedPath, Session, SigningKey, Skipped,
+    SnapshotInfo,
 };
 use crate::Error;
 
@@ -97,6 +98,8 @@ pub struct ResolveRequest {
     pub workspace_path_env: Option<PathBuf>,
     /// The directory relative paths are taken against.
     pub cwd: PathBuf,
+    /// The key signed snapshots are checked with (`SigningKey::from_env`); `None`: not checked.
+    pub signing_key: Option<SigningKey>,
     /// The directory RD-Agent ran in, when the caller knows it; `None`: derived from the log dir
     /// (see `project_root_of`).
     pub project_root: Option<PathBuf>,
@@ -109,6 +112,7 @@ impl ResolveRequest {
             pick: Pick::Sota,
             workspace_path_env: None,
             cwd: cwd.into(),
+            signing_key: None,
             project_root: None,
         }
     }
@@ -556,7 +560,7 @@ impl Inspection {
 /// Read the run's history and map every recorded workspace.
 pub fn survey(req: &ResolveRequest) -> crate::Result<Survey> {
     let path = absolute(&req.cwd, &req.path);
-    let session = session::load(&path)?;
+    let session = session::load(&path, req.signing_key.as_ref())?;
     let project_root = match &req.project_root {
         Some(root) => absolute(&req.cwd, root),
         None => project_root_of(&session.log_dir),
@@ -1053,6 +1057,7 @@ mod tests {
                 loop_id: None,
                 step: None,
                 signed: false,
+                signature: crate::session::Signature::Unsigned,
                 protocol: 4,
                 bytes: 1,
                 loop_class: Some("rdagent.app.qlib_rd_loop.factor.FactorRDLoop".to_string()),

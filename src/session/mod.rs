@@ -8,6 +8,7 @@ pub mod history;
 pub mod metrics;
 pub mod numpy;
 pub mod paths;
+pub mod signature;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use history::{ExperimentKind, HistoryEntry};
 pub use metrics::Metrics;
 pub use paths::{PathFlavour, RecordedPath};
+pub use signature::{Signature, SigningKey};
 pub use snapshot::{Input, SnapshotFile, SESSION_DIR};
 
 use snapshot::{choose, list_snapshots, locate, read_snapshot, ReadSnapshot};
@@ -27,8 +29,10 @@ pub struct SnapshotInfo {
     pub loop_id: Option<u64>,
     /// From `<step>_<name>`.
     pub step: Option<u64>,
-    /// RD-Agent 1.0's signed envelope (its HMAC is not verified).
+    /// RD-Agent 1.0's signed envelope.
     pub signed: bool,
+    /// Whether the envelope's HMAC matches the signing key (when there is one to check with).
+    pub signature: Signature,
     /// The pickle protocol.
     pub protocol: u8,
     pub bytes: u64,
@@ -67,14 +71,16 @@ fn info(path: &Path, loop_id: Option<u64>, step: Option<u64>, read: &ReadSnapsho
         loop_id,
         step,
         signed: read.signed,
+        signature: read.signature.clone(),
         protocol: read.protocol,
         bytes: read.bytes,
         loop_class: read.loop_class.clone(),
     }
 }
 
-/// Read the history of a log directory, its `__session__` directory, or one snapshot file (`path` absolute).
-pub fn load(path: &Path) -> crate::Result<Session> {
+/// Read the history of a log directory, its `__session__` directory, or one snapshot file (`path` absolute);
+/// signed snapshots are checked against `key` when one is given.
+pub fn load(path: &Path, key: Option<&SigningKey>) -> crate::Result<Session> {
     match locate(path)? {
         Input::File {
             log_dir,
@@ -82,7 +88,7 @@ pub fn load(path: &Path) -> crate::Result<Session> {
             loop_id,
             step,
         } => {
-            let read = read_snapshot(&path).map_err(|reason| {
+            let read = read_snapshot(&path, key).map_err(|reason| {
                 crate::Error::resolution(format!(
                     "cannot use snapshot {}: {reason}",
                     path.display()
@@ -116,7 +122,7 @@ pub fn load(path: &Path) -> crate::Result<Session> {
                 &listing.files,
                 listing.newest(),
                 listing.loop_dirs,
-                |file| read_snapshot(&file.path),
+                |file| read_snapshot(&file.path, key),
                 |read| read.history.len(),
             );
             let skipped: Vec<Skipped> = choice

@@ -3,7 +3,7 @@
 //!
 //! Reads only the few files needed to decide which snapshot has the most complete history (never every file
 //! of a long run), and never executes a snapshot: the payload goes to `crate::pickle::decode`. The HMAC of a
-//! signed file is not verified (rd-chain holds no key and needs none: nothing in the payload is run).
+//! signed file's HMAC is checked when the key is at hand (see `signature`); nothing in the payload is ever run.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use crate::pickle::{self, Options};
 
 use super::history::{loop_class, read_history, HistoryEntry};
+use super::signature::{Signature, SigningKey};
 
 /// The directory RD-Agent writes snapshots to, inside a log directory.
 pub const SESSION_DIR: &str = "__session__";
@@ -296,8 +297,10 @@ pub fn choose<T>(
 /// A snapshot's bytes with the envelope taken off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Envelope<'a> {
-    /// RD-Agent 1.0's `RDAGENT_SIGNED_PICKLE_V1` envelope (HMAC not verified).
+    /// RD-Agent 1.0's `RDAGENT_SIGNED_PICKLE_V1` envelope.
     pub signed: bool,
+    /// The envelope's HMAC-SHA256 of the payload (signed files only).
+    pub mac: Option<&'a [u8]>,
     pub payload: &'a [u8],
 }
 
@@ -314,11 +317,13 @@ pub fn open_envelope(data: &[u8]) -> Result<Envelope<'_>, String> {
         }
         return Ok(Envelope {
             signed: true,
+            mac: Some(&data[SIGNED_MAGIC.len()..header]),
             payload: &data[header..],
         });
     }
     Ok(Envelope {
         signed: false,
+        mac: None,
         payload: data,
     })
 }
@@ -327,6 +332,7 @@ pub fn open_envelope(data: &[u8]) -> Result<Envelope<'_>, String> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReadSnapshot {
     pub signed: bool,
+    pub signature: Signature,
     pub protocol: u8,
     pub bytes: u64,
     pub loop_class: Option<String>,
@@ -334,7 +340,7 @@ pub struct ReadSnapshot {
 }
 
 /// Read, unwrap and decode one snapshot file, and take its history; the error is the reason, for a warning.
-pub fn read_snapshot(path: &Path) -> Result<ReadSnapshot, String> {
+pub fn read_snapshot(path: &Path, key: Option<&SigningKey>) -> Result<ReadSnapshot, String> {
     let data = fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
     if data.is_empty() {
         return Err("empty file (0 bytes): being written, or cut short".to_string());
@@ -348,8 +354,17 @@ pub fn read_snapshot(path: &Path) -> Result<ReadSnapshot, String> {
         .map_err(|e| format!("not a complete pickle ({e})"))?;
     let history =
         read_history(&graph).map_err(|e| format!("not an RD-Agent loop snapshot: {}", e.0))?;
+    let signature = Signature::check(envelope.mac, envelope.payload, key);
+    if let Signature::Mismatch { key_source } = &signature {
+        log::warn!(
+            "snapshot {}: its HMAC does not match the key from {key_source}: the file was changed after RD-Agent \
+             wrote it, or it was signed with another key (it is read anyway; nothing in it is run)",
+            path.display()
+        );
+    }
     Ok(ReadSnapshot {
         signed: envelope.signed,
+        signature,
         protocol: graph.protocol,
         bytes: data.len() as u64,
         loop_class: loop_class(&graph),
@@ -534,6 +549,7 @@ mod tests {
             open_envelope(bare).unwrap(),
             Envelope {
                 signed: false,
+                mac: None,
                 payload: bare
             }
         );
@@ -659,13 +675,13 @@ mod tests {
         let dir = temp_dir("read");
         let empty = dir.join("0_x");
         fs::write(&empty, b"").unwrap();
-        assert!(read_snapshot(&empty).unwrap_err().contains("empty"));
-        assert!(read_snapshot(&dir.join("missing"))
+        assert!(read_snapshot(&empty, None).unwrap_err().contains("empty"));
+        assert!(read_snapshot(&dir.join("missing"), None)
             .unwrap_err()
             .contains("cannot read"));
         let cut = dir.join("1_x");
         fs::write(&cut, &SIGNED_MAGIC[..20]).unwrap();
-        assert!(read_snapshot(&cut).unwrap_err().contains("cut short"));
+        assert!(read_snapshot(&cut, None).unwrap_err().contains("cut short"));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -146,10 +146,25 @@ fn check_survey(s: &Scenario, doc: &J) {
         want.get("signed").bool(),
         "{name}: signed"
     );
-    assert!(
-        !snap.get("hmac_verified").bool(),
-        "{name}: the HMAC is never verified"
+    // The scenarios carry RD-Agent's key in their environment: every signed snapshot verifies with it.
+    let signed = want.get("signed").bool();
+    assert_eq!(
+        snap.get("hmac_verified").bool(),
+        signed,
+        "{name}: HMAC verified"
     );
+    assert_eq!(
+        snap.get("signature").str(),
+        if signed { "verified" } else { "unsigned" },
+        "{name}: signature"
+    );
+    if signed {
+        assert_eq!(
+            snap.get("signing_key_source").str(),
+            "ARTIFACT_SIGNING_KEY",
+            "{name}"
+        );
+    }
     assert_eq!(
         snap.get("protocol").int(),
         want.get("protocol").int(),
@@ -589,11 +604,11 @@ fn table_rows(text: &str) -> Vec<&str> {
 }
 
 #[test]
-fn inspect_marks_the_pick_and_says_the_signature_is_not_verified() {
+fn inspect_marks_the_pick_and_reports_the_signature() {
     let s = scenario("signed");
     let (text, _) = expect_code(s.cmd(&[OsStr::new("inspect")]).arg(s.log_dir()), 0);
     assert!(
-        text.contains("signed") && text.contains("not verified"),
+        text.contains("HMAC verified with the key from ARTIFACT_SIGNING_KEY"),
         "{text}"
     );
     assert!(text.contains("protocol 5"), "{text}");
@@ -617,7 +632,69 @@ fn inspect_marks_the_pick_and_says_the_signature_is_not_verified() {
 
     let bare = scenario("basic-p2");
     let (text, _) = expect_code(bare.cmd(&[OsStr::new("inspect")]).arg(bare.log_dir()), 0);
-    assert!(text.contains("bare pickle, protocol 2"), "{text}");
+    assert!(
+        text.contains("bare pickle (unsigned), protocol 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_signature_that_does_not_match_is_a_warning_and_no_key_is_said() {
+    let s = scenario("signed");
+    let sota = s.expected.get("expect").get("sota").get("workspace").str();
+    let home = TempDir::new("signature-home");
+    // Another key: the snapshot is still read (nothing in it runs), with a warning naming the file.
+    let (out, err) = expect_code(
+        rd_chain(&s.root)
+            .env("HOME", home.path())
+            .env("ARTIFACT_SIGNING_KEY", "not the key RD-Agent used")
+            .arg("inspect")
+            .arg(s.log_dir()),
+        0,
+    );
+    assert!(out.contains("HMAC does NOT match"), "{out}");
+    assert!(
+        err.contains("does not match") && err.contains("__session__"),
+        "{err}"
+    );
+    let (out, _) = expect_code(
+        rd_chain(&s.root)
+            .env("HOME", home.path())
+            .env("ARTIFACT_SIGNING_KEY", "not the key RD-Agent used")
+            .arg("resolve")
+            .arg(s.log_dir()),
+        0,
+    );
+    assert_eq!(out.trim_end(), sota);
+    // No key at all: said, not guessed.
+    let (out, _) = expect_code(
+        rd_chain(&s.root)
+            .env("HOME", home.path())
+            .arg("inspect")
+            .arg(s.log_dir()),
+        0,
+    );
+    assert!(out.contains("HMAC not checked: no key"), "{out}");
+    // RD-Agent's key file in HOME is used when the variable is not set.
+    let key = s.expected.get("env").get("ARTIFACT_SIGNING_KEY").str();
+    fs::create_dir_all(home.join(".rdagent")).unwrap();
+    let digest = Command::new("python3")
+        .args(["-c", "import hashlib,sys; sys.stdout.buffer.write(hashlib.sha256(sys.argv[1].encode()).digest())", key])
+        .output()
+        .unwrap()
+        .stdout;
+    fs::write(home.join(".rdagent/artifact_signing.key"), digest).unwrap();
+    let (out, _) = expect_code(
+        rd_chain(&s.root)
+            .env("HOME", home.path())
+            .arg("inspect")
+            .arg(s.log_dir()),
+        0,
+    );
+    assert!(
+        out.contains("HMAC verified with the key from") && out.contains("artifact_signing.key"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -1,0 +1,378 @@
+//! RD-Agent 1.0's snapshot signature: HMAC-SHA256 of the pickle payload, keyed with sha256 of
+//! `ARTIFACT_SIGNING_KEY` or the bytes of `~/.rdagent/artifact_signing.key`.
+//!
+//! rd-chain never executes a snapshot, so the signature guards nothing here; checking it tells the user whether
+//! the file is the one RD-Agent wrote (a mismatch is a warning, never a reason to stop). SHA-256 is FIPS 180-4,
+//! HMAC is RFC 2104; both are small enough to own rather than add a crate. Never logs or prints the key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The key RD-Agent signs with, and where it came from (for messages; never the key itself).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    bytes: Vec<u8>,
+    pub source: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    pub fn new(bytes: Vec<u8>, source: impl Into<String>) -> SigningKey {
+        SigningKey {
+            bytes,
+            source: source.into(),
+        }
+    }
+
+    /// The key RD-Agent would use in this environment: sha256 of `ARTIFACT_SIGNING_KEY` if set, else the
+    /// bytes of `$HOME/.rdagent/artifact_signing.key` if it can be read, else none.
+    pub fn from_env(env: &BTreeMap<String, String>) -> Option<SigningKey> {
+        if let Some(material) = env.get("ARTIFACT_SIGNING_KEY").filter(|v| !v.is_empty()) {
+            return Some(SigningKey::new(
+                sha256(material.as_bytes()).to_vec(),
+                "ARTIFACT_SIGNING_KEY",
+            ));
+        }
+        let home = env.get("HOME").filter(|v| !v.is_empty())?;
+        let file = PathBuf::from(home)
+            .join(".rdagent")
+            .join("artifact_signing.key");
+        let bytes = std::fs::read(&file).ok().filter(|b| !b.is_empty())?;
+        Some(SigningKey::new(bytes, file.display().to_string()))
+    }
+
+    pub fn mac(&self, payload: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.bytes, payload)
+    }
+}
+
+/// What the signature of one snapshot says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signature {
+    /// A bare pickle (RD-Agent before 1.0, or 1.0 with unsafe legacy pickles allowed).
+    Unsigned,
+    /// Signed, but no key was available to check it.
+    Unchecked,
+    /// Signed, and the HMAC matches the key from this source.
+    Verified { key_source: String },
+    /// Signed, and the HMAC does not match the key from this source.
+    Mismatch { key_source: String },
+}
+
+impl Signature {
+    /// Check `mac` (the envelope's 32 bytes) over `payload`; `None` mac means an unsigned file.
+    pub fn check(mac: Option<&[u8]>, payload: &[u8], key: Option<&SigningKey>) -> Signature {
+        match (mac, key) {
+            (None, _) => Signature::Unsigned,
+            (Some(_), None) => Signature::Unchecked,
+            (Some(mac), Some(key)) => {
+                let want = key.mac(payload);
+                // Compare every byte: the time taken says nothing about where they differ.
+                let same = mac.len() == want.len()
+                    && mac
+                        .iter()
+                        .zip(want.iter())
+                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                        == 0;
+                let key_source = key.source.clone();
+                if same {
+                    Signature::Verified { key_source }
+                } else {
+                    Signature::Mismatch { key_source }
+                }
+            }
+        }
+    }
+
+    /// One word for JSON: unsigned, unchecked, verified, mismatch.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Signature::Unsigned => "unsigned",
+            Signature::Unchecked => "unchecked",
+            Signature::Verified { .. } => "verified",
+            Signature::Mismatch { .. } => "mismatch",
+        }
+    }
+
+    pub fn key_source(&self) -> Option<&str> {
+        match self {
+            Signature::Verified { key_source } | Signature::Mismatch { key_source } => {
+                Some(key_source)
+            }
+            _ => None,
+        }
+    }
+
+    /// A phrase for the text output.
+    pub fn describe(&self) -> String {
+        match self {
+            Signature::Unsigned => "bare pickle (unsigned)".to_string(),
+            Signature::Unchecked => "signed (RDAGENT_SIGNED_PICKLE_V1; HMAC not checked: no key, set \
+                                     ARTIFACT_SIGNING_KEY or ~/.rdagent/artifact_signing.key)"
+                .to_string(),
+            Signature::Verified { key_source } => {
+                format!("signed (RDAGENT_SIGNED_PICKLE_V1; HMAC verified with the key from {key_source})")
+            }
+            Signature::Mismatch { key_source } => format!(
+                "signed (RDAGENT_SIGNED_PICKLE_V1; HMAC does NOT match the key from {key_source}: the file was \
+                 changed after RD-Agent wrote it, or signed with another key)"
+            ),
+        }
+    }
+}
+
+const K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
+/// Incremental SHA-256.
+#[derive(Clone)]
+struct Sha256 {
+    state: [u32; 8],
+    block: [u8; 64],
+    filled: usize,
+    length: u64,
+}
+
+impl Sha256 {
+    fn new() -> Sha256 {
+        Sha256 {
+            state: [
+                0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+                0x5be0cd19,
+            ],
+            block: [0; 64],
+            filled: 0,
+            length: 0,
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        self.length = self.length.wrapping_add(data.len() as u64);
+        if self.filled > 0 {
+            let take = (64 - self.filled).min(data.len());
+            self.block[self.filled..self.filled + take].copy_from_slice(&data[..take]);
+            self.filled += take;
+            data = &data[take..];
+            if self.filled < 64 {
+                return;
+            }
+            let block = self.block;
+            self.compress(&block);
+            self.filled = 0;
+        }
+        let mut chunks = data.chunks_exact(64);
+        for chunk in &mut chunks {
+            let mut block = [0u8; 64];
+            block.copy_from_slice(chunk);
+            self.compress(&block);
+        }
+        let rest = chunks.remainder();
+        self.block[..rest.len()].copy_from_slice(rest);
+        self.filled = rest.len();
+    }
+
+    fn finish(mut self) -> [u8; 32] {
+        let bits = self.length.wrapping_mul(8);
+        self.update(&[0x80]);
+        while self.filled != 56 {
+            self.update(&[0]);
+        }
+        self.update(&bits.to_be_bytes());
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(self.state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        out
+    }
+
+    fn compress(&mut self, block: &[u8; 64]) {
+        let mut w = [0u32; 64];
+        for (i, chunk) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = self.state;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = h
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            h = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (s, v) in self.state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+            *s = s.wrapping_add(v);
+        }
+    }
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(data);
+    h.finish()
+}
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&sha256(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(&block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let inner = inner.finish();
+    let mut outer = Sha256::new();
+    outer.update(&block.map(|b| b ^ 0x5c));
+    outer.update(&inner);
+    outer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn sha256_matches_the_fips_vectors() {
+        assert_eq!(
+            hex(&sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex(&sha256(
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+            )),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+        assert_eq!(
+            hex(&sha256(&vec![b'a'; 1_000_000])),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        );
+    }
+
+    #[test]
+    fn incremental_updates_equal_one_update() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for split in [0, 1, 55, 56, 63, 64, 65, 128, 999] {
+            let mut h = Sha256::new();
+            h.update(&data[..split]);
+            h.update(&data[split..]);
+            assert_eq!(h.finish(), sha256(&data), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 1.
+        assert_eq!(
+            hex(&hmac_sha256(&[0x0b; 20], b"Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        // Test case 2.
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block.
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn check_tells_the_four_cases_apart() {
+        let key = SigningKey::new(b"k".to_vec(), "test");
+        let mac = key.mac(b"payload");
+        assert_eq!(
+            Signature::check(None, b"payload", Some(&key)),
+            Signature::Unsigned
+        );
+        assert_eq!(
+            Signature::check(Some(&mac), b"payload", None),
+            Signature::Unchecked
+        );
+        assert_eq!(
+            Signature::check(Some(&mac), b"payload", Some(&key)).as_str(),
+            "verified"
+        );
+        assert_eq!(
+            Signature::check(Some(&mac), b"payloaD", Some(&key)).as_str(),
+            "mismatch"
+        );
+        assert_eq!(
+            Signature::check(Some(&mac[..31]), b"payload", Some(&key)).as_str(),
+            "mismatch"
+        );
+    }
+
+    #[test]
+    fn the_key_comes_from_the_variable_then_the_home_file() {
+        let env = BTreeMap::from([("ARTIFACT_SIGNING_KEY".to_string(), "secret".to_string())]);
+        let key = SigningKey::from_env(&env).unwrap();
+        assert_eq!(key.source, "ARTIFACT_SIGNING_KEY");
+        assert_eq!(key.bytes, sha256(b"secret"));
+        assert!(
+            !format!("{key:?}").contains("bytes"),
+            "the key is never printed"
+        );
+
+        let home = std::env::temp_dir().join(format!("rd-chain-key-test-{}", std::process::id()));
+        std::fs::create_dir_all(home.join(".rdagent")).unwrap();
+        let env = BTreeMap::from([("HOME".to_string(), home.display().to_string())]);
+        assert!(SigningKey::from_env(&env).is_none());
+        std::fs::write(home.join(".rdagent/artifact_signing.key"), b"raw key bytes").unwrap();
+        let key = SigningKey::from_env(&env).unwrap();
+        assert_eq!(key.bytes, b"raw key bytes");
+        assert!(key.source.ends_with("artifact_signing.key"));
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+}
