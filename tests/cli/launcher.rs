@@ -743,3 +743,84 @@ fn a_log_root_that_cannot_stand_in_pythonpath_is_refused_before_any_phase() {
         0,
     );
 }
+
+#[test]
+fn environment_only_invocation_runs_the_same_chain() {
+    let tmp = TempDir::new("envonly");
+    let record = tmp.join("calls.jsonl");
+    let (_, err) = expect_code(
+        rd_chain(tmp.path())
+            .env("RDAGENT_BIN", script("fake-rdagent"))
+            .env("FAKE_RDAGENT_RECORD", &record)
+            .env("RD_CHAIN_FACTOR_LOOPS", "3")
+            .env("RD_CHAIN_MODEL_LOOPS", "1")
+            .env("RD_CHAIN_LOG_ROOT", "ci-logs")
+            .env("RD_CHAIN_HOOK", "off")
+            .env("USE_ALPHA_FACTORS", "no")
+            .env("FAKE_RDAGENT_ACCEPT", "1"),
+        0,
+    );
+    let calls = records(&record);
+    assert_eq!(calls.len(), 2, "{err}");
+    assert_eq!(argv(&calls[0])[1..], ["fin_factor", "--loop-n", "3"]);
+    assert_eq!(argv(&calls[1])[1..], ["fin_model", "--loop-n", "1"]);
+    assert!(env_of(&calls[0], "LOG_TRACE_PATH")
+        .unwrap()
+        .starts_with(tmp.join("ci-logs").to_str().unwrap()));
+    assert_eq!(env_of(&calls[1], "USE_ALPHA_FACTORS"), Some("false"));
+    assert!(env_of(&calls[1], "PYTHONPATH").is_none());
+    let rec = &run_records(&tmp.join("ci-logs"))[0];
+    assert_eq!(
+        rec.get("settings").get("factor_loops").get("origin").str(),
+        "env RD_CHAIN_FACTOR_LOOPS"
+    );
+    assert_eq!(rec.get("sota").get("loop").int(), 1);
+}
+
+#[test]
+fn a_failing_model_phase_exits_with_its_code_after_recording_the_sota() {
+    let tmp = TempDir::new("modelfail");
+    let record = tmp.join("calls.jsonl");
+    let (_, err) = expect_code(
+        chain(tmp.path(), &record)
+            .args(["--factor-loops", "2", "--model-loops", "1"])
+            .env("FAKE_RDAGENT_ACCEPT", "0")
+            .env("FAKE_RDAGENT_FAIL", "fin_model:5"),
+        5,
+    );
+    assert_eq!(records(&record).len(), 2);
+    assert!(err.contains("model phase failed"), "{err}");
+    let rec = &run_records(&tmp.join("log"))[0];
+    assert_eq!(rec.get("state").str(), "failed");
+    assert_eq!(rec.get("exit_code").int(), 5);
+    assert_eq!(rec.get("sota").get("loop").int(), 0);
+    assert_eq!(rec.get("phases").arr()[1].get("exit_code").int(), 5);
+}
+
+#[test]
+fn the_old_script_name_still_works_through_rd_chain() {
+    let tmp = TempDir::new("wrapper");
+    let record = tmp.join("calls.jsonl");
+    let mut cmd = Command::new(script("run_factor_then_model_with_log.sh"));
+    cmd.current_dir(tmp.path())
+        .env("RD_CHAIN", env!("CARGO_BIN_EXE_rd-chain"))
+        .env("RDAGENT_BIN", script("fake-rdagent"))
+        .env("FAKE_RDAGENT_RECORD", &record)
+        .env("FACTOR_LOOPS", "2")
+        .env("MODEL_LOOPS", "1")
+        .arg("--dry-run");
+    let (out, _) = expect_code(&mut cmd, 0);
+    assert!(
+        out.contains("fin_factor --loop-n 2") && out.contains("fin_model --loop-n 1"),
+        "{out}"
+    );
+    assert!(
+        !record.exists(),
+        "a dry run through the wrapper ran rdagent"
+    );
+    let mut cmd = Command::new(script("run_factor_then_model_with_log.sh"));
+    cmd.current_dir(tmp.path())
+        .env("RD_CHAIN", tmp.join("no-such-rd-chain"));
+    let (_, err) = expect_code(&mut cmd, 4);
+    assert!(err.contains("cargo install"), "{err}");
+}
