@@ -1278,13 +1278,16 @@ def expectations(spec, session, root, log_dir, env):
     candidates = [d for d in session.dumps if not d.truncated]
     chosen = max(candidates, key=lambda d: (len(d.hist), d.loop, d.step)) if candidates else None
     history = []
+    # Up to 0.3 the trace keeps no idx2loop_id: a reader cannot know an entry's loop (a failed loop adds no
+    # entry, so the index is not the loop), and must say null.
+    loop_ids_known = spec.era != "0.3"
     for index, (exp, fb) in enumerate(chosen.hist if chosen else []):
         info = session.infos[id(exp)]
         directory, mapping = map_workspace(info.recorded, root, env)
         parquet = os.path.join(directory, FACTORS_FILE) if directory else None
         history.append({
             "index": index,
-            "loop": info.loop,
+            "loop": info.loop if loop_ids_known else None,
             "class": class_name(exp),
             "kind": info.kind,
             "decision": fb.decision,
@@ -1298,7 +1301,10 @@ def expectations(spec, session, root, log_dir, env):
         })
     expect = {"sota": pick_sota(history), "latest": pick_latest(history)}
     for loop in spec.expect_loops:
-        expect["loop:{}".format(loop)] = pick_loop(history, loop)
+        expect["loop:{}".format(loop)] = (
+            pick_loop(history, loop) if loop_ids_known else
+            {"exit": 3, "why": "idx2loop_id", "mentions": []}
+        )
     snapshot = None
     if chosen:
         snapshot = {"loop": chosen.loop, "step": chosen.step, "name": "{}_{}".format(chosen.step, chosen.name),
@@ -1535,7 +1541,7 @@ def check_scenario(root):
         problems.append("snapshot format/hist_len differs: {}".format((signed, protocol, len(obj.trace.hist))))
     for index, (exp, fb) in enumerate(obj.trace.hist):
         h = expected["history"][index]
-        loop = obj.trace.idx2loop_id[index] if hasattr(obj.trace, "idx2loop_id") else index
+        loop = obj.trace.idx2loop_id[index] if hasattr(obj.trace, "idx2loop_id") else None
         recorded = workspace_text(exp.experiment_workspace.workspace_path)
         metrics = series_to_dict(exp.result) if exp.result is not None else None
         got = (loop, class_name(exp), fb.decision, recorded, metrics)

@@ -213,7 +213,11 @@ fn check_survey(s: &Scenario, doc: &J) {
     for (got, want) in history.iter().zip(want_history) {
         let at = format!("{name}: history entry {}", want.get("index").int());
         assert_eq!(got.get("index").int(), want.get("index").int(), "{at}");
-        assert_eq!(opt_int(got.get("loop")), loop_id(s, want), "{at}: loop");
+        assert_eq!(
+            opt_int(got.get("loop")),
+            opt_int(want.get("loop")),
+            "{at}: loop"
+        );
         assert_eq!(
             opt_str(got.get("class")),
             opt_str(want.get("class")),
@@ -253,21 +257,6 @@ fn check_survey(s: &Scenario, doc: &J) {
     }
 }
 
-/// RD-Agent up to 0.3 keeps no `trace.idx2loop_id`: loop ids are unknown (null), never guessed from the hist
-/// index (a loop that failed adds no entry, so index and loop drift apart).
-fn has_loop_ids(s: &Scenario) -> bool {
-    s.expected.get("era").str() != "0.3"
-}
-
-/// The loop id rd-chain must report for an expected entry or pick.
-fn loop_id(s: &Scenario, want: &J) -> Option<i64> {
-    if has_loop_ids(s) {
-        opt_int(want.get("loop"))
-    } else {
-        None
-    }
-}
-
 /// One policy through `resolve --json` and plain `resolve`.
 fn check_policy(s: &Scenario, policy: &str, want: &J) {
     let name = format!("{} --pick {policy}", s.name);
@@ -277,13 +266,6 @@ fn check_policy(s: &Scenario, policy: &str, want: &J) {
         OsStr::new("--pick"),
         OsStr::new(policy),
     ];
-    if policy.starts_with("loop:") && !has_loop_ids(s) {
-        let mut cmd = s.cmd(&args);
-        cmd.arg(&log);
-        let (_, stderr) = expect_code(&mut cmd, 3);
-        assert!(stderr.contains("idx2loop_id"), "{name}: {stderr}");
-        return;
-    }
     if let Some(code) = want.opt("exit") {
         let mut cmd = s.cmd(&args);
         cmd.arg(&log);
@@ -318,7 +300,7 @@ fn check_policy(s: &Scenario, policy: &str, want: &J) {
     );
     assert_eq!(
         opt_int(pick.get("loop")),
-        loop_id(s, want),
+        opt_int(want.get("loop")),
         "{name}: picked loop"
     );
     assert_eq!(
