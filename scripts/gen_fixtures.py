@@ -68,7 +68,7 @@ import types
 import uuid
 
 # ---------------------------------------------------------------------------------------------------------------
-# Facts about RD-Agent's files (see /work/shared/rdagent-format.md)
+# RD-Agent's file format and names, as rd-chain reads them (docs/usage.md, "How `resolve` reads a log")
 
 SIGNED_MAGIC = b"RDAGENT_SIGNED_PICKLE_V1\n"
 SIGNED_HEADER_LEN = len(SIGNED_MAGIC) + 32
@@ -175,7 +175,7 @@ def stub_exception(dotted, base=Exception):
     return _place(type(dotted.rpartition(".")[2], (base,), {}), dotted)
 
 
-# RD-Agent classes (the names rd-chain depends on come from the facts file; the helpers' names are plausible
+# RD-Agent classes (the names rd-chain depends on are RD-Agent's own; the other classes' names are plausible
 # stand-ins: rd-chain must not depend on them).
 FactorRDLoop = stub_class(LOOP_CLASSES["factor"])
 ModelRDLoop = stub_class(LOOP_CLASSES["model"])

@@ -1,6 +1,6 @@
 """Test double of the `rdagent` package: RD-Agent's module paths and the few behaviours rd-chain relies on.
 
-Written from rd-chain's facts file (/work/shared/rdagent-format.md), not from RD-Agent's code. It exists so the
+Written from RD-Agent's documented behaviour; no RD-Agent code is copied. It exists so the
 rd-chain hook (scripts/rdagent_hook/sitecustomize.py) and the simulated rdagent (scripts/fake-rdagent) can be
 tested without RD-Agent. It must never be installed next to, or mistaken for, the real package.
 

@@ -1,6 +1,6 @@
 """Double of `rdagent.scenarios.qlib.developer.model_runner`: how the model runner picks its factors.
 
-Behaviour (from rd-chain's facts file, not from RD-Agent's code): `QlibModelRunner.develop(exp)` first develops
+Behaviour (RD-Agent's, as documented; no RD-Agent code is copied): `QlibModelRunner.develop(exp)` first develops
 `exp.based_experiments[-1]` if its result is None; then takes the `QlibFactorExperiment`s in
 `exp.based_experiments`; with more than one (the seed's fork: at least one, selected here by the environment
 variable RDAGENT_DOUBLE_SOTA_RULE=at-least-one) it gets their factors from the module-level
