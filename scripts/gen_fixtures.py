@@ -175,6 +175,24 @@ def stub_exception(dotted, base=Exception):
     return _place(type(dotted.rpartition(".")[2], (base,), {}), dotted)
 
 
+def set_result(exp, result, running_time, era):
+    """Store an experiment's result where that RD-Agent era keeps it: up to 0.6 an instance attribute
+    `result`; from 0.7 on `result` is a property over `running_info.result` (a RunningInfo that also holds the
+    running time), so the pickled state has `running_info` and no `result` key."""
+    if era == "0.3":
+        exp.result = result
+    else:
+        exp.__dict__.pop("result", None)
+        exp.running_info = RunningInfo(result=result, running_time=running_time)
+
+
+def result_of(exp):
+    """The result `set_result` stored, for either layout."""
+    if "running_info" in exp.__dict__:
+        return exp.running_info.result
+    return exp.__dict__.get("result")
+
+
 # RD-Agent classes (the names rd-chain depends on are RD-Agent's own; the other classes' names are plausible
 # stand-ins: rd-chain must not depend on them).
 FactorRDLoop = stub_class(LOOP_CLASSES["factor"])
@@ -875,11 +893,10 @@ class Session:
                 based_experiments=[],
                 experiment_workspace=QlibFBWorkspace(
                     file_dict={}, workspace_path=baseline_path, target_task=None, ws_ckp=None),
-                result=None,
                 stdout="",
-                running_info=RunningInfo(result=None, running_time=None),
                 sub_results={},
             )
+            set_result(baseline, None, None, self.spec.era)
             based = [baseline] + self.accepted("factor")
             cls = QlibFactorExperiment
         else:
@@ -897,12 +914,11 @@ class Session:
                 target_task=None,
                 ws_ckp=None,
             ),
-            result=None,
             stdout="",
-            running_info=RunningInfo(result=None, running_time=None),
             sub_results={},
             prop_dev_feedback=None,
         )
+        set_result(exp, None, None, self.spec.era)
         info = ExpInfo(li, kind, directory, str(path))
         self.infos[id(exp)] = info
         return exp
@@ -987,8 +1003,8 @@ class Session:
                 exp.stdout = "Traceback (most recent call last):\n  ...\nValueError: all NaN\n"
             else:
                 info.metrics = self.metrics()
-                exp.result = make_series(list(info.metrics), list(info.metrics.values()), spec.flavour)
-                exp.running_info = RunningInfo(result=exp.result, running_time=round(self.rng.uniform(30, 900), 3))
+                set_result(exp, make_series(list(info.metrics), list(info.metrics.values()), spec.flavour),
+                           round(self.rng.uniform(30, 900), 3), spec.era)
                 exp.stdout = self.stdout_text(li)
                 factors = None
                 if kind == "factor":
@@ -1297,7 +1313,7 @@ def expectations(spec, session, root, log_dir, env):
             "parquet_exists": bool(parquet and os.path.isfile(parquet)),
             "parquet_valid": bool(parquet and parquet_is_valid(parquet)),
             "factors": info.factors if parquet and os.path.isfile(parquet) else None,
-            "metrics": info.metrics if exp.result is not None else None,
+            "metrics": info.metrics if result_of(exp) is not None else None,
         })
     expect = {"sota": pick_sota(history), "latest": pick_latest(history)}
     for loop in spec.expect_loops:
@@ -1543,7 +1559,7 @@ def check_scenario(root):
         h = expected["history"][index]
         loop = obj.trace.idx2loop_id[index] if hasattr(obj.trace, "idx2loop_id") else None
         recorded = workspace_text(exp.experiment_workspace.workspace_path)
-        metrics = series_to_dict(exp.result) if exp.result is not None else None
+        metrics = series_to_dict(result_of(exp)) if result_of(exp) is not None else None
         got = (loop, class_name(exp), fb.decision, recorded, metrics)
         want = (h["loop"], h["class"], h["decision"], h["workspace_recorded"], h["metrics"])
         if got != want:

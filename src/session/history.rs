@@ -149,7 +149,7 @@ fn entry(graph: &Graph, index: usize, item: &Value, loop_id: Option<u64>) -> His
         .and_then(|w| graph.attr(w, "workspace_path"))
         .and_then(|p| recorded_path(graph, p));
     let metrics = experiment
-        .and_then(|e| graph.attr(e, "result"))
+        .and_then(|e| experiment_result(graph, e))
         .and_then(|r| series_metrics(graph, r));
     HistoryEntry {
         index,
@@ -160,6 +160,19 @@ fn entry(graph: &Graph, index: usize, item: &Value, loop_id: Option<u64>) -> His
         workspace,
         metrics,
     }
+}
+
+/// An experiment's `result`: an instance attribute up to RD-Agent 0.6; from 0.7 on a property over
+/// `running_info.result`, so the pickled state holds `running_info` instead.
+fn experiment_result<'g>(graph: &'g Graph, experiment: &Value) -> Option<&'g Value> {
+    graph
+        .attr(experiment, "result")
+        .filter(|r| **r != Value::None)
+        .or_else(|| {
+            graph
+                .attr(experiment, "running_info")
+                .and_then(|info| graph.attr(info, "result"))
+        })
 }
 
 #[cfg(test)]

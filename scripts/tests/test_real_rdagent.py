@@ -1,0 +1,249 @@
+"""The hook against the real RD-Agent, when it is installed in the interpreter running the tests.
+
+Skipped where `rdagent` is not installed (CI's venv has only the test double). To run it:
+`python -m venv v && v/bin/pip install rdagent pytest && v/bin/python -m pytest scripts/tests/test_real_rdagent.py`.
+The model is not trained: the experiment workspace's `execute` (which would start Qlib in Docker or conda) is
+replaced in the child by a function that records the config and environment it was given. Everything else is
+RD-Agent's own code: the model runner's SOTA branch, its result cache, its experiment and task classes.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("pyarrow")
+
+SCRIPTS = Path(__file__).resolve().parent.parent
+HOOK_SOURCE = SCRIPTS / "rdagent_hook" / "sitecustomize.py"
+DOUBLE_DIR = SCRIPTS / "rdagent_double"
+
+
+def real_rdagent_installed():
+    """True when `import rdagent` in a clean child finds the real package (not the test double)."""
+    probe = "import importlib.util, sys; s = importlib.util.find_spec('rdagent'); print(s.origin if s else '')"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")})
+    origin = out.stdout.strip()
+    return bool(origin) and str(DOUBLE_DIR) not in origin
+
+
+pytestmark = pytest.mark.skipif(not real_rdagent_installed(), reason="the real rdagent package is not installed")
+
+FACTORS = ["alpha_a", "alpha_b", "alpha_c", "alpha_d"]
+
+DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    import pandas as pd
+
+    hook = sys.modules.get("sitecustomize")
+    from rdagent.scenarios.qlib.developer import model_runner
+    from rdagent.scenarios.qlib.experiment.model_experiment import QlibModelExperiment
+    from rdagent.scenarios.qlib.experiment.workspace import QlibFBWorkspace
+    from rdagent.components.coder.model_coder.model import ModelTask, ModelFBWorkspace
+
+    calls = []
+
+    def recorded_execute(self, qlib_config_name=None, run_env=None, **kwargs):
+        calls.append({"config": qlib_config_name, "num_features": (run_env or {}).get("num_features")})
+        return pd.Series({"IC": 0.05}), "recorded, not trained"
+
+    QlibFBWorkspace.execute = recorded_execute
+
+    task = ModelTask(name="tiny_mlp", description="a tiny MLP", architecture="two dense layers",
+                     hyperparameters={}, training_hyperparameters={}, model_type="Tabular")
+    sub_workspace = ModelFBWorkspace(target_task=task)
+    sub_workspace.inject_files(**{"model.py": "# the model\\n"})
+    exp = QlibModelExperiment(sub_tasks=[task])
+    exp.sub_workspace_list = [sub_workspace]
+    exp.base_features = {"RESI5": "Resi($close, 5)/$close"}
+    baseline = QlibModelExperiment(sub_tasks=[])
+    baseline.result = pd.Series({"IC": 0.0})
+    exp.based_experiments = [baseline]
+
+    model_runner.QlibModelRunner(None).develop(exp)
+    written = exp.experiment_workspace.workspace_path / "combined_factors_df.parquet"
+    frame = pd.read_parquet(written) if written.exists() else None
+    print("REPORT " + json.dumps({
+        "calls": calls,
+        "columns": [list(c) for c in frame.columns] if frame is not None else None,
+        "rows": len(frame) if frame is not None else None,
+        "based_after": [type(e).__name__ for e in exp.based_experiments],
+        "baseline_kept": exp.based_experiments[-1] is baseline,
+        "state": dict(hook.RD_CHAIN_HOOK_STATE) if hasattr(hook, "RD_CHAIN_HOOK_STATE") else None,
+    }))
+    """
+)
+
+
+def run(tmp_path, env_extra, factors_file=None):
+    hook_dir = tmp_path / "rd-chain" / "run.hook"
+    hook_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HOOK_SOURCE, hook_dir / "sitecustomize.py")
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path / "home"),
+        "PYTHONPATH": str(hook_dir),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.update(env_extra)
+    proc = subprocess.run([sys.executable, str(driver)], cwd=str(tmp_path), env=env, capture_output=True,
+                          text=True, timeout=600)
+    report = None
+    for line in proc.stdout.splitlines():
+        if line.startswith("REPORT "):
+            report = json.loads(line[len("REPORT "):])
+    return proc, report
+
+
+def write_factors(path, rows=12):
+    index = pd.MultiIndex.from_product(
+        [pd.date_range("2024-01-02", periods=rows // 3, freq="D"), ["SH600000", "SH600519", "SZ000001"]],
+        names=["datetime", "instrument"],
+    )
+    frame = pd.DataFrame({("feature", n): [float(i + r) for r in range(len(index))] for i, n in enumerate(FACTORS)},
+                         index=index)
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path)
+    return frame
+
+
+def test_real_rdagent_takes_its_sota_branch_with_the_hooked_factors(tmp_path):
+    workspace = tmp_path / "factor_ws" / "0123456789abcdef0123456789abcdef"
+    write_factors(workspace / "combined_factors_df.parquet")
+    proc, report = run(tmp_path, {"LOAD_SOTA_FROM_WORKSPACE": "true", "SOTA_WORKSPACE_PATH": str(workspace)})
+    assert proc.returncode == 0 and report is not None, proc.stderr[-3000:]
+    # RD-Agent's own code chose the SOTA config and counted its one base feature plus the four factors.
+    assert report["calls"] == [{"config": "conf_sota_factors_model.yaml", "num_features": "5"}]
+    assert report["columns"] == [["feature", n] for n in FACTORS]
+    assert report["rows"] == 12
+    assert report["based_after"] == ["QlibModelExperiment"] and report["baseline_kept"]
+    assert report["state"]["used"] == 1
+    assert "rd-chain hook: the model runner uses the SOTA factors from" in proc.stderr
+
+
+def test_real_rdagent_without_the_variables_trains_on_the_baseline(tmp_path):
+    proc, report = run(tmp_path, {})
+    assert proc.returncode == 0 and report is not None, proc.stderr[-3000:]
+    assert report["calls"] == [{"config": "conf_baseline_factors_model.yaml", "num_features": None}]
+    assert report["columns"] is None
+    assert report["state"]["armed"] is False
+
+
+def test_real_rdagents_result_cache_keys_on_the_factors(tmp_path):
+    workspace = tmp_path / "factor_ws" / "fedcba9876543210fedcba9876543210"
+    parquet = workspace / "combined_factors_df.parquet"
+    write_factors(parquet)
+    sota = {"LOAD_SOTA_FROM_WORKSPACE": "true", "SOTA_WORKSPACE_PATH": str(workspace)}
+    # A baseline run fills RD-Agent's pickle cache first; the SOTA run must not be answered from it.
+    proc, report = run(tmp_path, {})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc, report = run(tmp_path, sota)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert report["calls"] == [{"config": "conf_sota_factors_model.yaml", "num_features": "5"}]
+    # The same factors again: RD-Agent may answer from its cache (nothing is executed).
+    proc, report = run(tmp_path, sota)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert report["calls"] == []
+    # Other factors: executed again.
+    write_factors(parquet, rows=9)
+    proc, report = run(tmp_path, sota)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert report["calls"] == [{"config": "conf_sota_factors_model.yaml", "num_features": "5"}]
+
+
+SNAPSHOT_WRITER = textwrap.dedent(
+    """
+    import sys
+    from collections import defaultdict
+    from pathlib import Path
+    import pandas as pd
+
+    from rdagent.app.qlib_rd_loop.factor import FactorRDLoop
+    from rdagent.components.coder.factor_coder.factor import FactorTask
+    from rdagent.core.proposal import Hypothesis, HypothesisFeedback, Trace
+    from rdagent.core.serialization import dump
+    from rdagent.scenarios.qlib.experiment.factor_experiment import QlibFactorExperiment
+
+    root = Path(sys.argv[1])
+    decisions = [True, False, True, False]
+    trace = Trace(scen=None)
+    accepted = []
+    for loop, decision in enumerate(decisions):
+        task = FactorTask("factor_{}".format(loop), "a factor", "x_t")
+        exp = QlibFactorExperiment(sub_tasks=[task], based_experiments=list(accepted))
+        exp.hypothesis = Hypothesis("h", "r", "c", "a", "b", "d")
+        exp.result = pd.Series({"IC": 0.01 * (loop + 1), "ICIR": 0.1 * (loop + 1)})
+        workspace = Path(exp.experiment_workspace.workspace_path)
+        workspace.mkdir(parents=True, exist_ok=True)
+        (workspace / "combined_factors_df.parquet").write_bytes(b"PAR1" + b"\\0" * 8 + b"PAR1")
+        trace.hist.append((exp, HypothesisFeedback(reason="r", decision=decision)))
+        trace.dag_parent.append((loop - 1,) if loop else ())
+        trace.idx2loop_id[len(trace.hist) - 1] = loop
+        if decision:
+            accepted.append(exp)
+    loop_obj = FactorRDLoop.__new__(FactorRDLoop)
+    loop_obj.__dict__.update({"trace": trace, "loop_idx": len(decisions), "step_idx": defaultdict(int),
+                              "loop_prev_out": defaultdict(dict)})
+    snapshot = root / "log" / "2026-09-30_12-00-00-000000" / "__session__" / "3" / "4_record"
+    snapshot.parent.mkdir(parents=True)
+    with open(snapshot, "wb") as f:
+        dump(loop_obj, f)
+    print(accepted[-1].experiment_workspace.workspace_path)
+    """
+)
+
+
+def rd_chain_binary():
+    given = os.environ.get("RD_CHAIN_BIN")
+    if given:
+        return given
+    for profile in ("debug", "release"):
+        candidate = SCRIPTS.parent / "target" / profile / "rd-chain"
+        if candidate.is_file():
+            return str(candidate)
+    pytest.fail("build rd-chain first (cargo build), or point RD_CHAIN_BIN at it")
+
+
+def test_rd_chain_reads_a_snapshot_rdagent_itself_signed(tmp_path):
+    key = "a signing key of at least thirty-two bytes for RD-Agent"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path / "home"), "ARTIFACT_SIGNING_KEY": key,
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    writer = tmp_path / "writer.py"
+    writer.write_text(SNAPSHOT_WRITER)
+    proc = subprocess.run([sys.executable, str(writer), str(tmp_path)], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sota_workspace = proc.stdout.strip().splitlines()[-1]
+    log_dir = tmp_path / "log" / "2026-09-30_12-00-00-000000"
+
+    out = subprocess.run([rd_chain_binary(), "inspect", "--json", str(log_dir)], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["snapshot"]["signed"] is True
+    assert doc["snapshot"]["signature"] == "verified"
+    assert doc["snapshot"]["loop_class"] == "rdagent.app.qlib_rd_loop.factor.FactorRDLoop"
+    history = doc["history"]
+    assert [h["decision"] for h in history] == [True, False, True, False]
+    assert [h["loop"] for h in history] == [0, 1, 2, 3]
+    assert all(h["class"].endswith("factor_experiment.QlibFactorExperiment") for h in history)
+    assert history[2]["metrics"] == {"IC": pytest.approx(0.03), "ICIR": pytest.approx(0.3)}
+    # The SOTA is the last accepted factor experiment (loop 2), not the first one.
+    assert doc["pick"]["index"] == 2 and doc["workspace"] == sota_workspace
+
+    # The same file under another key: read all the same, with the mismatch reported.
+    env["ARTIFACT_SIGNING_KEY"] = "another key of at least thirty-two bytes, not RD-Agent's"
+    out = subprocess.run([rd_chain_binary(), "resolve", str(log_dir)], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == sota_workspace, out.stderr
+    assert "does not match" in out.stderr
