@@ -586,9 +586,23 @@ def series_to_dict(series):
 # Files
 
 
+# Set by the simulated rdagent: sign with the key RD-Agent itself would use on this machine.
+KEY_LIKE_RDAGENT = False
+
+
+def rdagent_key_file():
+    """RD-Agent's key file: ARTIFACT_SIGNING_KEY_PATH, else ~/.rdagent/artifact_signing.key."""
+    return os.path.expanduser(os.environ.get("ARTIFACT_SIGNING_KEY_PATH") or "~/.rdagent/artifact_signing.key")
+
+
 def signing_key():
-    material = os.environ.get("ARTIFACT_SIGNING_KEY", DEFAULT_SIGNING_KEY)
-    return hashlib.sha256(material.encode("utf-8")).digest()
+    """sha256 of ARTIFACT_SIGNING_KEY; else, for the simulated rdagent, the bytes of RD-Agent's key file if it
+    exists (never created here); else sha256 of the fixtures' own key."""
+    material = os.environ.get("ARTIFACT_SIGNING_KEY")
+    if not material and KEY_LIKE_RDAGENT and os.path.isfile(rdagent_key_file()):
+        with open(rdagent_key_file(), "rb") as f:
+            return f.read()
+    return hashlib.sha256((material or DEFAULT_SIGNING_KEY).encode("utf-8")).digest()
 
 
 def sign(payload, key=None):
@@ -1631,6 +1645,8 @@ def main(argv=None):
     p.add_argument("--start-loop", type=int, default=0)
     p.add_argument("--max-steps", type=int, help="stop after this many steps (a run cut short)")
     p.add_argument("--seed")
+    p.add_argument("--key-like-rdagent", action="store_true",
+                   help="sign with RD-Agent's key file when ARTIFACT_SIGNING_KEY is not set and the file exists")
     p = sub.add_parser("bench", help="write the benchmark project roots")
     p.add_argument("out_dir")
     p = sub.add_parser("check", help="read a tree back with the stubs and compare it to expected.json")
@@ -1652,6 +1668,8 @@ def main(argv=None):
         write_snapshot(args.out_file, args.protocol, args.loops, args.signed, args.blob_bytes, args.kind)
         return 0
     if args.command == "run":
+        global KEY_LIKE_RDAGENT
+        KEY_LIKE_RDAGENT = args.key_like_rdagent
         result = run(args.log_dir, args.workspace_root, args.loops, kind=args.kind, signed=args.signed,
                      protocol=args.protocol, accept=args.accept, parquet=args.parquet, start_loop=args.start_loop,
                      era=args.era, seed=args.seed, max_steps=args.max_steps)

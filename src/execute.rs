@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use crate::hook::HookReport;
 use crate::json::Json;
 use crate::plan::{self, EnvValue, LogDir, Phase, PhaseKind, Plan, SotaState};
 use crate::resolve::{self, ResolveRequest};
@@ -90,6 +91,8 @@ pub struct RunRecord {
     pub finished: Option<Utc>,
     pub settings: Json,
     pub hook: Option<Json>,
+    /// What the hook reported from the model phase (hook on only).
+    pub hook_report: Option<HookReport>,
     pub sota: Option<SotaRecord>,
     pub phases: Vec<PhaseRecord>,
     pub outcome: Option<(u8, String)>,
@@ -122,6 +125,12 @@ impl RunRecord {
             .with("message", self.outcome.as_ref().map(|(_, m)| m.clone()))
             .with("settings", self.settings.clone())
             .with("hook", self.hook.clone().unwrap_or(Json::Null))
+            .with(
+                "hook_report",
+                self.hook_report
+                    .as_ref()
+                    .map_or(Json::Null, HookReport::to_json),
+            )
             .with("sota", sota.unwrap_or(Json::Null))
             .with(
                 "phases",
@@ -215,6 +224,7 @@ pub fn run(plan: Plan) -> Result<()> {
         finished: None,
         settings: render::settings_json(&plan.config),
         hook: plan.hook.as_ref().map(|h| h.to_json()),
+        hook_report: None,
         sota: initial_sota(&plan.sota),
         phases: Vec::new(),
         outcome: None,
@@ -312,7 +322,31 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
             extra.push((name, value.clone()));
         }
     }
-    run_one(plan, phase, &program, extra, kill_after, record).map(|_| ())
+    let result = run_one(plan, phase, &program, extra, kill_after, record);
+    if plan.hook.as_ref().is_some_and(|h| h.enabled) {
+        let report = HookReport::read(&plan.hook_dir.join(hook::REPORT_FILE));
+        if result.is_ok() && report.used == 0 {
+            log::warn!("{}", factors_never_used(&report));
+        }
+        record.hook_report = Some(report);
+        record.save()?;
+    }
+    result.map(|_| ())
+}
+
+/// The warning for a model phase that finished without the factors ever reaching RD-Agent's model runner.
+fn factors_never_used(report: &HookReport) -> String {
+    let why = if report.armed == 0 {
+        "the hook was never armed: no process imported rdagent.scenarios.qlib.developer.model_runner with \
+         rd-chain's sitecustomize loaded (is site disabled, e.g. python -S or -I, or PYTHONPATH reset?)"
+    } else {
+        "the model runner was patched but never developed a model experiment (did every loop fail before \
+         training?)"
+    };
+    format!(
+        "the model phase finished, but rd-chain's hook never handed the SOTA factors to RD-Agent's model \
+         runner: {why}; the model phase did not train on them"
+    )
 }
 
 /// Start one phase, wait for it (handling signals), record it. Returns its log dir.
@@ -570,6 +604,16 @@ pub fn summary(plan: &Plan, record: &RunRecord) -> String {
         }
         None if plan.config.model_loops.value == 0 || plan.phases.is_empty() => {}
         None => out.push_str("  SOTA   not resolved\n"),
+    }
+    if let Some(report) = &record.hook_report {
+        let line = match (report.used, report.shape) {
+            (0, _) => format!("WARNING: {}", factors_never_used(report)),
+            (n, Some((rows, columns))) => format!(
+                "the SOTA factors ({rows} rows x {columns} columns) reached RD-Agent's model runner {n} time(s)"
+            ),
+            (n, None) => format!("the SOTA factors reached RD-Agent's model runner {n} time(s)"),
+        };
+        out.push_str(&format!("  hook   {line}\n"));
     }
     if let Some((code, msg)) = &record.outcome {
         if *code != exit::OK {

@@ -62,12 +62,11 @@ fn init_logging(verbosity: Verbosity, rust_log: Option<&str>) {
         builder.parse_filters(spec);
     }
     builder.format(|buf, record| {
-        writeln!(
-            buf,
-            "rd-chain: {}: {}",
-            record.level().as_str().to_lowercase(),
-            record.args()
-        )
+        let level = match record.level() {
+            log::Level::Warn => "warning".to_string(),
+            other => other.as_str().to_lowercase(),
+        };
+        writeln!(buf, "rd-chain: {level}: {}", record.args())
     });
     let _ = builder.try_init();
 }

@@ -237,6 +237,10 @@ pub fn build(
                 "PYTHONPATH",
                 EnvValue::Known(hook::pythonpath(&hook_dir, existing)),
             ));
+            env_set.push((
+                hook::REPORT_ENV,
+                EnvValue::Known(hook_dir.join(hook::REPORT_FILE).into()),
+            ));
         }
         phases.push(phase(
             PhaseKind::Model,

@@ -425,6 +425,7 @@ def _wrap_process_factor_data(module, factors_path):
                 combined = pd.concat([extra, sota], axis=1)
         RD_CHAIN_HOOK_STATE["used"] += 1
         _announce(factors_path, sota.shape, extra_columns, len(others))
+        report_event("used", sota.shape[0], sota.shape[1], factors_path)
         return combined
 
     module.process_factor_data = _as_wrapper_of(
@@ -449,6 +450,24 @@ def patch_model_runner(module):
     _marker_class(module)
     _wrap_process_factor_data(module, factors_path)
     _wrap_develop(module, runner_cls, factors_path)
+    report_event("armed", factors_path)
+
+
+def report_event(event, *fields):
+    """Tell rd-chain what happened, one tab-separated line per event in the file RD_CHAIN_HOOK_REPORT names:
+    `armed <pid> <factors path>` when the model runner was patched, `used <pid> <rows> <columns> <factors path>`
+    for each hand-over. rd-chain reads it after the model phase, so a run whose factors never reached the model
+    runner is reported instead of passing for a SOTA run. A report that cannot be written is said on stderr."""
+    path = os.environ.get("RD_CHAIN_HOOK_REPORT")
+    if not path:
+        return
+    line = "\t".join([event, str(os.getpid())] + [str(f).replace("\t", " ").replace("\n", " ") for f in fields])
+    try:
+        with open(path, "a") as report:
+            report.write(line + "\n")
+    except OSError as err:
+        sys.stderr.write("rd-chain hook: cannot write the report {} ({}); rd-chain will say the factors were not "
+                         "seen\n".format(path, err))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -708,3 +708,21 @@ def test_the_result_cache_never_serves_a_result_trained_on_other_factors(tmp_pat
     assert changed.returncode == 0, changed
     assert changed.report["hits"] == [], "a result trained on other factors was served"
     assert len(list(cache.glob("*.pkl"))) == 3
+
+
+def test_the_report_file_tells_rd_chain_what_reached_the_model_runner(tmp_path, sota_workspace):
+    report = tmp_path / "hook-report.tsv"
+    run = run_driver(tmp_path, DEVELOP_AFTER_UNRUN_MODEL,
+                     env=sota_env(sota_workspace, RD_CHAIN_HOOK_REPORT=str(report)))
+    assert run.returncode == 0, run
+    lines = [line.split("\t") for line in report.read_text().splitlines()]
+    factors = str(sota_workspace / "combined_factors_df.parquet")
+    assert [line[0] for line in lines] == ["armed", "used", "used"]
+    assert lines[0][2:] == [factors]
+    assert lines[1][2:] == ["20", "3", factors]
+    assert len({line[1] for line in lines}) == 1, "one process"
+    # Not armed: nothing to report.
+    quiet = tmp_path / "quiet.tsv"
+    run = run_driver(tmp_path, DEVELOP_AFTER_UNRUN_MODEL, env={"RD_CHAIN_HOOK_REPORT": str(quiet)})
+    assert run.returncode == 0, run
+    assert not quiet.exists()

@@ -32,7 +32,8 @@ impl SigningKey {
     }
 
     /// The key RD-Agent would use in this environment: sha256 of `ARTIFACT_SIGNING_KEY` if set, else the
-    /// bytes of `$HOME/.rdagent/artifact_signing.key` if it can be read, else none.
+    /// bytes of its key file (`ARTIFACT_SIGNING_KEY_PATH`, default `~/.rdagent/artifact_signing.key`) if it can
+    /// be read, else none. Never creates the file (RD-Agent does, on its first signed write).
     pub fn from_env(env: &BTreeMap<String, String>) -> Option<SigningKey> {
         if let Some(material) = env.get("ARTIFACT_SIGNING_KEY").filter(|v| !v.is_empty()) {
             return Some(SigningKey::new(
@@ -40,10 +41,17 @@ impl SigningKey {
                 "ARTIFACT_SIGNING_KEY",
             ));
         }
-        let home = env.get("HOME").filter(|v| !v.is_empty())?;
-        let file = PathBuf::from(home)
-            .join(".rdagent")
-            .join("artifact_signing.key");
+        let home = || env.get("HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
+        let file = match env
+            .get("ARTIFACT_SIGNING_KEY_PATH")
+            .filter(|v| !v.is_empty())
+        {
+            Some(p) => match p.strip_prefix("~/") {
+                Some(rest) => home()?.join(rest),
+                None => PathBuf::from(p),
+            },
+            None => home()?.join(".rdagent").join("artifact_signing.key"),
+        };
         let bytes = std::fs::read(&file).ok().filter(|b| !b.is_empty())?;
         Some(SigningKey::new(bytes, file.display().to_string()))
     }
@@ -477,6 +485,14 @@ mod tests {
         std::fs::write(home.join(".rdagent/artifact_signing.key"), b"raw key bytes").unwrap();
         let key = SigningKey::from_env(&env).unwrap();
         assert_eq!(key.bytes, b"raw key bytes");
+        // ARTIFACT_SIGNING_KEY_PATH moves the file, `~/` included.
+        std::fs::write(home.join("elsewhere.key"), b"moved key").unwrap();
+        let mut moved = env.clone();
+        moved.insert(
+            "ARTIFACT_SIGNING_KEY_PATH".to_string(),
+            "~/elsewhere.key".to_string(),
+        );
+        assert_eq!(SigningKey::from_env(&moved).unwrap().bytes, b"moved key");
         assert!(key.source.ends_with("artifact_signing.key"));
         std::fs::remove_dir_all(&home).unwrap();
     }

@@ -222,6 +222,47 @@ fn the_model_phase_child_has_the_hook_and_reports_the_factors_used() {
             "pandas is required in this test run:\n{out}\n{err}"
         );
     }
+    // The hook reported back what reached the model runner; the record and the summary say it.
+    let report = env_of(model, "RD_CHAIN_HOOK_REPORT").expect("RD_CHAIN_HOOK_REPORT");
+    assert!(report.starts_with(hook_dir), "{report}");
+    let rec = &run_records(&tmp.join("log"))[0];
+    let used = rec.get("hook_report").get("used").int();
+    if trained {
+        assert_eq!(used, 1, "one model loop, one hand-over");
+        assert!(
+            err.contains("reached RD-Agent's model runner 1 time(s)"),
+            "{err}"
+        );
+    } else {
+        assert_eq!(used, 0);
+        assert!(err.contains("never handed the SOTA factors"), "{err}");
+    }
+}
+
+#[test]
+fn a_model_phase_the_factors_never_reached_is_reported_loudly() {
+    let tmp = TempDir::new("neverused");
+    let record = tmp.join("calls.jsonl");
+    let (_, err) = expect_code(
+        chain(tmp.path(), &record)
+            .args(["--factor-loops", "2", "--model-loops", "1", "--hook", "on"])
+            .env("FAKE_RDAGENT_ACCEPT", "0")
+            .env("FAKE_RDAGENT_NO_DEVELOP", "1"),
+        0,
+    );
+    assert!(
+        err.contains(
+            "warning: the model phase finished, but rd-chain's hook never handed the SOTA factors"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hook   WARNING"),
+        "the summary repeats it: {err}"
+    );
+    let rec = &run_records(&tmp.join("log"))[0];
+    assert_eq!(rec.get("hook_report").get("armed").int(), 0);
+    assert_eq!(rec.get("hook_report").get("used").int(), 0);
 }
 
 #[test]

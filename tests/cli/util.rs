@@ -50,15 +50,20 @@ impl Drop for TempDir {
     }
 }
 
-/// `rd-chain` with a cleared environment (PATH and HOME kept so python3 and the fake rdagent can run) in `cwd`.
+/// `rd-chain` with a cleared environment (PATH kept so python3 and the fake rdagent can run) in `cwd`. HOME
+/// points at a directory that does not exist, so no RD-Agent key file of the machine's user is picked up.
 pub fn rd_chain(cwd: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rd-chain"));
     cmd.current_dir(cwd).env_clear();
-    for key in ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"] {
+    for key in ["PATH", "LANG", "LC_ALL", "TMPDIR"] {
         if let Some(v) = std::env::var_os(key) {
             cmd.env(key, v);
         }
     }
+    cmd.env(
+        "HOME",
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-home"),
+    );
     cmd
 }
 
