@@ -281,7 +281,7 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
 
     let mut sota_state: Option<resolve::Resolution> = None;
     if let Some(phase) = plan.phase(PhaseKind::Factor) {
-        let log_dir = run_one(plan, phase, &program, Vec::new(), kill_after, record)?;
+        let log_dir = run_one(plan, phase, &program, &phase.env, kill_after, record)?;
         log::info!("resolving the SOTA factors from {}", log_dir.display());
         let req = ResolveRequest {
             path: log_dir.clone(),
@@ -307,22 +307,24 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
     let Some(phase) = plan.phase(PhaseKind::Model) else {
         return Ok(());
     };
-    let sota_env = match (&sota_state, &plan.sota) {
-        (Some(r), _) => plan::model_sota_env(&SotaState::Resolved(Box::new(r.clone())), false),
-        (None, state) => plan::model_sota_env(state, false),
+    // The planned environment, with the SOTA values the factor phase has made known.
+    let sota_env = match sota_state {
+        Some(r) => plan::model_sota_env(&SotaState::Resolved(Box::new(r)), false),
+        None => plan::model_sota_env(&plan.sota, false),
     };
-    let mut extra = sota_env;
+    let env: Vec<(&'static str, EnvValue)> = phase
+        .env
+        .iter()
+        .map(|(name, planned)| {
+            let known = sota_env.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            (*name, known.unwrap_or(planned).clone())
+        })
+        .collect();
     if plan.hook.as_ref().is_some_and(|h| h.enabled) {
         hook::install(&plan.hook_dir)?;
         log::info!("rd-chain's factor hook is in {}", plan.hook_dir.display());
     }
-    // The plan's PYTHONPATH and USE_ALPHA_FACTORS entries stand as planned; SOTA values are now known.
-    for (name, value) in &phase.env {
-        if !extra.iter().any(|(n, _)| n == name) {
-            extra.push((name, value.clone()));
-        }
-    }
-    let result = run_one(plan, phase, &program, extra, kill_after, record);
+    let result = run_one(plan, phase, &program, &env, kill_after, record);
     if plan.hook.as_ref().is_some_and(|h| h.enabled) {
         let report = HookReport::read(&plan.hook_dir.join(hook::REPORT_FILE));
         if result.is_ok() && report.used == 0 {
@@ -349,12 +351,13 @@ fn factors_never_used(report: &HookReport) -> String {
     )
 }
 
-/// Start one phase, wait for it (handling signals), record it. Returns its log dir.
+/// Start one phase with `env_list` set on top of rd-chain's own environment, wait for it (handling signals),
+/// record it. Returns its log dir.
 fn run_one(
     plan: &Plan,
     phase: &Phase,
     program: &Path,
-    env_override: Vec<(&'static str, EnvValue)>,
+    env_list: &[(&'static str, EnvValue)],
     kill_after: Duration,
     record: &mut RunRecord,
 ) -> Result<PathBuf> {
@@ -373,15 +376,10 @@ fn run_one(
         }
         LogDir::Fresh => fresh_log_dir(&plan.log_root)?,
     };
-    let env_list: Vec<(&'static str, EnvValue)> = if env_override.is_empty() {
-        phase.env.clone()
-    } else {
-        env_override
-    };
     let mut cmd = Command::new(program);
     cmd.args(&phase.args).current_dir(&phase.cwd);
     let mut env_record = Vec::new();
-    for (name, value) in &env_list {
+    for (name, value) in env_list {
         match (name, value) {
             (&"LOG_TRACE_PATH", _) => {
                 cmd.env(name, &log_dir);
