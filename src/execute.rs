@@ -309,8 +309,8 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
     };
     // The planned environment, with the SOTA values the factor phase has made known.
     let sota_env = match sota_state {
-        Some(r) => plan::model_sota_env(&SotaState::Resolved(Box::new(r)), false),
-        None => plan::model_sota_env(&plan.sota, false),
+        Some(r) => plan::model_sota_env(&SotaState::Resolved(Box::new(r))),
+        None => plan::model_sota_env(&plan.sota),
     };
     let env: Vec<(&'static str, EnvValue)> = phase
         .env

@@ -224,7 +224,7 @@ pub fn build(
     }
     if runs_model {
         let mut env_set = vec![log_trace];
-        env_set.extend(model_sota_env(&sota, runs_factor));
+        env_set.extend(model_sota_env(&sota));
         let alpha = if config.alpha_factors.value {
             "true"
         } else {
@@ -281,8 +281,8 @@ pub fn rdagent_args(kind: PhaseKind, loops: u64, duration: Option<&str>) -> Vec<
     args
 }
 
-/// The SOTA variables of the model phase.
-pub fn model_sota_env(sota: &SotaState, from_factor_phase: bool) -> Vec<(&'static str, EnvValue)> {
+/// The SOTA variables of the model phase: known when the SOTA is, pending while the factor phase has to run.
+pub fn model_sota_env(sota: &SotaState) -> Vec<(&'static str, EnvValue)> {
     let (workspace, parquet, log) = match sota {
         SotaState::Resolved(r) => (
             EnvValue::Known(r.workspace.clone().into()),
@@ -294,12 +294,12 @@ pub fn model_sota_env(sota: &SotaState, from_factor_phase: bool) -> Vec<(&'stati
             EnvValue::Known(parquet.path.clone().into()),
             EnvValue::Unset,
         ),
-        SotaState::AfterFactorPhase if from_factor_phase => (
+        SotaState::AfterFactorPhase => (
             EnvValue::Pending("the SOTA workspace resolved from the factor phase's log"),
             EnvValue::Pending("<that workspace>/combined_factors_df.parquet"),
             EnvValue::Pending("the factor phase's log dir"),
         ),
-        _ => (
+        SotaState::Failed(_) => (
             EnvValue::Pending("unresolved"),
             EnvValue::Pending("unresolved"),
             EnvValue::Pending("unresolved"),
