@@ -378,6 +378,7 @@ fn run_one(
     };
     let mut cmd = Command::new(program);
     cmd.args(&phase.args).current_dir(&phase.cwd);
+    signals::terminate_with_parent(&mut cmd);
     let mut env_record = Vec::new();
     for (name, value) in env_list {
         match (name, value) {

@@ -87,6 +87,50 @@ pub fn terminate(child: &mut std::process::Child) {
     let _ = child.kill();
 }
 
+/// Make `cmd`'s child receive SIGTERM if rd-chain dies without reaping it (killed with SIGKILL, say), so
+/// no rdagent outlives rd-chain even then (Linux's parent-death signal; elsewhere the handlers above are all).
+pub fn terminate_with_parent(cmd: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    linux::terminate_with_parent(cmd);
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::os::raw::{c_int, c_ulong};
+    use std::os::unix::process::CommandExt;
+
+    const PR_SET_PDEATHSIG: c_int = 1;
+    const SIGTERM: c_ulong = 15;
+
+    extern "C" {
+        fn prctl(option: c_int, ...) -> c_int;
+        fn getppid() -> c_int;
+    }
+
+    pub fn terminate_with_parent(cmd: &mut std::process::Command) {
+        // rd-chain's pid is the child's parent pid.
+        let parent = std::process::id() as c_int;
+        // SAFETY: the closure runs in the forked child before exec and makes only the async-signal-safe calls
+        // prctl and getppid, touching no memory shared with the parent.
+        unsafe {
+            cmd.pre_exec(move || {
+                if prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // rd-chain may have died between fork and prctl: then nobody would send the signal.
+                if getppid() != parent {
+                    return Err(std::io::Error::other(
+                        "rd-chain exited while starting rdagent",
+                    ));
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
 #[cfg(unix)]
 mod unix {
     use super::{HUP, TERM};

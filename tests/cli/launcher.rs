@@ -685,6 +685,28 @@ mod signals {
         assert!(!alive(&pid));
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn rdagent_does_not_outlive_an_rd_chain_killed_with_sigkill() {
+        let tmp = TempDir::new("sigkill-parent");
+        let (mut child, pid, _) = hanging(&tmp, &[], &[]);
+        send("-KILL", &child.id().to_string());
+        let status = wait_exit(&mut child, Duration::from_secs(10));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        // The orphan gets SIGTERM from the kernel (parent-death signal); init reaps it.
+        let start = Instant::now();
+        while alive(&pid) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "rdagent {pid} outlived rd-chain"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     #[test]
     fn a_second_ctrl_c_kills_at_once() {
         let tmp = TempDir::new("sigint2");
