@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{RunConfig, SotaSource};
 use crate::hook::{self, HookDecision};
-use crate::resolve::{self, ParquetInfo, Resolution, ResolveRequest};
+use crate::resolve::{self, absolute, ParquetInfo, Resolution, ResolveRequest};
 use crate::session::SigningKey;
 use crate::timestamp::Utc;
 use crate::{Error, Result};
@@ -316,17 +316,6 @@ pub fn model_sota_env(sota: &SotaState) -> Vec<(&'static str, EnvValue)> {
     out
 }
 
-/// `p` made absolute against `cwd` (no symlink resolution, no I/O).
-pub fn absolute(cwd: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        let joined = cwd.join(p);
-        // Drop `.` components so printed paths stay readable.
-        joined.components().collect()
-    }
-}
-
 /// Find the rdagent program: a path as given, or a bare name looked up on the environment's PATH.
 pub fn find_rdagent(
     given: Option<&Path>,
@@ -415,16 +404,6 @@ mod tests {
             a,
             ["fin_model", "--loop-n", "3", "--all-duration", "6h"].map(OsString::from)
         );
-    }
-
-    #[test]
-    fn absolute_joins_and_drops_dots() {
-        let cwd = Path::new("/home/u/proj");
-        assert_eq!(
-            absolute(cwd, Path::new("./log")),
-            PathBuf::from("/home/u/proj/log")
-        );
-        assert_eq!(absolute(cwd, Path::new("/x/y")), PathBuf::from("/x/y"));
     }
 
     #[test]

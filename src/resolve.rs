@@ -802,6 +802,11 @@ mod tests {
         );
         assert_eq!(absolute(cwd, Path::new("/../x")), PathBuf::from("/x"));
         assert_eq!(
+            absolute(Path::new("/home/u/proj"), Path::new("./log")),
+            PathBuf::from("/home/u/proj/log")
+        );
+        assert_eq!(absolute(cwd, Path::new("/x/y")), PathBuf::from("/x/y"));
+        assert_eq!(
             absolute(Path::new("rel"), Path::new("../../x")),
             PathBuf::from("../x")
         );
