@@ -973,7 +973,8 @@ SOTA SOURCE (first that applies wins):
 WHAT THE MODEL PHASE GETS:
     LOAD_SOTA_FROM_WORKSPACE=true, SOTA_WORKSPACE_PATH, SOTA_FACTORS_PATH, SOTA_LOG_PATH,
     LOAD_SOTA_FROM_LOG=false, USE_ALPHA_FACTORS, a fresh LOG_TRACE_PATH, and (hook on) PYTHONPATH
-    starting with rd-chain's sitecustomize hook, which makes unmodified RD-Agent train on the SOTA factors.
+    starting with rd-chain's sitecustomize hook, which makes unmodified RD-Agent train on the SOTA factors,
+    and RD_CHAIN_HOOK_REPORT, where the hook notes each hand-over (the summary warns if there was none).
 
 EXIT CODES:
     0 ok; 1 internal error; 2 usage; 3 SOTA resolution failed; 4 rdagent missing;
