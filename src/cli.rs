@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::hook::HookMode;
+use crate::hook::{contract, HookMode};
 use crate::resolve::Pick;
 use crate::{Error, Result};
 
@@ -584,10 +584,12 @@ impl Env<'_> {
 
 /// true/false/1/0/yes/no/on/off in any case.
 pub fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
+    if contract::is_true_word(text) {
+        Some(true)
+    } else if contract::is_false_word(text) {
+        Some(false)
+    } else {
+        None
     }
 }
 

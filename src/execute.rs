@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use crate::hook::HookReport;
+use crate::hook::{contract, HookReport};
 use crate::json::Json;
 use crate::plan::{self, EnvValue, LogDir, Phase, PhaseKind, Plan, SotaState};
 use crate::resolve::{self, ResolveRequest};
@@ -326,7 +326,7 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
     }
     let result = run_one(plan, phase, &program, &env, kill_after, record);
     if plan.hook.as_ref().is_some_and(|h| h.enabled) {
-        let report = HookReport::read(&plan.hook_dir.join(hook::REPORT_FILE));
+        let report = HookReport::read(&plan.hook_dir.join(hook::contract::REPORT_FILE));
         if result.is_ok() && report.used == 0 {
             log::warn!("{}", factors_never_used(&report));
         }
@@ -339,11 +339,15 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
 /// The warning for a model phase that finished without the factors ever reaching RD-Agent's model runner.
 fn factors_never_used(report: &HookReport) -> String {
     let why = if report.armed == 0 {
-        "the hook was never armed: no process imported rdagent.scenarios.qlib.developer.model_runner with \
-         rd-chain's sitecustomize loaded (is site disabled, e.g. python -S or -I, or PYTHONPATH reset?)"
+        format!(
+            "the hook was never armed: no process imported {} with rd-chain's sitecustomize loaded (is site \
+             disabled, e.g. python -S or -I, or PYTHONPATH reset?)",
+            contract::TARGET_MODULE
+        )
     } else {
         "the model runner was patched but never developed a model experiment (did every loop fail before \
          training?)"
+            .to_string()
     };
     format!(
         "the model phase finished, but rd-chain's hook never handed the SOTA factors to RD-Agent's model \

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{RunConfig, SotaSource};
-use crate::hook::{self, HookDecision};
+use crate::hook::{self, contract, HookDecision};
 use crate::resolve::{self, absolute, ParquetInfo, Resolution, ResolveRequest};
 use crate::session::SigningKey;
 use crate::timestamp::Utc;
@@ -238,8 +238,8 @@ pub fn build(
                 EnvValue::Known(hook::pythonpath(&hook_dir, existing)),
             ));
             env_set.push((
-                hook::REPORT_ENV,
-                EnvValue::Known(hook_dir.join(hook::REPORT_FILE).into()),
+                hook::contract::REPORT_ENV,
+                EnvValue::Known(hook_dir.join(hook::contract::REPORT_FILE).into()),
             ));
         }
         phases.push(phase(
@@ -306,9 +306,9 @@ pub fn model_sota_env(sota: &SotaState) -> Vec<(&'static str, EnvValue)> {
         ),
     };
     let mut out = vec![
-        ("LOAD_SOTA_FROM_WORKSPACE", EnvValue::Known("true".into())),
-        ("SOTA_WORKSPACE_PATH", workspace),
-        ("SOTA_FACTORS_PATH", parquet),
+        (contract::LOAD_ENV, EnvValue::Known("true".into())),
+        (contract::WORKSPACE_ENV, workspace),
+        (contract::FACTORS_PATH_ENV, parquet),
     ];
     // A workspace given as is has no factor log to record: SOTA_LOG_PATH is then removed for the child.
     out.push(("SOTA_LOG_PATH", log));

@@ -80,7 +80,7 @@ impl fmt::Display for Pick {
 }
 
 /// The factor table RD-Agent's factor runner writes into each experiment workspace.
-pub const PARQUET_FILE: &str = "combined_factors_df.parquet";
+pub const PARQUET_FILE: &str = crate::hook::contract::FACTORS_FILE;
 /// RD-Agent's default workspace root, relative to the directory it ran in.
 pub const PROJECT_WORKSPACE_DIR: &str = "git_ignore_folder/RD-Agent_workspace";
 /// Magic bytes at both ends of a parquet file.

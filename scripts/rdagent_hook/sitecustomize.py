@@ -35,11 +35,23 @@ import sys
 # Text by which a copy of this hook is recognised (and skipped) when looking for the sitecustomize to chain.
 RD_CHAIN_HOOK_MARKER = "rd-chain-sitecustomize-hook-v1"
 
+# CONTRACT_BEGIN: the names and formats shared with rd-chain (src/hook/contract.rs). A Rust test reads this block
+# and checks every value against rd-chain's; change both together.
 TARGET_MODULE = "rdagent.scenarios.qlib.developer.model_runner"
 FACTOR_EXPERIMENT_MODULE = "rdagent.scenarios.qlib.experiment.factor_experiment"
 FACTORS_FILE = "combined_factors_df.parquet"
 TRUE_WORDS = ("true", "1", "yes", "on")
-# Upstream takes the SOTA branch with more than one factor experiment, the seed's fork with at least one.
+LOAD_ENV = "LOAD_SOTA_FROM_WORKSPACE"
+FACTORS_PATH_ENV = "SOTA_FACTORS_PATH"
+WORKSPACE_ENV = "SOTA_WORKSPACE_PATH"
+REPORT_ENV = "RD_CHAIN_HOOK_REPORT"
+REPORT_SEPARATOR = "\t"
+REPORT_ARMED = "armed"
+REPORT_USED = "used"
+# CONTRACT_END
+
+# Upstream takes the SOTA branch with more than one factor experiment, the fork that
+# run_factor_then_model_with_log.sh's model_runner.py patch made with at least one.
 MARKER_COUNT = 2
 # The attribute that makes an experiment a marker; its value is the factors file it stands for.
 MARKER_ATTRIBUTE = "_rd_chain_sota_factors"
@@ -68,19 +80,19 @@ class RdChainHookError(RuntimeError):
 def evaluate(environ=None):
     """What the environment asks for: a dict with the keys of RD_CHAIN_HOOK_STATE except "used"."""
     env = os.environ if environ is None else environ
-    load = env.get("LOAD_SOTA_FROM_WORKSPACE")
+    load = env.get(LOAD_ENV)
     if load is None:
         return _decision(False, "LOAD_SOTA_FROM_WORKSPACE is not set", None)
     if load.strip().lower() not in TRUE_WORDS:
         return _decision(
             False, "LOAD_SOTA_FROM_WORKSPACE={!r} is not true (true, 1, yes or on)".format(load), None
         )
-    if env.get("SOTA_FACTORS_PATH"):
-        source = "SOTA_FACTORS_PATH"
-        path = env["SOTA_FACTORS_PATH"]
-    elif env.get("SOTA_WORKSPACE_PATH"):
-        source = "SOTA_WORKSPACE_PATH"
-        path = os.path.join(env["SOTA_WORKSPACE_PATH"], FACTORS_FILE)
+    if env.get(FACTORS_PATH_ENV):
+        source = FACTORS_PATH_ENV
+        path = env[FACTORS_PATH_ENV]
+    elif env.get(WORKSPACE_ENV):
+        source = WORKSPACE_ENV
+        path = os.path.join(env[WORKSPACE_ENV], FACTORS_FILE)
     else:
         return _decision(
             False,
@@ -425,7 +437,7 @@ def _wrap_process_factor_data(module, factors_path):
                 combined = pd.concat([extra, sota], axis=1)
         RD_CHAIN_HOOK_STATE["used"] += 1
         _announce(factors_path, sota.shape, extra_columns, len(others))
-        report_event("used", sota.shape[0], sota.shape[1], factors_path)
+        report_event(REPORT_USED, sota.shape[0], sota.shape[1], factors_path)
         return combined
 
     module.process_factor_data = _as_wrapper_of(
@@ -450,7 +462,7 @@ def patch_model_runner(module):
     _marker_class(module)
     _wrap_process_factor_data(module, factors_path)
     _wrap_develop(module, runner_cls, factors_path)
-    report_event("armed", factors_path)
+    report_event(REPORT_ARMED, factors_path)
 
 
 def report_event(event, *fields):
@@ -458,10 +470,11 @@ def report_event(event, *fields):
     `armed <pid> <factors path>` when the model runner was patched, `used <pid> <rows> <columns> <factors path>`
     for each hand-over. rd-chain reads it after the model phase, so a run whose factors never reached the model
     runner is reported instead of passing for a SOTA run. A report that cannot be written is said on stderr."""
-    path = os.environ.get("RD_CHAIN_HOOK_REPORT")
+    path = os.environ.get(REPORT_ENV)
     if not path:
         return
-    line = "\t".join([event, str(os.getpid())] + [str(f).replace("\t", " ").replace("\n", " ") for f in fields])
+    cleaned = [str(f).replace(REPORT_SEPARATOR, " ").replace("\n", " ") for f in fields]
+    line = REPORT_SEPARATOR.join([event, str(os.getpid())] + cleaned)
     try:
         with open(path, "a") as report:
             report.write(line + "\n")
