@@ -96,22 +96,24 @@ pub enum Command {
     Help,
     Version,
     Run(Box<RunConfig>),
-    Resolve {
-        path: PathBuf,
-        pick: Setting<Pick>,
-        json: bool,
-        workspace_path_env: Option<PathBuf>,
-    },
-    Inspect {
-        path: PathBuf,
-        pick: Setting<Pick>,
-        json: bool,
-        workspace_path_env: Option<PathBuf>,
-    },
+    Resolve(LogQuery),
+    Inspect(LogQuery),
     List {
         root: PathBuf,
         json: bool,
+        /// `WORKSPACE_PATH`, as for `LogQuery`.
+        workspace_path_env: Option<PathBuf>,
     },
+}
+
+/// What `resolve` and `inspect` ask of one log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogQuery {
+    pub path: PathBuf,
+    pub pick: Setting<Pick>,
+    pub json: bool,
+    /// `WORKSPACE_PATH` as the user set it (RD-Agent's workspace root), used to find moved workspaces.
+    pub workspace_path_env: Option<PathBuf>,
 }
 
 /// How much rd-chain logs to stderr.
@@ -496,27 +498,23 @@ where
                         sub.name()
                     ))
                 })?;
-            let pick = pick_setting(&given, &env)?;
+            let query = LogQuery {
+                path,
+                pick: pick_setting(&given, &env)?,
+                json,
+                workspace_path_env,
+            };
             if sub == Sub::Resolve {
-                Command::Resolve {
-                    path,
-                    pick,
-                    json,
-                    workspace_path_env,
-                }
+                Command::Resolve(query)
             } else {
-                Command::Inspect {
-                    path,
-                    pick,
-                    json,
-                    workspace_path_env,
-                }
+                Command::Inspect(query)
             }
         }
         Sub::List => Command::List {
             root: one_positional(&positionals, sub, "LOG_ROOT")?
                 .unwrap_or_else(|| PathBuf::from("log")),
             json,
+            workspace_path_env,
         },
     };
     Ok(Invocation {
@@ -765,7 +763,7 @@ fn run_config(
     })
 }
 
-/// The SOTA source by the seed's priority: a flag; else LOAD_SOTA_FROM_LOG=true + SOTA_LOG_PATH; else
+/// The SOTA source by the priority of run_factor_then_model_with_log.sh and its model_runner.py patch: a flag; else LOAD_SOTA_FROM_LOG=true + SOTA_LOG_PATH; else
 /// LOAD_SOTA_FROM_WORKSPACE=true + SOTA_WORKSPACE_PATH; else the factor phase's own log.
 fn sota_choice(
     given: &[(&'static Flag, Option<OsString>)],
@@ -991,7 +989,8 @@ EXAMPLES:
     rd-chain inspect log/2026-01-14_16-14-52-886218
     export SOTA_WORKSPACE_PATH=$(rd-chain resolve log/2026-01-14_16-14-52-886218)
 
-Documentation: docs/usage.md (every flag, variable and JSON field), docs/migrating.md (from the seed).
+Documentation: docs/usage.md (every flag, variable and JSON field), docs/migrating.md (from
+run_factor_then_model_with_log.sh and its model_runner.py patch).
 ",
     );
     out
@@ -1100,7 +1099,7 @@ mod tests {
         assert!(c.alpha_factors.value);
     }
 
-    /// Every combination of the four seed variables, with and without flags.
+    /// Every combination of the four variables of run_factor_then_model_with_log.sh, with and without flags.
     #[test]
     fn sota_priority_matrix() {
         let log = ("SOTA_LOG_PATH", "/l");
@@ -1236,7 +1235,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             inv.command,
-            Command::Resolve {
+            Command::Resolve(LogQuery {
                 path: "log/x".into(),
                 pick: Setting {
                     value: Pick::Loop(3),
@@ -1244,14 +1243,15 @@ mod tests {
                 },
                 json: true,
                 workspace_path_env: Some("/ws".into()),
-            }
+            })
         );
         let inv = parse(args(&["list"]), &env(&[])).unwrap();
         assert_eq!(
             inv.command,
             Command::List {
                 root: "log".into(),
-                json: false
+                json: false,
+                workspace_path_env: None,
             }
         );
         let inv = parse(
@@ -1261,7 +1261,7 @@ mod tests {
         .unwrap();
         assert_eq!(inv.verbosity, Verbosity::Debug);
         match inv.command {
-            Command::Inspect { path, pick, .. } => {
+            Command::Inspect(LogQuery { path, pick, .. }) => {
                 assert_eq!(path, PathBuf::from("-odd name"));
                 assert_eq!(pick.value, Pick::Latest);
                 assert_eq!(pick.origin, Origin::Env("RD_CHAIN_PICK"));

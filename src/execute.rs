@@ -239,11 +239,13 @@ pub fn run(plan: Plan) -> Result<()> {
     // The record is the last true state; failing to write it must not hide the run's own error.
     let saved = record.save();
     eprint!("{}", summary(&plan, &record));
-    if plan.config.json {
+    let printed = if plan.config.json {
         // One line, the last on stdout after rdagent's own output: `rd-chain --json ... | tail -n 1`.
-        crate::print_stdout(&format!("{}\n", record.to_json().compact()));
-    }
-    result.and(saved)
+        crate::print_stdout(&format!("{}\n", record.to_json().compact()))
+    } else {
+        Ok(())
+    };
+    result.and(saved).and(printed)
 }
 
 fn initial_sota(sota: &SotaState) -> Option<SotaRecord> {

@@ -12,6 +12,7 @@ pub mod execute;
 pub mod exit;
 pub mod hook;
 pub mod json;
+pub mod listing;
 pub mod pickle;
 pub mod plan;
 pub mod render;
@@ -26,7 +27,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use cli::{Command, Invocation, Verbosity};
+use cli::{Command, Invocation, LogQuery, Verbosity};
 pub use error::{Error, Result};
 
 /// Run rd-chain with these arguments (without the program name) and environment; returns the exit code.
@@ -71,15 +72,27 @@ fn init_logging(verbosity: Verbosity, rust_log: Option<&str>) {
     let _ = builder.try_init();
 }
 
-/// Write to stdout; a closed pipe (`rd-chain list | head -1`) is not an error.
-pub fn print_stdout(text: &str) {
-    print_bytes(text.as_bytes());
+/// Write to stdout; a closed pipe (`rd-chain list | head -1`) is not an error, any other write error is.
+pub fn print_stdout(text: &str) -> Result<()> {
+    print_bytes(text.as_bytes())
 }
 
 /// Write raw bytes to stdout (paths that are not UTF-8 survive `$(rd-chain resolve ...)`).
-pub fn print_bytes(bytes: &[u8]) {
+pub fn print_bytes(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(bytes).and_then(|()| out.flush());
+    write_output(&mut out, bytes)
+}
+
+/// Write and flush `bytes`: only a closed pipe is swallowed (the reader has seen all it wanted); any other
+/// failure (a full disk, a revoked file) is an error with exit code 1, so output is never lost silently.
+fn write_output(out: &mut impl Write, bytes: &[u8]) -> Result<()> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::Internal(format!(
+            "cannot write to standard output: {e}"
+        ))),
+    }
 }
 
 fn current_dir() -> Result<PathBuf> {
@@ -88,16 +101,14 @@ fn current_dir() -> Result<PathBuf> {
 }
 
 fn resolve_request(
-    path: PathBuf,
-    pick: resolve::Pick,
-    workspace_path_env: Option<PathBuf>,
+    query: LogQuery,
     env: &BTreeMap<String, String>,
 ) -> Result<resolve::ResolveRequest> {
     let cwd = current_dir()?;
     Ok(resolve::ResolveRequest {
-        path,
-        pick,
-        workspace_path_env,
+        path: query.path,
+        pick: query.pick.value,
+        workspace_path_env: query.workspace_path_env,
         cwd,
         signing_key: session::SigningKey::from_env(env),
         project_root: None,
@@ -109,49 +120,41 @@ fn run(inv: Invocation, env: &BTreeMap<String, String>) -> Result<()> {
         log::warn!("{w}");
     }
     match inv.command {
-        Command::Help => {
-            print_stdout(&cli::help_text());
-            Ok(())
+        Command::Help => print_stdout(&cli::help_text()),
+        Command::Version => print_stdout(concat!("rd-chain ", env!("CARGO_PKG_VERSION"), "\n")),
+        Command::Resolve(query) => {
+            let json = query.json;
+            let r = resolve::resolve(&resolve_request(query, env)?)?;
+            if json {
+                print_stdout(&report::resolution_json(&r).pretty())
+            } else {
+                print_bytes(&report::resolve_stdout(&r))
+            }
         }
-        Command::Version => {
-            print_stdout(concat!("rd-chain ", env!("CARGO_PKG_VERSION"), "\n"));
-            Ok(())
-        }
-        Command::Resolve {
-            path,
-            pick,
-            json,
-            workspace_path_env,
-        } => {
-            let req = resolve_request(path, pick.value, workspace_path_env, env)?;
-            print_bytes(&report::resolve_command(&req, json)?);
-            Ok(())
-        }
-        Command::Inspect {
-            path,
-            pick,
-            json,
-            workspace_path_env,
-        } => {
+        Command::Inspect(query) => {
             // The table is printed even when the pick fails (exit 3), so the user sees what the log holds.
-            let req = resolve_request(path, pick.value, workspace_path_env, env)?;
-            let (out, result) = report::inspect_command(&req, json);
-            print_bytes(&out);
-            result
+            let json = query.json;
+            let i = resolve::inspect(&resolve_request(query, env)?)?;
+            if json {
+                print_stdout(&report::inspection_json(&i).pretty())?;
+            } else {
+                print_stdout(&report::inspection_text(&i))?;
+            }
+            i.outcome.map(|_| ())
         }
-        Command::List { root, json } => {
+        Command::List {
+            root,
+            json,
+            workspace_path_env,
+        } => {
             let cwd = current_dir()?;
-            let workspace_env = env
-                .get("WORKSPACE_PATH")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from);
-            print_bytes(&report::list_command(
-                &root,
-                workspace_env.as_deref(),
-                &cwd,
-                json,
-            )?);
-            Ok(())
+            let runs = listing::list_runs(&root, workspace_path_env.as_deref(), &cwd)?;
+            let root = resolve::absolute(&cwd, &root);
+            if json {
+                print_stdout(&report::list_json(&root, &runs).pretty())
+            } else {
+                print_stdout(&report::list_text(&root, &runs))
+            }
         }
         Command::Run(config) => {
             let cwd = current_dir()?;
@@ -160,9 +163,9 @@ fn run(inv: Invocation, env: &BTreeMap<String, String>) -> Result<()> {
             let plan = plan::build(*config, &cwd, env, inv.warnings);
             if dry_run {
                 if json {
-                    print_stdout(&render::plan_json(&plan).pretty());
+                    print_stdout(&render::plan_json(&plan).pretty())?;
                 } else {
-                    print_stdout(&render::plan_text(&plan));
+                    print_stdout(&render::plan_text(&plan))?;
                 }
                 return match plan.blocking_error() {
                     None => Ok(()),
@@ -171,5 +174,36 @@ fn run(inv: Invocation, env: &BTreeMap<String, String>) -> Result<()> {
             }
             execute::run(plan)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that fails every write with `kind`.
+    struct Failing(std::io::ErrorKind);
+
+    impl Write for Failing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(self.0, "refused"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn only_a_closed_pipe_is_swallowed() {
+        assert!(write_output(&mut Failing(std::io::ErrorKind::BrokenPipe), b"x").is_ok());
+        let err = write_output(&mut Failing(std::io::ErrorKind::StorageFull), b"x").unwrap_err();
+        assert_eq!(err.exit_code(), exit::INTERNAL);
+        assert!(
+            err.to_string().contains("cannot write to standard output"),
+            "{err}"
+        );
+        let mut out = Vec::new();
+        write_output(&mut out, b"ok\n").unwrap();
+        assert_eq!(out, b"ok\n");
     }
 }

@@ -1,20 +1,17 @@
 //! What `rd-chain resolve`, `inspect` and `list` print: text for people, JSON for programs.
 //!
-//! Output only: every value comes from `resolve`/`session`; nothing here reads snapshots or decides anything.
+//! Output only: every value comes from `resolve`, `session` and `listing`; nothing here reads files or decides
+//! anything.
 //! `resolve` prints exactly one line (the workspace) so `$(rd-chain resolve LOG)` works; diagnostics go to
 //! stderr through `log`, never to stdout.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::Path;
 
 use crate::json::Json;
-use crate::resolve::{
-    absolute, check_parquet, inspect, pick_index, Inspection, Located, Pick, Picked, Resolution,
-    ResolveRequest, Survey, PARQUET_FILE,
-};
-use crate::session::{ExperimentKind, SESSION_DIR};
-use crate::{Error, Result};
+use crate::listing::RunSummary;
+use crate::resolve::{Inspection, Located, Pick, Picked, Resolution, Survey};
+use crate::session::ExperimentKind;
+use crate::Error;
 
 // ----------------------------------------------------------------------------------------------- resolve
 
@@ -166,16 +163,6 @@ fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &
         .with("path_mapping", mapping)
         .with("parquet", parquet)
         .with("paths_tried", tried)
-}
-
-/// `rd-chain resolve PATH [--json]`: stdout bytes, or the error that decides the exit code.
-pub fn resolve_command(req: &ResolveRequest, json: bool) -> Result<Vec<u8>> {
-    let r = crate::resolve::resolve(req)?;
-    Ok(if json {
-        resolution_json(&r).pretty().into_bytes()
-    } else {
-        resolve_stdout(&r)
-    })
 }
 
 // ----------------------------------------------------------------------------------------------- inspect
@@ -405,184 +392,7 @@ fn render_inspection(
     out
 }
 
-/// `rd-chain inspect PATH [--json]`: stdout, and the pick's error (exit 3) when it failed. The table is
-/// printed either way; an unreadable log gives no stdout and its error.
-pub fn inspect_command(req: &ResolveRequest, json: bool) -> (Vec<u8>, Result<()>) {
-    match inspect(req) {
-        Err(e) => (Vec::new(), Err(e)),
-        Ok(i) => {
-            let text = if json {
-                inspection_json(&i).pretty()
-            } else {
-                inspection_text(&i)
-            };
-            (text.into_bytes(), i.outcome.map(|_| ()))
-        }
-    }
-}
-
 // ----------------------------------------------------------------------------------------------- list
-
-/// What `list` shows about a readable run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunInfo {
-    pub loops: usize,
-    pub hist_entries: usize,
-    pub factor_experiments: usize,
-    pub accepted_factor: usize,
-    pub sota_index: Option<usize>,
-    pub sota_loop: Option<u64>,
-    pub workspace: Option<PathBuf>,
-    /// `Ok(bytes)` when the SOTA parquet passes the check, else a short reason.
-    pub parquet: std::result::Result<u64, String>,
-}
-
-/// One run directory under the log root.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunSummary {
-    pub name: String,
-    pub path: PathBuf,
-    /// The run's readable facts, or why it could not be read.
-    pub info: std::result::Result<RunInfo, String>,
-}
-
-/// `2026-01-14_16-14-52-886218` -> (2026, 1, 14, 16, 14, 52, 886218); the prefix RD-Agent names runs with.
-pub fn run_timestamp(name: &str) -> Option<[u32; 7]> {
-    let b = name.as_bytes();
-    if b.len() < 26 {
-        return None;
-    }
-    let seps = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'_'),
-        (13, b'-'),
-        (16, b'-'),
-        (19, b'-'),
-    ];
-    if seps.iter().any(|(i, c)| b[*i] != *c) {
-        return None;
-    }
-    let field = |from: usize, to: usize| -> Option<u32> {
-        let s = name.get(from..to)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    Some([
-        field(0, 4)?,
-        field(5, 7)?,
-        field(8, 10)?,
-        field(11, 13)?,
-        field(14, 16)?,
-        field(17, 19)?,
-        field(20, 26)?,
-    ])
-}
-
-/// The gist of an error for one line of `list`: its first line up to the advice after "; ".
-fn short_reason(e: &Error) -> String {
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("");
-    first.split("; ").next().unwrap_or(first).to_string()
-}
-
-/// The SOTA summary of one run; an unreadable run gives the short reason.
-fn summarize_run(
-    path: &Path,
-    workspace_env: Option<&Path>,
-    cwd: &Path,
-) -> std::result::Result<RunInfo, String> {
-    let req = ResolveRequest {
-        path: path.to_path_buf(),
-        pick: Pick::Sota,
-        workspace_path_env: workspace_env.map(Path::to_path_buf),
-        cwd: cwd.to_path_buf(),
-        // `list` shows no signatures, so it spends no time on them.
-        signing_key: None,
-        project_root: None,
-    };
-    if !path.join(SESSION_DIR).is_dir() {
-        return Err(format!("no {SESSION_DIR} directory"));
-    }
-    let survey = crate::resolve::survey(&req).map_err(|e| short_reason(&e))?;
-    let counts = survey.counts();
-    let mut info = RunInfo {
-        loops: survey.session.loop_dirs,
-        hist_entries: counts.entries,
-        factor_experiments: counts.factor,
-        accepted_factor: counts.accepted_factor,
-        sota_index: None,
-        sota_loop: None,
-        workspace: None,
-        parquet: Err(String::new()),
-    };
-    match pick_index(&survey, Pick::Sota) {
-        Err(_) if counts.factor == 0 => info.parquet = Err("no factor experiment".to_string()),
-        Err(_) => info.parquet = Err("no accepted factor experiment".to_string()),
-        Ok(index) => {
-            let status = &survey.entries[index];
-            info.sota_index = Some(index);
-            info.sota_loop = status.entry.loop_id;
-            info.parquet = match &status.located {
-                None => Err("workspace not found".to_string()),
-                Some(l) => {
-                    info.workspace = Some(l.path.clone());
-                    check_parquet(&l.path)
-                        .map(|p| p.bytes)
-                        .map_err(|(_, problem)| format!("{PARQUET_FILE} {problem}"))
-                }
-            };
-        }
-    }
-    Ok(info)
-}
-
-/// Every run directory under `root` (relative to `cwd`), newest first: by the timestamp in the name, then by
-/// modification time. A root that is itself a run lists just that run.
-pub fn list_runs(root: &Path, workspace_env: Option<&Path>, cwd: &Path) -> Result<Vec<RunSummary>> {
-    let root = absolute(cwd, root);
-    let mut dirs: Vec<(PathBuf, String, Option<SystemTime>)> = Vec::new();
-    let name_of = |p: &Path| {
-        p.file_name().map_or_else(
-            || p.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        )
-    };
-    if root.join(SESSION_DIR).is_dir() {
-        dirs.push((root.clone(), name_of(&root), None));
-    } else {
-        let entries = fs::read_dir(&root).map_err(|e| {
-            Error::resolution(format!(
-                "cannot list the log root {}: {e}; pass the directory that holds the run directories (default ./log)",
-                root.display()
-            ))
-        })?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            // Hidden dirs and rd-chain's own records are not runs.
-            if name.starts_with('.') || name == crate::plan::RECORD_DIR_NAME || !path.is_dir() {
-                continue;
-            }
-            let mtime = fs::metadata(&path).and_then(|m| m.modified()).ok();
-            dirs.push((path, name, mtime));
-        }
-    }
-    dirs.sort_by(|a, b| {
-        let key = |d: &(PathBuf, String, Option<SystemTime>)| (run_timestamp(&d.1), d.2);
-        key(b).cmp(&key(a)).then_with(|| b.1.cmp(&a.1))
-    });
-    Ok(dirs
-        .into_iter()
-        .map(|(path, name, _)| RunSummary {
-            info: summarize_run(&path, workspace_env, cwd),
-            name,
-            path,
-        })
-        .collect())
-}
-
 /// `list` as a table: one line per run.
 pub fn list_text(root: &Path, runs: &[RunSummary]) -> String {
     if runs.is_empty() {
@@ -656,42 +466,9 @@ pub fn list_json(root: &Path, runs: &[RunSummary]) -> Json {
         .with("runs", Json::Array(runs))
 }
 
-/// `rd-chain list [LOG_ROOT] [--json]`: stdout, or the error when the root itself cannot be listed.
-pub fn list_command(
-    root: &Path,
-    workspace_env: Option<&Path>,
-    cwd: &Path,
-    json: bool,
-) -> Result<Vec<u8>> {
-    let runs = list_runs(root, workspace_env, cwd)?;
-    let root = absolute(cwd, root);
-    Ok(if json {
-        list_json(&root, &runs).pretty().into_bytes()
-    } else {
-        list_text(&root, &runs).into_bytes()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_run_timestamps() {
-        assert_eq!(
-            run_timestamp("2026-01-14_16-14-52-886218"),
-            Some([2026, 1, 14, 16, 14, 52, 886218])
-        );
-        assert_eq!(
-            run_timestamp("2026-01-14_16-14-52-886218-extra"),
-            Some([2026, 1, 14, 16, 14, 52, 886218])
-        );
-        assert_eq!(run_timestamp("2026-01-14 16-14-52-886218"), None);
-        assert_eq!(run_timestamp("2026-01-14_16-14-52"), None);
-        assert_eq!(run_timestamp("my-run"), None);
-        assert_eq!(run_timestamp("2026-0a-14_16-14-52-886218"), None);
-        assert_eq!(run_timestamp("2026-01-14_16-14-52-88621\u{e9}"), None);
-    }
 
     #[test]
     fn table_aligns_columns_by_characters() {

@@ -4,7 +4,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A UTC instant split into calendar fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Fields in order of significance, so the derived order is chronological.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Utc {
     pub year: i64,
     pub month: u32,
@@ -48,6 +49,41 @@ impl Utc {
         )
     }
 
+    /// The instant a log-dir name starts with (`log_dir_name`'s format; anything may follow, as RD-Agent's
+    /// names sometimes carry a suffix). `None` for a name that does not start with that format.
+    pub fn parse_log_dir_name(name: &str) -> Option<Utc> {
+        let b = name.as_bytes();
+        if b.len() < 26 {
+            return None;
+        }
+        let seps = [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'_'),
+            (13, b'-'),
+            (16, b'-'),
+            (19, b'-'),
+        ];
+        if seps.iter().any(|(i, c)| b[*i] != *c) {
+            return None;
+        }
+        let field = |from: usize, to: usize| -> Option<u32> {
+            let s = name.get(from..to)?;
+            s.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| s.parse().ok())?
+        };
+        Some(Utc {
+            year: i64::from(field(0, 4)?),
+            month: field(5, 7)?,
+            day: field(8, 10)?,
+            hour: field(11, 13)?,
+            minute: field(14, 16)?,
+            second: field(17, 19)?,
+            micros: field(20, 26)?,
+        })
+    }
+
     /// `2026-01-14T16:14:52.886218Z`.
     pub fn iso(&self) -> String {
         format!(
@@ -75,9 +111,48 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
 
+    /// The fields of the instant a log-dir name starts with.
+    fn run_timestamp(name: &str) -> Option<[u32; 7]> {
+        Utc::parse_log_dir_name(name).map(|u| {
+            [
+                u.year as u32,
+                u.month,
+                u.day,
+                u.hour,
+                u.minute,
+                u.second,
+                u.micros,
+            ]
+        })
+    }
+
+    #[test]
+    fn parses_run_timestamps() {
+        assert_eq!(
+            run_timestamp("2026-01-14_16-14-52-886218"),
+            Some([2026, 1, 14, 16, 14, 52, 886218])
+        );
+        assert_eq!(
+            run_timestamp("2026-01-14_16-14-52-886218-extra"),
+            Some([2026, 1, 14, 16, 14, 52, 886218])
+        );
+        assert_eq!(run_timestamp("2026-01-14 16-14-52-886218"), None);
+        assert_eq!(run_timestamp("2026-01-14_16-14-52"), None);
+        assert_eq!(run_timestamp("my-run"), None);
+        assert_eq!(run_timestamp("2026-0a-14_16-14-52-886218"), None);
+        assert_eq!(run_timestamp("2026-01-14_16-14-52-88621\u{e9}"), None);
+    }
+
+    #[test]
+    fn a_written_log_dir_name_parses_back() {
+        let t = Utc::from_unix(1_768_407_292, 886_218);
+        assert_eq!(Utc::parse_log_dir_name(&t.log_dir_name()), Some(t));
+        assert!(Utc::from_unix(1, 0) > Utc::from_unix(0, 999_999));
+    }
+
     #[test]
     fn formats_known_instants() {
-        // 2026-01-14 16:14:52.886218 UTC, the seed's example log dir.
+        // 2026-01-14 16:14:52.886218 UTC, the example log dir of run_factor_then_model_with_log.sh's design.
         let t = Utc::from_unix(1_768_407_292, 886_218);
         assert_eq!(t.log_dir_name(), "2026-01-14_16-14-52-886218");
         assert_eq!(t.iso(), "2026-01-14T16:14:52.886218Z");

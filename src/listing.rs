@@ -1,0 +1,137 @@
+//! `rd-chain list`: which run directories a log root holds and what each one's session says (loops, history,
+//! the SOTA pick, whether its parquet is there). Reads directories and snapshots and decides; `report` prints.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::resolve::{absolute, check_parquet, pick_index, Pick, ResolveRequest, PARQUET_FILE};
+use crate::session::SESSION_DIR;
+use crate::timestamp::Utc;
+use crate::{Error, Result};
+
+/// What `list` shows about a readable run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunInfo {
+    pub loops: usize,
+    pub hist_entries: usize,
+    pub factor_experiments: usize,
+    pub accepted_factor: usize,
+    pub sota_index: Option<usize>,
+    pub sota_loop: Option<u64>,
+    pub workspace: Option<PathBuf>,
+    /// `Ok(bytes)` when the SOTA parquet passes the check, else a short reason.
+    pub parquet: std::result::Result<u64, String>,
+}
+
+/// One run directory under the log root.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    pub name: String,
+    pub path: PathBuf,
+    /// The run's readable facts, or why it could not be read.
+    pub info: std::result::Result<RunInfo, String>,
+}
+
+/// The gist of an error for one line of `list`: its first line up to the advice after "; ".
+fn short_reason(e: &Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("");
+    first.split("; ").next().unwrap_or(first).to_string()
+}
+
+/// The SOTA summary of one run; an unreadable run gives the short reason.
+fn summarize_run(
+    path: &Path,
+    workspace_env: Option<&Path>,
+    cwd: &Path,
+) -> std::result::Result<RunInfo, String> {
+    let req = ResolveRequest {
+        path: path.to_path_buf(),
+        pick: Pick::Sota,
+        workspace_path_env: workspace_env.map(Path::to_path_buf),
+        cwd: cwd.to_path_buf(),
+        // `list` shows no signatures, so it spends no time on them.
+        signing_key: None,
+        project_root: None,
+    };
+    if !path.join(SESSION_DIR).is_dir() {
+        return Err(format!("no {SESSION_DIR} directory"));
+    }
+    let survey = crate::resolve::survey(&req).map_err(|e| short_reason(&e))?;
+    let counts = survey.counts();
+    let mut info = RunInfo {
+        loops: survey.session.loop_dirs,
+        hist_entries: counts.entries,
+        factor_experiments: counts.factor,
+        accepted_factor: counts.accepted_factor,
+        sota_index: None,
+        sota_loop: None,
+        workspace: None,
+        parquet: Err(String::new()),
+    };
+    match pick_index(&survey, Pick::Sota) {
+        Err(_) if counts.factor == 0 => info.parquet = Err("no factor experiment".to_string()),
+        Err(_) => info.parquet = Err("no accepted factor experiment".to_string()),
+        Ok(index) => {
+            let status = &survey.entries[index];
+            info.sota_index = Some(index);
+            info.sota_loop = status.entry.loop_id;
+            info.parquet = match &status.located {
+                None => Err("workspace not found".to_string()),
+                Some(l) => {
+                    info.workspace = Some(l.path.clone());
+                    check_parquet(&l.path)
+                        .map(|p| p.bytes)
+                        .map_err(|(_, problem)| format!("{PARQUET_FILE} {problem}"))
+                }
+            };
+        }
+    }
+    Ok(info)
+}
+
+/// Every run directory under `root` (relative to `cwd`), newest first: by the timestamp in the name, then by
+/// modification time. A root that is itself a run lists just that run.
+pub fn list_runs(root: &Path, workspace_env: Option<&Path>, cwd: &Path) -> Result<Vec<RunSummary>> {
+    let root = absolute(cwd, root);
+    let mut dirs: Vec<(PathBuf, String, Option<SystemTime>)> = Vec::new();
+    let name_of = |p: &Path| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    if root.join(SESSION_DIR).is_dir() {
+        dirs.push((root.clone(), name_of(&root), None));
+    } else {
+        let entries = fs::read_dir(&root).map_err(|e| {
+            Error::resolution(format!(
+                "cannot list the log root {}: {e}; pass the directory that holds the run directories (default ./log)",
+                root.display()
+            ))
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Hidden dirs and rd-chain's own records are not runs.
+            if name.starts_with('.') || name == crate::plan::RECORD_DIR_NAME || !path.is_dir() {
+                continue;
+            }
+            let mtime = fs::metadata(&path).and_then(|m| m.modified()).ok();
+            dirs.push((path, name, mtime));
+        }
+    }
+    dirs.sort_by(|a, b| {
+        let key = |d: &(PathBuf, String, Option<SystemTime>)| (Utc::parse_log_dir_name(&d.1), d.2);
+        key(b).cmp(&key(a)).then_with(|| b.1.cmp(&a.1))
+    });
+    Ok(dirs
+        .into_iter()
+        .map(|(path, name, _)| RunSummary {
+            info: summarize_run(&path, workspace_env, cwd),
+            name,
+            path,
+        })
+        .collect())
+}
