@@ -6,6 +6,8 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::exit;
+use crate::record::PhaseEnd;
+use crate::signals::Stop;
 
 #[derive(Debug)]
 pub enum Error {
@@ -15,10 +17,10 @@ pub enum Error {
     Resolution(String),
     /// `rdagent` is missing or not executable (exit 4).
     RdagentMissing(String),
-    /// A phase's child exited non-zero or was killed; the chain stops with this code.
-    Phase { message: String, code: u8 },
-    /// rd-chain was interrupted or terminated; the code is 130, 143 or 129.
-    Interrupted { message: String, code: u8 },
+    /// A phase's child exited non-zero or was killed; the chain stops with the code `end` maps to.
+    Phase { message: String, end: PhaseEnd },
+    /// rd-chain was interrupted, terminated or hung up; the code is the signal's (130, 143, 129).
+    Interrupted { message: String, stop: Stop },
     /// An I/O failure on a file rd-chain needed (exit 1).
     Io {
         context: String,
@@ -51,7 +53,8 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::Resolution(_) => exit::RESOLUTION,
             Error::RdagentMissing(_) => exit::RDAGENT_MISSING,
-            Error::Phase { code, .. } | Error::Interrupted { code, .. } => *code,
+            Error::Phase { end, .. } => end.exit_code(),
+            Error::Interrupted { stop, .. } => stop.exit_code(),
             Error::Io { .. } | Error::Internal(_) => exit::INTERNAL,
         }
     }

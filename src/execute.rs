@@ -5,190 +5,17 @@
 //! never writes into a user's log or workspace: it creates fresh log dirs for rdagent and writes only its own
 //! files under `<log root>/rd-chain/`. No child may outlive rd-chain: every way out of `wait_phase` has reaped it.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::hook::{contract, HookReport};
-use crate::json::Json;
 use crate::plan::{self, EnvValue, LogDir, Phase, PhaseKind, Plan, SotaState};
+use crate::record::{self, Outcome, PhaseEnd, PhaseRecord, RunRecord, SotaRecord};
 use crate::resolve::{self, ResolveRequest};
 use crate::signals::{self, Received, Stop};
 use crate::timestamp::Utc;
 use crate::{exit, hook, render, Error, Result};
-
-/// How a phase ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PhaseEnd {
-    Exited(i32),
-    Signaled(i32),
-}
-
-impl PhaseEnd {
-    fn from_status(status: ExitStatus) -> PhaseEnd {
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::ExitStatusExt;
-            if let Some(sig) = status.signal() {
-                return PhaseEnd::Signaled(sig);
-            }
-        }
-        PhaseEnd::Exited(status.code().unwrap_or(1))
-    }
-
-    /// The chain's exit code for this end (0 only for a clean exit).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            PhaseEnd::Exited(0) => exit::OK,
-            PhaseEnd::Exited(c) => u8::try_from(*c)
-                .ok()
-                .filter(|c| *c != 0)
-                .unwrap_or(exit::INTERNAL),
-            PhaseEnd::Signaled(n) => exit::for_signal(*n),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            PhaseEnd::Exited(c) => format!("exit code {c}"),
-            PhaseEnd::Signaled(n) => format!("killed by signal {n}"),
-        }
-    }
-}
-
-/// What happened to one phase, for the summary and the run record.
-#[derive(Clone, Debug)]
-pub struct PhaseRecord {
-    pub kind: PhaseKind,
-    pub argv: Vec<OsString>,
-    pub cwd: PathBuf,
-    pub log_dir: PathBuf,
-    pub env: Vec<(&'static str, Option<OsString>)>,
-    pub started: Utc,
-    pub duration: Option<Duration>,
-    pub end: Option<PhaseEnd>,
-    pub stopped_by: Option<Stop>,
-}
-
-/// The SOTA factors the model phase gets.
-#[derive(Clone, Debug)]
-pub struct SotaRecord {
-    pub log_dir: Option<PathBuf>,
-    pub loop_id: Option<u64>,
-    pub index: Option<usize>,
-    pub workspace: PathBuf,
-    pub parquet: PathBuf,
-    pub parquet_bytes: u64,
-    pub mapping: Option<String>,
-}
-
-/// The run record: `<log root>/rd-chain/<start time>.json`.
-#[derive(Debug)]
-pub struct RunRecord {
-    pub path: PathBuf,
-    pub started: Utc,
-    pub finished: Option<Utc>,
-    pub settings: Json,
-    pub hook: Option<Json>,
-    /// What the hook reported from the model phase (hook on only).
-    pub hook_report: Option<HookReport>,
-    pub sota: Option<SotaRecord>,
-    pub phases: Vec<PhaseRecord>,
-    pub outcome: Option<(u8, String)>,
-}
-
-impl RunRecord {
-    pub fn to_json(&self) -> Json {
-        let state = match &self.outcome {
-            None => "running",
-            Some((0, _)) => "done",
-            Some((c, _)) if *c == exit::INTERRUPTED || *c == 143 || *c == 129 => "interrupted",
-            Some(_) => "failed",
-        };
-        let sota = self.sota.as_ref().map(|s| {
-            Json::object()
-                .with("log_dir", s.log_dir.as_ref())
-                .with("loop", s.loop_id)
-                .with("index", s.index)
-                .with("workspace", &s.workspace)
-                .with("parquet", &s.parquet)
-                .with("parquet_bytes", s.parquet_bytes)
-                .with("path_mapping", s.mapping.clone())
-        });
-        Json::object()
-            .with("rd_chain_version", env!("CARGO_PKG_VERSION"))
-            .with("state", state)
-            .with("started", self.started.iso())
-            .with("finished", self.finished.map(|t| t.iso()))
-            .with("exit_code", self.outcome.as_ref().map(|(c, _)| *c as i64))
-            .with("message", self.outcome.as_ref().map(|(_, m)| m.clone()))
-            .with("settings", self.settings.clone())
-            .with("hook", self.hook.clone().unwrap_or(Json::Null))
-            .with(
-                "hook_report",
-                self.hook_report
-                    .as_ref()
-                    .map_or(Json::Null, HookReport::to_json),
-            )
-            .with("sota", sota.unwrap_or(Json::Null))
-            .with(
-                "phases",
-                self.phases.iter().map(phase_json).collect::<Vec<_>>(),
-            )
-    }
-
-    /// Rewrite the record atomically (temp file + rename).
-    pub fn save(&self) -> Result<()> {
-        write_atomic(&self.path, self.to_json().pretty().as_bytes())
-    }
-}
-
-fn phase_json(p: &PhaseRecord) -> Json {
-    let env = Json::Object(
-        p.env
-            .iter()
-            .map(|(k, v)| {
-                let value = v
-                    .as_ref()
-                    .map_or(Json::Null, |v| Json::from(v.to_string_lossy().into_owned()));
-                (k.to_string(), value)
-            })
-            .collect(),
-    );
-    let (code, signal) = match &p.end {
-        Some(PhaseEnd::Exited(c)) => (Some(*c as i64), None),
-        Some(PhaseEnd::Signaled(n)) => (None, Some(*n as i64)),
-        None => (None, None),
-    };
-    Json::object()
-        .with("phase", p.kind.name())
-        .with(
-            "argv",
-            p.argv
-                .iter()
-                .map(|a| Json::from(a.to_string_lossy().into_owned()))
-                .collect::<Vec<_>>(),
-        )
-        .with("cwd", &p.cwd)
-        .with("log_dir", &p.log_dir)
-        .with("env", env)
-        .with("started", p.started.iso())
-        .with("duration_seconds", p.duration.map(|d| d.as_secs_f64()))
-        .with("exit_code", code)
-        .with("signal", signal)
-        .with("stopped_by", p.stopped_by.map(|s| s.name()))
-}
-
-/// Write `bytes` to `path` through a temp file in the same dir and a rename, so readers never see half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io("cannot write the run record", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("cannot write the run record", path, e)
-    })
-}
 
 /// Create a fresh `<root>/<UTC time>` dir; never reuses an existing one.
 pub fn fresh_log_dir(root: &Path) -> Result<PathBuf> {
@@ -222,8 +49,8 @@ pub fn run(plan: Plan) -> Result<()> {
         path: plan.run_record.clone(),
         started: plan.started,
         finished: None,
-        settings: render::settings_json(&plan.config),
-        hook: plan.hook.as_ref().map(|h| h.to_json()),
+        settings: record::settings_json(&plan.config),
+        hook: plan.hook.clone(),
         hook_report: None,
         sota: initial_sota(&plan.sota),
         phases: Vec::new(),
@@ -232,10 +59,7 @@ pub fn run(plan: Plan) -> Result<()> {
     record.save()?;
     let result = run_phases(&plan, &mut record);
     record.finished = Some(Utc::now());
-    record.outcome = Some(match &result {
-        Ok(()) => (exit::OK, "the chain finished".to_string()),
-        Err(e) => (e.exit_code(), e.to_string()),
-    });
+    record.outcome = Some(Outcome::of(&result));
     // The record is the last true state; failing to write it must not hide the run's own error.
     let saved = record.save();
     eprint!("{}", summary(&plan, &record));
@@ -412,6 +236,7 @@ fn run_one(
     argv.extend(phase.args.iter().cloned());
     record.phases.push(PhaseRecord {
         kind: phase.kind,
+        loops: phase.loops,
         argv,
         cwd: phase.cwd.clone(),
         log_dir: log_dir.clone(),
@@ -454,7 +279,7 @@ fn run_one(
     }
     if end != PhaseEnd::Exited(0) {
         return Err(Error::Phase {
-            code: end.exit_code(),
+            end: end.clone(),
             message: format!(
                 "the {} phase failed ({}): rdagent {} stopped; see its log in {}; no further phase was started",
                 phase.kind.name(),
@@ -473,7 +298,7 @@ fn stopped(stop: Stop, kind: PhaseKind, log_dir: Option<&Path>, record: &RunReco
         None => String::new(),
     };
     Error::Interrupted {
-        code: stop.exit_code(),
+        stop,
         message: format!(
             "{} during the {} phase; no further phase was started{logs}; run record: {}",
             stop.name(),
@@ -482,9 +307,6 @@ fn stopped(stop: Stop, kind: PhaseKind, log_dir: Option<&Path>, record: &RunReco
         ),
     }
 }
-
-/// SIGINT's number (the same on every unix).
-const SIGINT: i32 = 2;
 
 /// A stop signal that arrived since `since`, if any (SIGTERM/SIGHUP win over SIGINT: they come from a
 /// supervisor that wants rd-chain gone).
@@ -517,7 +339,7 @@ fn wait_phase(mut child: Child, kill_after: Duration) -> Result<(ExitStatus, Opt
                 let stop =
                     stop.or_else(|| pending_stop(seen))
                         .or(match PhaseEnd::from_status(status) {
-                            PhaseEnd::Signaled(SIGINT) => Some(Stop::Interrupt),
+                            PhaseEnd::Signaled(signals::SIGINT) => Some(Stop::Interrupt),
                             _ => None,
                         });
                 return Ok((status, stop));
@@ -620,9 +442,10 @@ pub fn summary(plan: &Plan, record: &RunRecord) -> String {
         };
         out.push_str(&format!("  hook   {line}\n"));
     }
-    if let Some((code, msg)) = &record.outcome {
-        if *code != exit::OK {
-            out.push_str(&format!("  result exit {code}: {msg}\n"));
+    if let Some(outcome) = &record.outcome {
+        let code = outcome.ending.exit_code();
+        if code != exit::OK {
+            out.push_str(&format!("  result exit {code}: {}\n", outcome.message));
         }
     }
     out.push_str(&format!("  record {}\n", record.path.display()));
@@ -632,28 +455,6 @@ pub fn summary(plan: &Plan, record: &RunRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phase_end_maps_to_exit_codes() {
-        assert_eq!(PhaseEnd::Exited(0).exit_code(), 0);
-        assert_eq!(PhaseEnd::Exited(7).exit_code(), 7);
-        assert_eq!(PhaseEnd::Exited(256).exit_code(), exit::INTERNAL);
-        assert_eq!(PhaseEnd::Signaled(9).exit_code(), 137);
-        assert_eq!(PhaseEnd::Signaled(15).exit_code(), 143);
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_whole_file() {
-        let dir = std::env::temp_dir().join(format!("rd-chain-exec-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("r.json");
-        write_atomic(&path, b"{\"a\": 1}").unwrap();
-        write_atomic(&path, b"{}").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
-        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no temp file may remain");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn fresh_log_dirs_are_distinct_and_named_by_utc_time() {

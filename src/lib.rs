@@ -15,6 +15,7 @@ pub mod json;
 pub mod listing;
 pub mod pickle;
 pub mod plan;
+pub mod record;
 pub mod render;
 pub mod report;
 pub mod resolve;

@@ -6,69 +6,14 @@ use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::cli::{Origin, RunConfig, Setting, SotaSource};
+use crate::cli::{Origin, SotaSource};
 use crate::json::Json;
 use crate::plan::{EnvValue, LogDir, Phase, Plan, SotaState};
+use crate::record::{self, PhaseJson};
 use crate::{exit, report};
-
-fn setting_json<T>(s: &Setting<T>, value: Json) -> Json {
-    Json::object()
-        .with("value", value)
-        .with("origin", s.origin.to_string())
-}
 
 fn lossy(s: &OsStr) -> String {
     s.to_string_lossy().into_owned()
-}
-
-/// Every setting with its value and origin.
-pub fn settings_json(c: &RunConfig) -> Json {
-    Json::object()
-        .with(
-            "factor_loops",
-            setting_json(&c.factor_loops, c.factor_loops.value.into()),
-        )
-        .with(
-            "model_loops",
-            setting_json(&c.model_loops, c.model_loops.value.into()),
-        )
-        .with(
-            "factor_duration",
-            setting_json(&c.factor_duration, c.factor_duration.value.clone().into()),
-        )
-        .with(
-            "model_duration",
-            setting_json(&c.model_duration, c.model_duration.value.clone().into()),
-        )
-        .with(
-            "pick",
-            setting_json(&c.pick, c.pick.value.to_string().into()),
-        )
-        .with(
-            "rdagent",
-            setting_json(
-                &c.rdagent,
-                c.rdagent
-                    .value
-                    .as_ref()
-                    .map(|p| Json::from(p.as_path()))
-                    .into(),
-            ),
-        )
-        .with(
-            "log_root",
-            setting_json(&c.log_root, c.log_root.value.as_path().into()),
-        )
-        .with(
-            "alpha_factors",
-            setting_json(&c.alpha_factors, c.alpha_factors.value.into()),
-        )
-        .with("hook", setting_json(&c.hook, c.hook.value.as_str().into()))
-        .with(
-            "kill_after",
-            setting_json(&c.kill_after, c.kill_after.value.into()),
-        )
-        .with("dry_run", setting_json(&c.dry_run, c.dry_run.value.into()))
 }
 
 fn source_name(s: &SotaSource) -> &'static str {
@@ -157,21 +102,22 @@ pub fn plan_json(plan: &Plan) -> Json {
                 LogDir::UserSet(d) => Json::from(d.as_path()),
                 LogDir::Fresh => Json::object().with("fresh_under", plan.log_root.as_path()),
             };
-            Json::object()
-                .with("phase", p.kind.name())
-                .with("loops", p.loops)
-                .with("argv", phase_argv(plan, p))
-                .with("cwd", p.cwd.as_path())
-                .with("log_dir", log_dir)
-                .with(
-                    "env",
-                    Json::Object(
-                        p.env
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), env_json(v)))
-                            .collect(),
-                    ),
-                )
+            let env = p
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), env_json(v)))
+                .collect();
+            record::phase_json(
+                PhaseJson {
+                    kind: p.kind,
+                    loops: p.loops,
+                    argv: phase_argv(plan, p),
+                    cwd: p.cwd.clone(),
+                    log_dir,
+                    env: Json::Object(env),
+                },
+                None,
+            )
         })
         .collect();
     Json::object()
@@ -183,7 +129,7 @@ pub fn plan_json(plan: &Plan) -> Json {
         )
         .with("problem", problem.as_ref().map(|e| e.to_string()))
         .with("cwd", plan.cwd.as_path())
-        .with("settings", settings_json(c))
+        .with("settings", record::settings_json(c))
         .with("warnings", plan.warnings.clone())
         .with(
             "rdagent",
@@ -198,7 +144,7 @@ pub fn plan_json(plan: &Plan) -> Json {
         .with("log_root", plan.log_root.as_path())
         .with("run_record", plan.run_record.as_path())
         .with("sota", sota)
-        .with("hook", plan.hook.as_ref().map(|h| h.to_json()))
+        .with("hook", plan.hook.as_ref().map(record::hook_json))
         .with("phases", phases)
 }
 

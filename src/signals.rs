@@ -8,6 +8,16 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
+/// The signal numbers rd-chain uses (the same on every unix); everything else refers to these.
+pub const SIGHUP: i32 = 1;
+pub const SIGINT: i32 = 2;
+pub const SIGTERM: i32 = 15;
+
+/// Is `n` one of the signals that ask a process to stop (SIGINT, SIGTERM, SIGHUP)?
+pub fn is_stop_signal(n: i32) -> bool {
+    [SIGINT, SIGTERM, SIGHUP].contains(&n)
+}
+
 static INT: AtomicUsize = AtomicUsize::new(0);
 static TERM: AtomicUsize = AtomicUsize::new(0);
 static HUP: AtomicUsize = AtomicUsize::new(0);
@@ -46,8 +56,8 @@ impl Stop {
     pub fn exit_code(self) -> u8 {
         match self {
             Stop::Interrupt => crate::exit::INTERRUPTED,
-            Stop::Terminate => crate::exit::for_signal(15),
-            Stop::HangUp => crate::exit::for_signal(1),
+            Stop::Terminate => crate::exit::for_signal(SIGTERM),
+            Stop::HangUp => crate::exit::for_signal(SIGHUP),
         }
     }
 
@@ -102,7 +112,7 @@ mod linux {
     use std::os::unix::process::CommandExt;
 
     const PR_SET_PDEATHSIG: c_int = 1;
-    const SIGTERM: c_ulong = 15;
+    const SIGTERM: c_ulong = super::SIGTERM as c_ulong;
 
     extern "C" {
         fn prctl(option: c_int, ...) -> c_int;
@@ -137,8 +147,8 @@ mod unix {
     use std::os::raw::c_int;
     use std::sync::atomic::Ordering;
 
-    pub const SIGHUP: c_int = 1;
-    pub const SIGTERM: c_int = 15;
+    pub const SIGHUP: c_int = super::SIGHUP;
+    pub const SIGTERM: c_int = super::SIGTERM;
 
     extern "C" {
         fn kill(pid: c_int, sig: c_int) -> c_int;

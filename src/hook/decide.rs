@@ -243,7 +243,7 @@ mod tests {
             d.reason
         );
         assert_eq!(d.consumer(), "rdagent");
-        let json = d.to_json().compact();
+        let json = crate::record::hook_json(&d).compact();
         assert!(
             json.starts_with("{\"mode\":\"auto\",\"enabled\":false,\"consumer\":\"rdagent\""),
             "{json}"

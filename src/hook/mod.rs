@@ -20,8 +20,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::json::Json;
-
 pub use decide::{decide, decide_in_env, CONSUMER_TEXT};
 pub use install::{check_dir, install, pythonpath, FILE_NAME, SITECUSTOMIZE};
 pub use probe::PROBE_TIMEOUT;
@@ -91,16 +89,6 @@ impl HookDecision {
         } else {
             "rdagent"
         }
-    }
-
-    pub fn to_json(&self) -> Json {
-        Json::object()
-            .with("mode", self.mode.as_str())
-            .with("enabled", self.enabled)
-            .with("consumer", self.consumer())
-            .with("reason", self.reason.as_str())
-            .with("python", self.python.as_ref())
-            .with("model_runner", self.model_runner.as_ref())
     }
 }
 

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use super::contract;
-use crate::json::Json;
 
 /// What the hook reported from the model phase: how many processes armed it, how many hand-overs reached
 /// RD-Agent's model runner, and the shape of the factors handed over.
@@ -37,14 +36,6 @@ impl HookReport {
         }
         report
     }
-
-    pub fn to_json(&self) -> Json {
-        Json::object()
-            .with("armed", self.armed)
-            .with("used", self.used)
-            .with("rows", self.shape.map(|s| s.0))
-            .with("columns", self.shape.map(|s| s.1))
-    }
 }
 
 #[cfg(test)]
@@ -69,7 +60,7 @@ mod tests {
         let r = HookReport::read(&path);
         assert_eq!((r.armed, r.used, r.shape), (2, 2, Some((21, 5))));
         assert_eq!(
-            r.to_json().compact(),
+            crate::record::hook_report_json(&r).compact(),
             "{\"armed\":2,\"used\":2,\"rows\":21,\"columns\":5}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

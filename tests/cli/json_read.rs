@@ -1,5 +1,5 @@
-//! A minimal JSON reader for the tests (rd-chain itself only writes JSON): enough to parse rd-chain's output,
-//! the fixture generator's expected.json and the simulated rdagent's records, strictly (RFC 8259).
+//! The tests' view of JSON: rd-chain's strict reader (`rd_chain::json::parse`) with accessors that panic loudly,
+//! for rd-chain's output, the fixture generator's expected.json and the simulated rdagent's records.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -85,215 +85,22 @@ impl J {
     }
 }
 
+/// rd-chain's own strict reader, its values turned into `J` (numbers as f64) for the tests' accessors.
 pub fn parse(text: &str) -> Result<J, String> {
-    let mut p = Parser {
-        b: text.as_bytes(),
-        i: 0,
-    };
-    p.ws();
-    let v = p.value(0)?;
-    p.ws();
-    if p.i != p.b.len() {
-        return Err(format!("trailing characters at byte {}", p.i));
-    }
-    Ok(v)
+    rd_chain::json::parse(text).map(J::from)
 }
 
-struct Parser<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
-            self.i += 1;
-        }
-    }
-
-    fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("{what} at byte {}", self.i))
-    }
-
-    fn eat(&mut self, lit: &str) -> Result<(), String> {
-        if self.b[self.i..].starts_with(lit.as_bytes()) {
-            self.i += lit.len();
-            Ok(())
-        } else {
-            self.err(&format!("expected {lit}"))
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> Result<J, String> {
-        if depth > 200 {
-            return self.err("nesting too deep");
-        }
-        match self.b.get(self.i) {
-            None => self.err("unexpected end"),
-            Some(b'n') => self.eat("null").map(|_| J::Null),
-            Some(b't') => self.eat("true").map(|_| J::Bool(true)),
-            Some(b'f') => self.eat("false").map(|_| J::Bool(false)),
-            Some(b'"') => self.string().map(J::Str),
-            Some(b'[') => {
-                self.i += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.b.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Ok(J::Arr(items));
-                }
-                loop {
-                    self.ws();
-                    items.push(self.value(depth + 1)?);
-                    self.ws();
-                    match self.b.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(J::Arr(items));
-                        }
-                        _ => return self.err("expected , or ]"),
-                    }
-                }
-            }
-            Some(b'{') => {
-                self.i += 1;
-                let mut fields = Vec::new();
-                self.ws();
-                if self.b.get(self.i) == Some(&b'}') {
-                    self.i += 1;
-                    return Ok(J::Obj(fields));
-                }
-                loop {
-                    self.ws();
-                    if self.b.get(self.i) != Some(&b'"') {
-                        return self.err("expected a key");
-                    }
-                    let k = self.string()?;
-                    self.ws();
-                    self.eat(":")?;
-                    self.ws();
-                    fields.push((k, self.value(depth + 1)?));
-                    self.ws();
-                    match self.b.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(J::Obj(fields));
-                        }
-                        _ => return self.err("expected , or }"),
-                    }
-                }
-            }
-            Some(c) if *c == b'-' || c.is_ascii_digit() => self.number(),
-            Some(_) => self.err("unexpected character"),
-        }
-    }
-
-    fn number(&mut self) -> Result<J, String> {
-        let start = self.i;
-        if self.b[self.i] == b'-' {
-            self.i += 1;
-        }
-        let digits = |p: &mut Self| {
-            let s = p.i;
-            while p.i < p.b.len() && p.b[p.i].is_ascii_digit() {
-                p.i += 1;
-            }
-            p.i > s
-        };
-        if !digits(self) {
-            return self.err("expected digits");
-        }
-        if self.b[start..].starts_with(b"0")
-            && self.i - start > 1
-            && self.b[start + 1].is_ascii_digit()
-        {
-            return self.err("leading zero");
-        }
-        if self.b.get(self.i) == Some(&b'.') {
-            self.i += 1;
-            if !digits(self) {
-                return self.err("expected fraction digits");
-            }
-        }
-        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            if !digits(self) {
-                return self.err("expected exponent digits");
-            }
-        }
-        let text = std::str::from_utf8(&self.b[start..self.i]).unwrap();
-        text.parse::<f64>().map(J::Num).map_err(|e| e.to_string())
-    }
-
-    fn hex4(&mut self) -> Result<u32, String> {
-        let h = self.b.get(self.i..self.i + 4).ok_or("short \\u escape")?;
-        let s = std::str::from_utf8(h).map_err(|e| e.to_string())?;
-        self.i += 4;
-        u32::from_str_radix(s, 16).map_err(|e| e.to_string())
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.i += 1;
-        let mut out = String::new();
-        loop {
-            let Some(&c) = self.b.get(self.i) else {
-                return self.err("unterminated string");
-            };
-            match c {
-                b'"' => {
-                    self.i += 1;
-                    return Ok(out);
-                }
-                b'\\' => {
-                    self.i += 1;
-                    let Some(&e) = self.b.get(self.i) else {
-                        return self.err("unterminated escape");
-                    };
-                    self.i += 1;
-                    match e {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let mut cp = self.hex4()?;
-                            if (0xD800..0xDC00).contains(&cp)
-                                && self.b[self.i..].starts_with(b"\\u")
-                            {
-                                self.i += 2;
-                                let lo = self.hex4()?;
-                                cp = 0x10000
-                                    + ((cp - 0xD800) << 10)
-                                    + (lo.wrapping_sub(0xDC00) & 0x3FF);
-                            }
-                            out.push(char::from_u32(cp).unwrap_or('\u{FFFD}'));
-                        }
-                        _ => return self.err("bad escape"),
-                    }
-                }
-                c if c < 0x20 => return self.err("control character in string"),
-                _ => {
-                    // Copy one UTF-8 sequence.
-                    let len = match c {
-                        0x00..=0x7F => 1,
-                        0xC0..=0xDF => 2,
-                        0xE0..=0xEF => 3,
-                        _ => 4,
-                    };
-                    let chunk = self.b.get(self.i..self.i + len).ok_or("truncated UTF-8")?;
-                    out.push_str(std::str::from_utf8(chunk).map_err(|e| e.to_string())?);
-                    self.i += len;
-                }
-            }
+impl From<rd_chain::json::Json> for J {
+    fn from(v: rd_chain::json::Json) -> J {
+        use rd_chain::json::Json;
+        match v {
+            Json::Null => J::Null,
+            Json::Bool(b) => J::Bool(b),
+            Json::Int(i) => J::Num(i as f64),
+            Json::Float(f) => J::Num(f),
+            Json::Str(s) => J::Str(s),
+            Json::Array(a) => J::Arr(a.into_iter().map(J::from).collect()),
+            Json::Object(f) => J::Obj(f.into_iter().map(|(k, v)| (k, J::from(v))).collect()),
         }
     }
 }

@@ -1,0 +1,695 @@
+//! The run record, `<log root>/rd-chain/<start time>.json`: its fields, its state, its schema version, and how
+//! it is written (atomically, so a crash leaves the last true state) and read back. The dry run's `phases[]`
+//! have the same shape as the record's, so one reader handles both. Every field is documented in one table in
+//! docs/usage.md ("The run record"); a test checks that each field written here is listed there.
+//!
+//! This module decides nothing about the run: `execute` fills the record, this module owns its form.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::cli::{RunConfig, Setting};
+use crate::hook::{HookDecision, HookReport};
+use crate::json::Json;
+use crate::plan::PhaseKind;
+use crate::signals::{self, Stop};
+use crate::timestamp::Utc;
+use crate::{exit, Error, Result};
+
+/// The record format's version, written as `schema`. 1: the records written before the field existed (the same
+/// fields otherwise); 2: `schema` and every phase's `loops`. A record with a higher number than this is refused.
+pub const SCHEMA: i64 = 2;
+
+/// How a phase ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PhaseEnd {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl PhaseEnd {
+    pub fn from_status(status: ExitStatus) -> PhaseEnd {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            if let Some(sig) = status.signal() {
+                return PhaseEnd::Signaled(sig);
+            }
+        }
+        PhaseEnd::Exited(status.code().unwrap_or(1))
+    }
+
+    /// The chain's exit code for this end (0 only for a clean exit).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PhaseEnd::Exited(0) => exit::OK,
+            PhaseEnd::Exited(c) => u8::try_from(*c)
+                .ok()
+                .filter(|c| *c != 0)
+                .unwrap_or(exit::INTERNAL),
+            PhaseEnd::Signaled(n) => exit::for_signal(*n),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            PhaseEnd::Exited(c) => format!("exit code {c}"),
+            PhaseEnd::Signaled(n) => format!("killed by signal {n}"),
+        }
+    }
+}
+
+/// How the chain ended, typed: the state and the exit code are derived from it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ending {
+    /// Every phase asked for finished with exit code 0.
+    Succeeded,
+    /// rd-chain itself received a stop signal.
+    Stopped(Stop),
+    /// A phase's rdagent ended badly (non-zero exit or killed by a signal); the chain stopped there.
+    PhaseFailed(PhaseEnd),
+    /// Anything else (resolution, I/O, usage), with its exit code.
+    Failed(u8),
+}
+
+impl Ending {
+    /// The ending an error means.
+    pub fn of_error(e: &Error) -> Ending {
+        match e {
+            Error::Interrupted { stop, .. } => Ending::Stopped(*stop),
+            Error::Phase { end, .. } => Ending::PhaseFailed(end.clone()),
+            other => Ending::Failed(other.exit_code()),
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Ending::Succeeded => exit::OK,
+            Ending::Stopped(stop) => stop.exit_code(),
+            Ending::PhaseFailed(end) => end.exit_code(),
+            Ending::Failed(code) => *code,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        match self {
+            Ending::Succeeded => State::Done,
+            Ending::Stopped(_) => State::Interrupted,
+            // rdagent stopped by a stop signal someone else sent it counts as an interruption too.
+            Ending::PhaseFailed(PhaseEnd::Signaled(n)) if signals::is_stop_signal(*n) => {
+                State::Interrupted
+            }
+            Ending::PhaseFailed(_) | Ending::Failed(_) => State::Failed,
+        }
+    }
+}
+
+/// The record's `state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The chain has not finished (or rd-chain died without a word).
+    Running,
+    /// Every phase finished with exit code 0.
+    Done,
+    /// A phase failed or the SOTA could not be resolved.
+    Failed,
+    /// Stopped by SIGINT, SIGTERM or SIGHUP (rd-chain's or rdagent's).
+    Interrupted,
+}
+
+impl State {
+    pub const ALL: [State; 4] = [
+        State::Running,
+        State::Done,
+        State::Failed,
+        State::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Done => "done",
+            State::Failed => "failed",
+            State::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// How the chain ended and what it said.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub ending: Ending,
+    pub message: String,
+}
+
+impl Outcome {
+    pub fn of(result: &Result<()>) -> Outcome {
+        match result {
+            Ok(()) => Outcome {
+                ending: Ending::Succeeded,
+                message: "the chain finished".to_string(),
+            },
+            Err(e) => Outcome {
+                ending: Ending::of_error(e),
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+/// What happened to one phase, for the summary and the run record.
+#[derive(Clone, Debug)]
+pub struct PhaseRecord {
+    pub kind: PhaseKind,
+    pub loops: u64,
+    pub argv: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub log_dir: PathBuf,
+    pub env: Vec<(&'static str, Option<OsString>)>,
+    pub started: Utc,
+    pub duration: Option<Duration>,
+    pub end: Option<PhaseEnd>,
+    pub stopped_by: Option<Stop>,
+}
+
+/// The SOTA factors the model phase gets.
+#[derive(Clone, Debug)]
+pub struct SotaRecord {
+    pub log_dir: Option<PathBuf>,
+    pub loop_id: Option<u64>,
+    pub index: Option<usize>,
+    pub workspace: PathBuf,
+    pub parquet: PathBuf,
+    pub parquet_bytes: u64,
+    pub mapping: Option<String>,
+}
+
+/// The run record.
+#[derive(Debug)]
+pub struct RunRecord {
+    pub path: PathBuf,
+    pub started: Utc,
+    pub finished: Option<Utc>,
+    /// `settings_json` of the run's settings.
+    pub settings: Json,
+    pub hook: Option<HookDecision>,
+    /// What the hook reported from the model phase (hook on only).
+    pub hook_report: Option<HookReport>,
+    pub sota: Option<SotaRecord>,
+    pub phases: Vec<PhaseRecord>,
+    pub outcome: Option<Outcome>,
+}
+
+impl RunRecord {
+    pub fn state(&self) -> State {
+        self.outcome
+            .as_ref()
+            .map_or(State::Running, |o| o.ending.state())
+    }
+
+    pub fn to_json(&self) -> Json {
+        let sota = self.sota.as_ref().map(|s| {
+            Json::object()
+                .with("log_dir", s.log_dir.as_ref())
+                .with("loop", s.loop_id)
+                .with("index", s.index)
+                .with("workspace", &s.workspace)
+                .with("parquet", &s.parquet)
+                .with("parquet_bytes", s.parquet_bytes)
+                .with("path_mapping", s.mapping.clone())
+        });
+        Json::object()
+            .with("schema", SCHEMA)
+            .with("rd_chain_version", env!("CARGO_PKG_VERSION"))
+            .with("state", self.state().as_str())
+            .with("started", self.started.iso())
+            .with("finished", self.finished.map(|t| t.iso()))
+            .with(
+                "exit_code",
+                self.outcome
+                    .as_ref()
+                    .map(|o| i64::from(o.ending.exit_code())),
+            )
+            .with("message", self.outcome.as_ref().map(|o| o.message.clone()))
+            .with("settings", self.settings.clone())
+            .with("hook", self.hook.as_ref().map(hook_json))
+            .with(
+                "hook_report",
+                self.hook_report.as_ref().map(hook_report_json),
+            )
+            .with("sota", sota)
+            .with(
+                "phases",
+                self.phases
+                    .iter()
+                    .map(phase_record_json)
+                    .collect::<Vec<_>>(),
+            )
+    }
+
+    /// Rewrite the record atomically (temp file + rename).
+    pub fn save(&self) -> Result<()> {
+        write_atomic(&self.path, self.to_json().pretty().as_bytes())
+    }
+}
+
+/// A `{value, origin}` entry of `settings`.
+pub fn setting_json<T>(s: &Setting<T>, value: Json) -> Json {
+    Json::object()
+        .with("value", value)
+        .with("origin", s.origin.to_string())
+}
+
+/// Every setting with its value and origin (the record's and the dry run's `settings`).
+pub fn settings_json(c: &RunConfig) -> Json {
+    Json::object()
+        .with(
+            "factor_loops",
+            setting_json(&c.factor_loops, c.factor_loops.value.into()),
+        )
+        .with(
+            "model_loops",
+            setting_json(&c.model_loops, c.model_loops.value.into()),
+        )
+        .with(
+            "factor_duration",
+            setting_json(&c.factor_duration, c.factor_duration.value.clone().into()),
+        )
+        .with(
+            "model_duration",
+            setting_json(&c.model_duration, c.model_duration.value.clone().into()),
+        )
+        .with(
+            "pick",
+            setting_json(&c.pick, c.pick.value.to_string().into()),
+        )
+        .with(
+            "rdagent",
+            setting_json(
+                &c.rdagent,
+                c.rdagent
+                    .value
+                    .as_ref()
+                    .map(|p| Json::from(p.as_path()))
+                    .into(),
+            ),
+        )
+        .with(
+            "log_root",
+            setting_json(&c.log_root, c.log_root.value.as_path().into()),
+        )
+        .with(
+            "alpha_factors",
+            setting_json(&c.alpha_factors, c.alpha_factors.value.into()),
+        )
+        .with("hook", setting_json(&c.hook, c.hook.value.as_str().into()))
+        .with(
+            "kill_after",
+            setting_json(&c.kill_after, c.kill_after.value.into()),
+        )
+        .with("dry_run", setting_json(&c.dry_run, c.dry_run.value.into()))
+}
+
+/// The hook decision (the record's and the dry run's `hook`).
+pub fn hook_json(d: &HookDecision) -> Json {
+    Json::object()
+        .with("mode", d.mode.as_str())
+        .with("enabled", d.enabled)
+        .with("consumer", d.consumer())
+        .with("reason", d.reason.as_str())
+        .with("python", d.python.as_ref())
+        .with("model_runner", d.model_runner.as_ref())
+}
+
+/// What the hook reported (`hook_report`).
+pub fn hook_report_json(r: &HookReport) -> Json {
+    Json::object()
+        .with("armed", r.armed)
+        .with("used", r.used)
+        .with("rows", r.shape.map(|s| s.0))
+        .with("columns", r.shape.map(|s| s.1))
+}
+
+/// What one phase will do or did: the fields the dry run and the record share.
+pub struct PhaseJson {
+    pub kind: PhaseKind,
+    pub loops: u64,
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    /// A path, or (dry run, not created yet) `{fresh_under: DIR}`.
+    pub log_dir: Json,
+    /// name -> value; `null` for a variable removed, `{pending: what}` (dry run) for a value known later.
+    pub env: Json,
+}
+
+/// A phase as JSON, in one shape for the dry run (`ran` = None: the run fields are null) and the record.
+pub fn phase_json(p: PhaseJson, ran: Option<&PhaseRecord>) -> Json {
+    let (code, signal) = match ran.and_then(|r| r.end.as_ref()) {
+        Some(PhaseEnd::Exited(c)) => (Some(i64::from(*c)), None),
+        Some(PhaseEnd::Signaled(n)) => (None, Some(i64::from(*n))),
+        None => (None, None),
+    };
+    Json::object()
+        .with("phase", p.kind.name())
+        .with("loops", p.loops)
+        .with("argv", p.argv)
+        .with("cwd", &p.cwd)
+        .with("log_dir", p.log_dir)
+        .with("env", p.env)
+        .with("started", ran.map(|r| r.started.iso()))
+        .with(
+            "duration_seconds",
+            ran.and_then(|r| r.duration).map(|d| d.as_secs_f64()),
+        )
+        .with("exit_code", code)
+        .with("signal", signal)
+        .with(
+            "stopped_by",
+            ran.and_then(|r| r.stopped_by).map(|s| s.name()),
+        )
+}
+
+fn phase_record_json(p: &PhaseRecord) -> Json {
+    let env = Json::Object(
+        p.env
+            .iter()
+            .map(|(k, v)| {
+                let value = v
+                    .as_ref()
+                    .map_or(Json::Null, |v| Json::from(v.to_string_lossy().into_owned()));
+                (k.to_string(), value)
+            })
+            .collect(),
+    );
+    phase_json(
+        PhaseJson {
+            kind: p.kind,
+            loops: p.loops,
+            argv: p
+                .argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            cwd: p.cwd.clone(),
+            log_dir: Json::from(&p.log_dir),
+            env,
+        },
+        Some(p),
+    )
+}
+
+/// Write `bytes` to `path` through a temp file in the same dir and a rename, so readers never see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io("cannot write the run record", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("cannot write the run record", path, e)
+    })
+}
+
+/// A run record read back: its schema, state and outcome checked, the whole document kept as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedRecord {
+    /// 1 for records without `schema`.
+    pub schema: i64,
+    pub state: State,
+    pub started: String,
+    pub finished: Option<String>,
+    pub exit_code: Option<u8>,
+    pub message: Option<String>,
+    pub document: Json,
+}
+
+/// Read a run record (this version's or an older one). A newer schema, a broken file or a missing field is an
+/// error naming the file.
+pub fn load(path: &Path) -> Result<LoadedRecord> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io("cannot read the run record", path, e))?;
+    parse_record(&text).map_err(|why| {
+        Error::Usage(format!(
+            "the run record {} cannot be read: {why}",
+            path.display()
+        ))
+    })
+}
+
+/// `load` without the file.
+pub fn parse_record(text: &str) -> std::result::Result<LoadedRecord, String> {
+    let doc = crate::json::parse(text).map_err(|e| format!("not JSON ({e})"))?;
+    if !matches!(doc, Json::Object(_)) {
+        return Err("not a JSON object".to_string());
+    }
+    let schema = match doc.get("schema") {
+        None => 1,
+        Some(v) => v
+            .as_i64()
+            .filter(|n| *n >= 1)
+            .ok_or("`schema` is not a positive whole number")?,
+    };
+    if schema > SCHEMA {
+        return Err(format!(
+            "it has schema {schema}, and this rd-chain reads up to schema {SCHEMA}; use a newer rd-chain"
+        ));
+    }
+    let text_field = |name: &str| -> std::result::Result<Option<String>, String> {
+        match doc.get(name) {
+            None => Err(format!("`{name}` is missing")),
+            Some(Json::Null) => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(|s| Some(s.to_string()))
+                .ok_or(format!("`{name}` is not a string")),
+        }
+    };
+    let state_text = text_field("state")?.ok_or("`state` is null")?;
+    let state = State::ALL
+        .into_iter()
+        .find(|s| s.as_str() == state_text)
+        .ok_or(format!("unknown state {state_text:?}"))?;
+    let exit_code = match doc.get("exit_code") {
+        None => return Err("`exit_code` is missing".to_string()),
+        Some(Json::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .and_then(|c| u8::try_from(c).ok())
+                .ok_or("`exit_code` is not an exit code")?,
+        ),
+    };
+    Ok(LoadedRecord {
+        schema,
+        state,
+        started: text_field("started")?.ok_or("`started` is null")?,
+        finished: text_field("finished")?,
+        exit_code,
+        message: text_field("message")?,
+        document: doc,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(outcome: Option<Outcome>) -> RunRecord {
+        let started = Utc::from_unix(1_768_407_292, 886_218);
+        RunRecord {
+            path: PathBuf::from("/log/rd-chain/x.json"),
+            started,
+            finished: outcome.as_ref().map(|_| started),
+            settings: Json::object().with("factor_loops", Json::object()),
+            hook: Some(HookDecision {
+                enabled: true,
+                mode: crate::hook::HookMode::Auto,
+                reason: "r".to_string(),
+                python: Some("/usr/bin/python3".into()),
+                model_runner: None,
+            }),
+            hook_report: Some(HookReport {
+                armed: 1,
+                used: 1,
+                shape: Some((20, 4)),
+            }),
+            sota: Some(SotaRecord {
+                log_dir: Some("/log/a".into()),
+                loop_id: Some(3),
+                index: Some(7),
+                workspace: "/ws/a".into(),
+                parquet: "/ws/a/combined_factors_df.parquet".into(),
+                parquet_bytes: 10,
+                mapping: Some("recorded".to_string()),
+            }),
+            phases: vec![PhaseRecord {
+                kind: PhaseKind::Factor,
+                loops: 2,
+                argv: vec!["rdagent".into(), "fin_factor".into()],
+                cwd: "/p".into(),
+                log_dir: "/log/a".into(),
+                env: vec![("LOG_TRACE_PATH", Some("/log/a".into())), ("X", None)],
+                started,
+                duration: Some(Duration::from_millis(1500)),
+                end: Some(PhaseEnd::Exited(0)),
+                stopped_by: None,
+            }],
+            outcome,
+        }
+    }
+
+    #[test]
+    fn phase_end_maps_to_exit_codes() {
+        assert_eq!(PhaseEnd::Exited(0).exit_code(), 0);
+        assert_eq!(PhaseEnd::Exited(7).exit_code(), 7);
+        assert_eq!(PhaseEnd::Exited(256).exit_code(), exit::INTERNAL);
+        assert_eq!(PhaseEnd::Signaled(9).exit_code(), 137);
+        assert_eq!(PhaseEnd::Signaled(15).exit_code(), 143);
+    }
+
+    #[test]
+    fn the_state_comes_from_the_typed_ending() {
+        let cases = [
+            (Ending::Succeeded, State::Done, 0),
+            (Ending::Stopped(Stop::Interrupt), State::Interrupted, 130),
+            (Ending::Stopped(Stop::Terminate), State::Interrupted, 143),
+            (Ending::Stopped(Stop::HangUp), State::Interrupted, 129),
+            (
+                Ending::PhaseFailed(PhaseEnd::Signaled(signals::SIGTERM)),
+                State::Interrupted,
+                143,
+            ),
+            (
+                Ending::PhaseFailed(PhaseEnd::Signaled(9)),
+                State::Failed,
+                137,
+            ),
+            (Ending::PhaseFailed(PhaseEnd::Exited(5)), State::Failed, 5),
+            (Ending::Failed(exit::RESOLUTION), State::Failed, 3),
+        ];
+        for (ending, state, code) in cases {
+            assert_eq!(
+                (ending.state(), ending.exit_code()),
+                (state, code),
+                "{ending:?}"
+            );
+        }
+        assert_eq!(sample(None).state(), State::Running);
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_whole_file() {
+        let dir = std::env::temp_dir().join(format!("rd-chain-exec-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        write_atomic(&path, b"{\"a\": 1}").unwrap();
+        write_atomic(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file may remain");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_saved_record_loads_back() {
+        let dir = std::env::temp_dir().join(format!("rd-chain-record-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut record = sample(Some(Outcome {
+            ending: Ending::PhaseFailed(PhaseEnd::Exited(5)),
+            message: "the factor phase failed".to_string(),
+        }));
+        record.path = dir.join("r.json");
+        record.save().unwrap();
+        let loaded = load(&record.path).unwrap();
+        assert_eq!(loaded.schema, SCHEMA);
+        assert_eq!(loaded.state, State::Failed);
+        assert_eq!(loaded.exit_code, Some(5));
+        assert_eq!(loaded.message.as_deref(), Some("the factor phase failed"));
+        assert_eq!(loaded.started, "2026-01-14T16:14:52.886218Z");
+        assert_eq!(loaded.document, record.to_json());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_older_record_without_schema_loads_as_schema_1_and_a_newer_one_is_refused() {
+        let old = r#"{"rd_chain_version": "0.1.0", "state": "done", "started": "2026-01-14T16:14:52.886218Z",
+            "finished": "2026-01-14T17:00:00.000000Z", "exit_code": 0, "message": "the chain finished",
+            "settings": {}, "hook": null, "hook_report": null, "sota": null, "phases": []}"#;
+        let loaded = parse_record(old).unwrap();
+        assert_eq!(
+            (loaded.schema, loaded.state, loaded.exit_code),
+            (1, State::Done, Some(0))
+        );
+        let newer = old.replacen('{', &format!("{{\"schema\": {}, ", SCHEMA + 1), 1);
+        let err = parse_record(&newer).unwrap_err();
+        assert!(err.contains("use a newer rd-chain"), "{err}");
+        for (bad, why) in [
+            ("[]", "not a JSON object"),
+            ("{\"state\": \"done\"", "not JSON"),
+            (&old.replace("\"done\"", "\"weird\"")[..], "unknown state"),
+            (
+                &old.replace("\"exit_code\": 0", "\"exit_code\": 300")[..],
+                "not an exit code",
+            ),
+            (
+                &old.replace("\"started\"", "\"begun\"")[..],
+                "`started` is missing",
+            ),
+        ] {
+            let err = parse_record(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let err = load(Path::new("/nonexistent/rd-chain/r.json")).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/rd-chain/r.json"),
+            "{err}"
+        );
+    }
+
+    /// The keys of every object in `json`, with their parents' names (`phases[].env` values excluded: they are
+    /// variable names).
+    fn keys(json: &Json, out: &mut Vec<String>) {
+        match json {
+            Json::Object(fields) => {
+                for (k, v) in fields {
+                    out.push(k.clone());
+                    if k != "env" && k != "settings" {
+                        keys(v, out);
+                    }
+                }
+            }
+            Json::Array(items) => items.iter().for_each(|i| keys(i, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_field_written_is_documented_in_usage_md() {
+        let usage =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/usage.md")).unwrap();
+        let section = usage
+            .split("### The run record")
+            .nth(1)
+            .expect("docs/usage.md has a section \"The run record\"");
+        let section = section.split("\n### ").next().unwrap();
+        let record = sample(Some(Outcome::of(&Ok(()))));
+        let mut names = Vec::new();
+        keys(&record.to_json(), &mut names);
+        names.sort();
+        names.dedup();
+        assert!(names.len() > 30, "{names:?}");
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !section.contains(&format!("`{n}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not documented in docs/usage.md: {missing:?}"
+        );
+        for state in State::ALL {
+            assert!(
+                section.contains(&format!("`{}`", state.as_str())),
+                "{state:?}"
+            );
+        }
+    }
+}
