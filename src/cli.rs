@@ -977,10 +977,11 @@ WHAT THE MODEL PHASE GETS:
     and RD_CHAIN_HOOK_REPORT, where the hook notes each hand-over (the summary warns if there was none).
 
 EXIT CODES:
-    0 ok; 1 internal error; 2 usage; 3 SOTA resolution failed; 4 rdagent missing;
-    a failed phase's own exit code; 128+N if rdagent was killed by signal N;
-    130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hung up (SIGHUP).
-
+",
+    );
+    out.push_str(&crate::exit::help_section());
+    out.push_str(
+        "
 EXAMPLES:
     rd-chain --factor-loops 10 --model-loops 10
     rd-chain --dry-run --json
