@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::hook::{contract, HookMode};
+use crate::json::Json;
 use crate::resolve::Pick;
 use crate::{Error, Result};
 
@@ -147,6 +148,183 @@ enum Scope {
     Json,
 }
 
+impl RunConfig {
+    /// Every setting at its typed default from `FLAGS`; the SOTA from the factor phase.
+    fn defaults() -> RunConfig {
+        let DefaultValue::Pick(pick) = default_of("pick") else {
+            panic!("--pick's default is not a pick policy")
+        };
+        let DefaultValue::Hook(hook) = default_of("hook") else {
+            panic!("--hook's default is not a hook mode")
+        };
+        let DefaultValue::Dir(log_root) = default_of("log-root") else {
+            panic!("--log-root's default is not a directory")
+        };
+        RunConfig {
+            factor_loops: Setting::default(count_default("factor-loops")),
+            model_loops: Setting::default(count_default("model-loops")),
+            factor_duration: Setting::default(None),
+            model_duration: Setting::default(None),
+            sota: SotaChoice {
+                source: SotaSource::FactorPhase,
+                origin: Origin::Default,
+                others: Vec::new(),
+            },
+            pick: Setting::default(pick),
+            rdagent: Setting::default(None),
+            log_root: Setting::default(PathBuf::from(log_root)),
+            alpha_factors: Setting::default(bool_default("alpha-factors")),
+            hook: Setting::default(hook),
+            kill_after: Setting::default(count_default("kill-after")),
+            dry_run: Setting::default(bool_default("dry-run")),
+            json: false,
+            log_trace_path: None,
+            workspace_path_env: None,
+        }
+    }
+}
+
+/// The flags given on the command line, in order, with their values.
+type Given = [(&'static Flag, Option<OsString>)];
+
+/// One setting of the chain: its flag (whose `FLAGS` entry carries the environment variable, the typed default
+/// and the help), its name in the dry-run JSON and the run record (`settings.<key>`), its row in the dry-run
+/// text, how it is read, and how it is shown. The parser, the dry run (text and JSON) and the record iterate
+/// `SETTINGS`, so a new setting is one entry here plus its field in `RunConfig`.
+pub struct SettingEntry {
+    /// `settings.<key>` in the dry-run JSON and the run record.
+    pub key: &'static str,
+    /// The flag's long name.
+    pub flag: &'static str,
+    /// The row label in the dry-run text; `None`: not shown there.
+    pub label: Option<&'static str>,
+    /// Flag, else environment variable, else keep the default already in the config.
+    read: fn(&'static str, &Given, &Env, &mut RunConfig) -> Result<()>,
+    /// The value as JSON, as plan text, and its origin.
+    show: fn(&RunConfig) -> (Json, String, Origin),
+}
+
+impl SettingEntry {
+    /// The value as JSON, as plan text, and where it came from.
+    pub fn show(&self, c: &RunConfig) -> (Json, String, Origin) {
+        (self.show)(c)
+    }
+}
+
+fn shown<T: Clone + Into<Json>>(s: &Setting<T>, text: String) -> (Json, String, Origin) {
+    (s.value.clone().into(), text, s.origin.clone())
+}
+
+fn no_duration(d: &Option<String>) -> String {
+    d.clone().unwrap_or_else(|| "none".into())
+}
+
+/// Every setting of the chain, in the order the dry run and the record show them.
+pub const SETTINGS: &[SettingEntry] = &[
+    SettingEntry {
+        key: "factor_loops",
+        flag: "factor-loops",
+        label: Some("factor loops"),
+        read: |long, g, e, c| read_into(&mut c.factor_loops, long, g, e, whole_number),
+        show: |c| shown(&c.factor_loops, c.factor_loops.value.to_string()),
+    },
+    SettingEntry {
+        key: "model_loops",
+        flag: "model-loops",
+        label: Some("model loops"),
+        read: |long, g, e, c| read_into(&mut c.model_loops, long, g, e, whole_number),
+        show: |c| shown(&c.model_loops, c.model_loops.value.to_string()),
+    },
+    SettingEntry {
+        key: "factor_duration",
+        flag: "factor-duration",
+        label: Some("factor duration"),
+        read: |long, g, e, c| read_into(&mut c.factor_duration, long, g, e, duration),
+        show: |c| shown(&c.factor_duration, no_duration(&c.factor_duration.value)),
+    },
+    SettingEntry {
+        key: "model_duration",
+        flag: "model-duration",
+        label: Some("model duration"),
+        read: |long, g, e, c| read_into(&mut c.model_duration, long, g, e, duration),
+        show: |c| shown(&c.model_duration, no_duration(&c.model_duration.value)),
+    },
+    SettingEntry {
+        key: "pick",
+        flag: "pick",
+        label: Some("pick"),
+        read: |long, g, e, c| read_into(&mut c.pick, long, g, e, parse_pick),
+        show: |c| {
+            let text = c.pick.value.to_string();
+            (Json::from(text.as_str()), text, c.pick.origin.clone())
+        },
+    },
+    SettingEntry {
+        key: "rdagent",
+        flag: "rdagent",
+        label: Some("rdagent"),
+        read: |long, g, e, c| read_into(&mut c.rdagent, long, g, e, |t| Ok(Some(PathBuf::from(t)))),
+        show: |c| {
+            let text = c
+                .rdagent
+                .value
+                .as_ref()
+                .map_or_else(|| RDAGENT_ON_PATH.into(), |p| p.display().to_string());
+            let json = c.rdagent.value.as_ref().map(|p| Json::from(p.as_path()));
+            (json.into(), text, c.rdagent.origin.clone())
+        },
+    },
+    SettingEntry {
+        key: "log_root",
+        flag: "log-root",
+        label: Some("log root"),
+        read: |long, g, e, c| read_into(&mut c.log_root, long, g, e, |t| Ok(PathBuf::from(t))),
+        show: |c| {
+            let json = Json::from(c.log_root.value.as_path());
+            (
+                json,
+                c.log_root.value.display().to_string(),
+                c.log_root.origin.clone(),
+            )
+        },
+    },
+    SettingEntry {
+        key: "alpha_factors",
+        flag: "alpha-factors",
+        label: Some("alpha factors"),
+        read: read_alpha_factors,
+        show: |c| shown(&c.alpha_factors, c.alpha_factors.value.to_string()),
+    },
+    SettingEntry {
+        key: "hook",
+        flag: "hook",
+        label: Some("hook"),
+        read: |long, g, e, c| {
+            read_into(&mut c.hook, long, g, e, |t| {
+                t.parse::<HookMode>().map_err(|e| e.to_string())
+            })
+        },
+        show: |c| {
+            let text = c.hook.value.as_str();
+            (Json::from(text), text.to_string(), c.hook.origin.clone())
+        },
+    },
+    SettingEntry {
+        key: "kill_after",
+        flag: "kill-after",
+        label: Some("kill after"),
+        read: |long, g, e, c| read_into(&mut c.kill_after, long, g, e, whole_number),
+        show: |c| shown(&c.kill_after, format!("{}s", c.kill_after.value)),
+    },
+    SettingEntry {
+        key: "dry_run",
+        flag: "dry-run",
+        label: None,
+        read: read_dry_run,
+        show: |c| shown(&c.dry_run, c.dry_run.value.to_string()),
+    },
+];
+
 /// One flag: its spellings, its value's name, its environment variable, default and help text.
 struct Flag {
     long: &'static str,
@@ -154,9 +332,60 @@ struct Flag {
     /// Name of the value in help (`N`, `PATH`); `None` for a switch.
     value: Option<&'static str>,
     env: Option<&'static str>,
-    default: &'static str,
+    default: DefaultValue,
     help: &'static str,
     scope: Scope,
+}
+
+/// A flag's typed default: the parser starts from it and `--help` prints it, so it is written once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum DefaultValue {
+    /// No default worth printing (a switch that is off, a flag without a value).
+    Nothing,
+    Count(u64),
+    /// A directory, relative to the current one.
+    Dir(&'static str),
+    Bool(bool),
+    Pick(Pick),
+    Hook(HookMode),
+    /// A program found on PATH.
+    OnPath,
+}
+
+/// How the plan text and `--help` describe an `rdagent` that is looked up on PATH.
+pub const RDAGENT_ON_PATH: &str = "rdagent on PATH";
+
+impl DefaultValue {
+    fn help(self) -> Option<String> {
+        match self {
+            DefaultValue::Nothing => None,
+            DefaultValue::Count(n) => Some(n.to_string()),
+            DefaultValue::Dir(d) => Some(format!("./{d}")),
+            DefaultValue::Bool(b) => Some(b.to_string()),
+            DefaultValue::Pick(p) => Some(p.to_string()),
+            DefaultValue::Hook(h) => Some(h.as_str().to_string()),
+            DefaultValue::OnPath => Some(RDAGENT_ON_PATH.to_string()),
+        }
+    }
+}
+
+/// The typed default of `--long` (a mismatch between the table and the caller is a bug the tests catch).
+fn default_of(long: &str) -> DefaultValue {
+    flag(long).expect("flag in table").default
+}
+
+fn count_default(long: &str) -> u64 {
+    match default_of(long) {
+        DefaultValue::Count(n) => n,
+        other => panic!("--{long} has the default {other:?}, not a count"),
+    }
+}
+
+fn bool_default(long: &str) -> bool {
+    match default_of(long) {
+        DefaultValue::Bool(b) => b,
+        other => panic!("--{long} has the default {other:?}, not a boolean"),
+    }
 }
 
 const FLAGS: &[Flag] = &[
@@ -165,7 +394,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("N"),
         env: Some("RD_CHAIN_FACTOR_LOOPS"),
-        default: "10",
+        default: DefaultValue::Count(10),
         help: "Loops of `rdagent fin_factor`. 0 skips the factor phase (then a SOTA source is required).",
         scope: Scope::Run,
     },
@@ -174,7 +403,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("N"),
         env: Some("RD_CHAIN_MODEL_LOOPS"),
-        default: "10",
+        default: DefaultValue::Count(10),
         help: "Loops of `rdagent fin_model`. 0 stops after resolving the SOTA (run factors, report).",
         scope: Scope::Run,
     },
@@ -183,7 +412,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("D"),
         env: Some("RD_CHAIN_FACTOR_DURATION"),
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Time limit of the factor phase, passed as rdagent `--all-duration D` (e.g. 6h).",
         scope: Scope::Run,
     },
@@ -192,7 +421,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("D"),
         env: Some("RD_CHAIN_MODEL_DURATION"),
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Time limit of the model phase, passed as rdagent `--all-duration D`.",
         scope: Scope::Run,
     },
@@ -201,7 +430,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("PATH"),
         env: Some("LOAD_SOTA_FROM_LOG + SOTA_LOG_PATH"),
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Take the SOTA factors from this existing factor log (skips the factor phase).",
         scope: Scope::Run,
     },
@@ -210,7 +439,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("PATH"),
         env: Some("LOAD_SOTA_FROM_WORKSPACE + SOTA_WORKSPACE_PATH"),
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Use this factor workspace as it is (skips the factor phase).",
         scope: Scope::Run,
     },
@@ -219,7 +448,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("POLICY"),
         env: Some("RD_CHAIN_PICK"),
-        default: "sota",
+        default: DefaultValue::Pick(Pick::Sota),
         help: "Which experiment: sota (last accepted factor experiment, RD-Agent's own rule), latest (last \
                one with a parquet), loop:N.",
         scope: Scope::Pick,
@@ -229,7 +458,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("PATH"),
         env: Some("RDAGENT_BIN"),
-        default: "rdagent on PATH",
+        default: DefaultValue::OnPath,
         help: "The rdagent program to run.",
         scope: Scope::Run,
     },
@@ -238,7 +467,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("DIR"),
         env: Some("RD_CHAIN_LOG_ROOT"),
-        default: "./log",
+        default: DefaultValue::Dir("log"),
         help: "Where each phase's log dir and rd-chain's run record are created.",
         scope: Scope::Run,
     },
@@ -247,7 +476,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: None,
         env: Some("USE_ALPHA_FACTORS"),
-        default: "true",
+        default: DefaultValue::Bool(true),
         help: "Set USE_ALPHA_FACTORS=true for the model phase (--no-alpha-factors sets false).",
         scope: Scope::Run,
     },
@@ -256,7 +485,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: None,
         env: None,
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Set USE_ALPHA_FACTORS=false for the model phase.",
         scope: Scope::Run,
     },
@@ -265,7 +494,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("MODE"),
         env: Some("RD_CHAIN_HOOK"),
-        default: "auto",
+        default: DefaultValue::Hook(HookMode::Auto),
         help: "How the model phase gets the factors: auto (the rd-chain hook unless the installed rdagent reads \
                SOTA_WORKSPACE_PATH itself), on, off (env vars only).",
         scope: Scope::Run,
@@ -275,7 +504,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: Some("SECONDS"),
         env: Some("RD_CHAIN_KILL_AFTER"),
-        default: "10",
+        default: DefaultValue::Count(10),
         help: "After SIGTERM/SIGHUP is forwarded to rdagent, wait this long before SIGKILL.",
         scope: Scope::Run,
     },
@@ -284,7 +513,7 @@ const FLAGS: &[Flag] = &[
         short: Some('n'),
         value: None,
         env: Some("RD_CHAIN_DRY_RUN"),
-        default: "false",
+        default: DefaultValue::Bool(false),
         help: "Print the whole plan (settings and their origins, resolution, each phase's argv and env) and \
                run nothing.",
         scope: Scope::Run,
@@ -294,7 +523,7 @@ const FLAGS: &[Flag] = &[
         short: None,
         value: None,
         env: None,
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Print JSON instead of text (fields in docs/usage.md).",
         scope: Scope::Json,
     },
@@ -303,7 +532,7 @@ const FLAGS: &[Flag] = &[
         short: Some('v'),
         value: None,
         env: Some("RUST_LOG"),
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Log more to stderr (-vv for debug).",
         scope: Scope::All,
     },
@@ -312,7 +541,7 @@ const FLAGS: &[Flag] = &[
         short: Some('q'),
         value: None,
         env: None,
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Log only errors.",
         scope: Scope::All,
     },
@@ -321,7 +550,7 @@ const FLAGS: &[Flag] = &[
         short: Some('h'),
         value: None,
         env: None,
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Print this help.",
         scope: Scope::All,
     },
@@ -330,7 +559,7 @@ const FLAGS: &[Flag] = &[
         short: Some('V'),
         value: None,
         env: None,
-        default: "",
+        default: DefaultValue::Nothing,
         help: "Print the version.",
         scope: Scope::All,
     },
@@ -664,14 +893,74 @@ fn duration(text: &str) -> std::result::Result<Option<String>, String> {
     }
 }
 
-fn pick_setting(given: &[(&'static Flag, Option<OsString>)], env: &Env) -> Result<Setting<Pick>> {
-    setting(given, env, "pick", Pick::Sota, |t| {
-        t.parse::<Pick>().map_err(|e| e.to_string())
-    })
+fn parse_pick(text: &str) -> std::result::Result<Pick, String> {
+    text.parse::<Pick>().map_err(|e| e.to_string())
 }
 
-fn has_flag(given: &[(&'static Flag, Option<OsString>)], long: &str) -> bool {
-    given.iter().any(|(f, _)| f.long == long)
+fn pick_setting(given: &Given, env: &Env) -> Result<Setting<Pick>> {
+    let mut pick = RunConfig::defaults().pick;
+    read_into(&mut pick, "pick", given, env, parse_pick)?;
+    Ok(pick)
+}
+
+/// Replace `target` by the flag's value, else the environment variable's, else keep it (the default).
+fn read_into<T: Clone>(
+    target: &mut Setting<T>,
+    long: &'static str,
+    given: &Given,
+    env: &Env,
+    conv: impl Fn(&str) -> std::result::Result<T, String>,
+) -> Result<()> {
+    *target = setting(given, env, long, target.value.clone(), conv)?;
+    Ok(())
+}
+
+/// --alpha-factors / --no-alpha-factors: the last one given wins; else the variable; else the default.
+fn read_alpha_factors(
+    long: &'static str,
+    given: &Given,
+    env: &Env,
+    c: &mut RunConfig,
+) -> Result<()> {
+    let alpha_flag = given
+        .iter()
+        .rev()
+        .find(|(f, _)| f.long == long || f.long == "no-alpha-factors");
+    if let Some((f, _)) = alpha_flag {
+        c.alpha_factors = Setting {
+            value: f.long == long,
+            origin: Origin::Flag(f.long),
+        };
+    } else {
+        read_bool_env(&mut c.alpha_factors, long, env)?;
+    }
+    Ok(())
+}
+
+/// --dry-run (a switch: given means true); else the variable; else the default.
+fn read_dry_run(long: &'static str, given: &Given, env: &Env, c: &mut RunConfig) -> Result<()> {
+    if let Some((f, _)) = given.iter().find(|(f, _)| f.long == long) {
+        c.dry_run = Setting {
+            value: true,
+            origin: Origin::Flag(f.long),
+        };
+    } else {
+        read_bool_env(&mut c.dry_run, long, env)?;
+    }
+    Ok(())
+}
+
+/// A boolean from the flag's environment variable, if set.
+fn read_bool_env(target: &mut Setting<bool>, long: &str, env: &Env) -> Result<()> {
+    if let Some(name) = flag(long).and_then(|f| f.env) {
+        if let Some(b) = env.bool(name)? {
+            *target = Setting {
+                value: b,
+                origin: Origin::Env(name),
+            };
+        }
+    }
+    Ok(())
 }
 
 fn run_config(
@@ -680,52 +969,11 @@ fn run_config(
     json: bool,
     warnings: &mut Vec<String>,
 ) -> Result<RunConfig> {
-    let factor_loops = setting(given, env, "factor-loops", 10, whole_number)?;
-    let model_loops = setting(given, env, "model-loops", 10, whole_number)?;
-    let factor_duration = setting(given, env, "factor-duration", None, duration)?;
-    let model_duration = setting(given, env, "model-duration", None, duration)?;
-    let pick = pick_setting(given, env)?;
-    let rdagent = setting(given, env, "rdagent", None, |t| Ok(Some(PathBuf::from(t))))?;
-    let log_root = setting(given, env, "log-root", PathBuf::from("log"), |t| {
-        Ok(PathBuf::from(t))
-    })?;
-    let hook = setting(given, env, "hook", HookMode::Auto, |t| {
-        t.parse::<HookMode>().map_err(|e| e.to_string())
-    })?;
-    let kill_after = setting(given, env, "kill-after", 10, whole_number)?;
-
-    // --alpha-factors / --no-alpha-factors: the last one given wins; else USE_ALPHA_FACTORS; else true.
-    let alpha_flag = given
-        .iter()
-        .rev()
-        .find(|(f, _)| f.long == "alpha-factors" || f.long == "no-alpha-factors");
-    let alpha_factors = match alpha_flag {
-        Some((f, _)) => Setting {
-            value: f.long == "alpha-factors",
-            origin: Origin::Flag(f.long),
-        },
-        None => match env.bool("USE_ALPHA_FACTORS")? {
-            Some(b) => Setting {
-                value: b,
-                origin: Origin::Env("USE_ALPHA_FACTORS"),
-            },
-            None => Setting::default(true),
-        },
-    };
-    let dry_run = if has_flag(given, "dry-run") {
-        Setting {
-            value: true,
-            origin: Origin::Flag("dry-run"),
-        }
-    } else {
-        match env.bool("RD_CHAIN_DRY_RUN")? {
-            Some(b) => Setting {
-                value: b,
-                origin: Origin::Env("RD_CHAIN_DRY_RUN"),
-            },
-            None => Setting::default(false),
-        }
-    };
+    let mut config = RunConfig::defaults();
+    for entry in SETTINGS {
+        (entry.read)(entry.flag, given, env, &mut config)?;
+    }
+    let factor_loops = &config.factor_loops;
 
     let sota = sota_choice(given, env, warnings)?;
     if sota.source != SotaSource::FactorPhase {
@@ -744,23 +992,11 @@ fn run_config(
         )));
     }
 
-    Ok(RunConfig {
-        factor_loops,
-        model_loops,
-        factor_duration,
-        model_duration,
-        sota,
-        pick,
-        rdagent,
-        log_root,
-        alpha_factors,
-        hook,
-        kill_after,
-        dry_run,
-        json,
-        log_trace_path: env.get("LOG_TRACE_PATH").map(PathBuf::from),
-        workspace_path_env: env.get("WORKSPACE_PATH").map(PathBuf::from),
-    })
+    config.sota = sota;
+    config.json = json;
+    config.log_trace_path = env.get("LOG_TRACE_PATH").map(PathBuf::from);
+    config.workspace_path_env = env.get("WORKSPACE_PATH").map(PathBuf::from);
+    Ok(config)
 }
 
 /// The SOTA source by the priority of run_factor_then_model_with_log.sh and its model_runner.py patch: a flag; else LOAD_SOTA_FROM_LOG=true + SOTA_LOG_PATH; else
@@ -949,8 +1185,8 @@ FLAGS (flag > environment variable > default):
         if let Some(e) = f.env {
             extra.push(format!("env {e}"));
         }
-        if !f.default.is_empty() {
-            extra.push(format!("default {}", f.default));
+        if let Some(default) = f.default.help() {
+            extra.push(format!("default {default}"));
         }
         if !extra.is_empty() {
             lines.push(format!("[{}]", extra.join("; ")));
@@ -1296,5 +1532,35 @@ mod tests {
         for code in ["130", "143", "129", "128+N"] {
             assert!(h.contains(code));
         }
+    }
+
+    #[test]
+    fn every_setting_has_its_flag_and_is_documented() {
+        let usage =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/usage.md")).unwrap();
+        let settings_row = usage
+            .lines()
+            .find(|l| l.starts_with("| `settings.<name>` |"))
+            .expect("docs/usage.md documents settings.<name>");
+        let c = run(&[], &[]).unwrap();
+        for entry in SETTINGS {
+            let f = flag(entry.flag).unwrap_or_else(|| panic!("no flag --{}", entry.flag));
+            assert!(
+                matches!(f.scope, Scope::Run | Scope::Pick),
+                "{}",
+                entry.flag
+            );
+            assert!(
+                settings_row.contains(&format!("`{}`", entry.key)),
+                "{}",
+                entry.key
+            );
+            // Every default is typed and printed by --help.
+            let (_, _, origin) = entry.show(&c);
+            assert_eq!(origin, Origin::Default, "{}", entry.key);
+        }
+        assert_eq!(default_of("factor-loops").help().as_deref(), Some("10"));
+        assert_eq!(default_of("log-root").help().as_deref(), Some("./log"));
+        assert!(help_text().contains("[env RD_CHAIN_KILL_AFTER; default 10]"));
     }
 }

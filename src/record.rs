@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use crate::cli::{RunConfig, Setting};
+use crate::cli::{RunConfig, SETTINGS};
 use crate::hook::{HookDecision, HookReport};
 use crate::json::Json;
 use crate::plan::PhaseKind;
@@ -255,61 +255,19 @@ impl RunRecord {
     }
 }
 
-/// A `{value, origin}` entry of `settings`.
-pub fn setting_json<T>(s: &Setting<T>, value: Json) -> Json {
-    Json::object()
-        .with("value", value)
-        .with("origin", s.origin.to_string())
-}
-
-/// Every setting with its value and origin (the record's and the dry run's `settings`).
+/// Every setting with its value and origin (the record's and the dry run's `settings`), from `cli::SETTINGS`.
 pub fn settings_json(c: &RunConfig) -> Json {
-    Json::object()
-        .with(
-            "factor_loops",
-            setting_json(&c.factor_loops, c.factor_loops.value.into()),
-        )
-        .with(
-            "model_loops",
-            setting_json(&c.model_loops, c.model_loops.value.into()),
-        )
-        .with(
-            "factor_duration",
-            setting_json(&c.factor_duration, c.factor_duration.value.clone().into()),
-        )
-        .with(
-            "model_duration",
-            setting_json(&c.model_duration, c.model_duration.value.clone().into()),
-        )
-        .with(
-            "pick",
-            setting_json(&c.pick, c.pick.value.to_string().into()),
-        )
-        .with(
-            "rdagent",
-            setting_json(
-                &c.rdagent,
-                c.rdagent
-                    .value
-                    .as_ref()
-                    .map(|p| Json::from(p.as_path()))
-                    .into(),
-            ),
-        )
-        .with(
-            "log_root",
-            setting_json(&c.log_root, c.log_root.value.as_path().into()),
-        )
-        .with(
-            "alpha_factors",
-            setting_json(&c.alpha_factors, c.alpha_factors.value.into()),
-        )
-        .with("hook", setting_json(&c.hook, c.hook.value.as_str().into()))
-        .with(
-            "kill_after",
-            setting_json(&c.kill_after, c.kill_after.value.into()),
-        )
-        .with("dry_run", setting_json(&c.dry_run, c.dry_run.value.into()))
+    let mut out = Json::object();
+    for entry in SETTINGS {
+        let (value, _, origin) = entry.show(c);
+        out.push(
+            entry.key,
+            Json::object()
+                .with("value", value)
+                .with("origin", origin.to_string()),
+        );
+    }
+    out
 }
 
 /// The hook decision (the record's and the dry run's `hook`).

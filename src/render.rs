@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::cli::{Origin, SotaSource};
+use crate::cli::{SotaSource, SETTINGS};
 use crate::json::Json;
 use crate::plan::{EnvValue, LogDir, Phase, Plan, SotaState};
 use crate::record::{self, PhaseJson};
@@ -154,61 +154,11 @@ pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
     out.push_str("rd-chain dry run: the plan below is not run and nothing is written\n\n");
     out.push_str("Settings (value, origin)\n");
-    let rows: Vec<(&str, String, &Origin)> = vec![
-        (
-            "factor loops",
-            c.factor_loops.value.to_string(),
-            &c.factor_loops.origin,
-        ),
-        (
-            "model loops",
-            c.model_loops.value.to_string(),
-            &c.model_loops.origin,
-        ),
-        (
-            "factor duration",
-            c.factor_duration
-                .value
-                .clone()
-                .unwrap_or_else(|| "none".into()),
-            &c.factor_duration.origin,
-        ),
-        (
-            "model duration",
-            c.model_duration
-                .value
-                .clone()
-                .unwrap_or_else(|| "none".into()),
-            &c.model_duration.origin,
-        ),
-        ("pick", c.pick.value.to_string(), &c.pick.origin),
-        (
-            "rdagent",
-            c.rdagent
-                .value
-                .as_ref()
-                .map_or_else(|| "rdagent on PATH".into(), |p| p.display().to_string()),
-            &c.rdagent.origin,
-        ),
-        (
-            "log root",
-            c.log_root.value.display().to_string(),
-            &c.log_root.origin,
-        ),
-        (
-            "alpha factors",
-            c.alpha_factors.value.to_string(),
-            &c.alpha_factors.origin,
-        ),
-        ("hook", c.hook.value.as_str().to_string(), &c.hook.origin),
-        (
-            "kill after",
-            format!("{}s", c.kill_after.value),
-            &c.kill_after.origin,
-        ),
-    ];
-    for (name, value, origin) in rows {
-        let _ = writeln!(out, "  {name:<16} {value:<28} {origin}");
+    for entry in SETTINGS {
+        if let Some(name) = entry.label {
+            let (_, value, origin) = entry.show(c);
+            let _ = writeln!(out, "  {name:<16} {value:<28} {origin}");
+        }
     }
     for w in &plan.warnings {
         let _ = writeln!(out, "  warning: {w}");
