@@ -1,10 +1,10 @@
 //! rd-chain: run RD-Agent's factor loop, resolve its state-of-the-art factor workspace from the session log
 //! (reading the snapshots without executing them), and run the model loop on those factors.
 //!
-//! Data flow: argv + env -> `cli` (flags, no I/O) -> `plan` (PATH lookup, resolution, hook decision) ->
-//! `render` (dry run) or `execute` (phases, signals, run record). `session` + `pickle` read snapshots;
-//! `resolve` picks the workspace; `report` prints what `resolve`, `inspect` and `list` found; `hook` hands the
-//! factors to an unmodified RD-Agent.
+//! Data flow: argv + env -> `cli` (flags and settings, no I/O) -> `plan` (PATH lookup, resolution, hook
+//! decision) -> `render` (dry run) or `execute` (phases, signals), which fills the `record`. `session` +
+//! `pickle` read snapshots; `resolve` picks the workspace; `listing` reads a log root's runs; `report` prints
+//! what `resolve`, `inspect` and `list` found; `hook` hands the factors to an unmodified RD-Agent.
 
 pub mod cli;
 pub mod error;
