@@ -1563,4 +1563,28 @@ mod tests {
         assert_eq!(default_of("log-root").help().as_deref(), Some("./log"));
         assert!(help_text().contains("[env RD_CHAIN_KILL_AFTER; default 10]"));
     }
+
+    #[test]
+    fn docs_flag_table_shows_each_settings_env_and_default() {
+        let usage =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/usage.md")).unwrap();
+        for entry in SETTINGS {
+            let f = flag(entry.flag).unwrap();
+            let row = usage
+                .lines()
+                .find(|l| {
+                    l.starts_with("| ")
+                        && (l.contains(&format!("`--{} ", f.long))
+                            || l.contains(&format!("`--{}`", f.long)))
+                })
+                .unwrap_or_else(|| panic!("docs/usage.md has no row for --{}", f.long));
+            let cells: Vec<String> = row.split(" | ").map(|c| c.replace('`', "")).collect();
+            assert_eq!(Some(cells[1].as_str()), f.env, "{row}");
+            let documented = cells[2].trim();
+            match f.default.help() {
+                Some(default) => assert_eq!(documented, default, "{row}"),
+                None => assert_eq!(documented, "none", "{row}"),
+            }
+        }
+    }
 }
