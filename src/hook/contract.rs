@@ -180,6 +180,24 @@ mod tests {
             .map(|(n, v)| (n.to_string(), v))
             .collect();
         assert_eq!(python, rust);
+        // The names and paths are spelled only in the block; the code uses the constants. ("armed" and "used"
+        // are also the keys of RD_CHAIN_HOOK_STATE, a different thing.)
+        for name in [
+            "TARGET_MODULE",
+            "FACTOR_EXPERIMENT_MODULE",
+            "FACTORS_FILE",
+            "LOAD_ENV",
+            "FACTORS_PATH_ENV",
+            "WORKSPACE_ENV",
+            "REPORT_ENV",
+        ] {
+            let value = &rust.iter().find(|(n, _)| n == name).unwrap().1;
+            assert_eq!(
+                source.matches(&format!("\"{value}\"")).count(),
+                1,
+                "{value:?} is spelled as a string outside the contract block"
+            );
+        }
         // Each constant is defined once in the file: the block is the only place.
         for (name, _) in &rust {
             assert_eq!(
