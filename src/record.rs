@@ -97,8 +97,14 @@ impl Ending {
         match self {
             Ending::Succeeded => State::Done,
             Ending::Stopped(_) => State::Interrupted,
-            // rdagent stopped by a stop signal someone else sent it counts as an interruption too.
+            // rdagent stopped by a stop signal someone else sent it counts as an interruption too, as does an
+            // rdagent (a wrapper script, say) that exits with a shell's code for one (128 + the signal).
             Ending::PhaseFailed(PhaseEnd::Signaled(n)) if signals::is_stop_signal(*n) => {
+                State::Interrupted
+            }
+            Ending::PhaseFailed(PhaseEnd::Exited(c))
+                if c.checked_sub(128).is_some_and(signals::is_stop_signal) =>
+            {
                 State::Interrupted
             }
             Ending::PhaseFailed(_) | Ending::Failed(_) => State::Failed,
@@ -522,6 +528,16 @@ mod tests {
                 137,
             ),
             (Ending::PhaseFailed(PhaseEnd::Exited(5)), State::Failed, 5),
+            (
+                Ending::PhaseFailed(PhaseEnd::Exited(130)),
+                State::Interrupted,
+                130,
+            ),
+            (
+                Ending::PhaseFailed(PhaseEnd::Exited(137)),
+                State::Failed,
+                137,
+            ),
             (Ending::Failed(exit::RESOLUTION), State::Failed, 3),
         ];
         for (ending, state, code) in cases {
