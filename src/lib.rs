@@ -6,11 +6,13 @@
 //! `pickle` read snapshots; `resolve` picks the workspace; `listing` reads a log root's runs; `report` prints
 //! what `resolve`, `inspect` and `list` found; `hook` hands the factors to an unmodified RD-Agent.
 
+pub mod chart;
 pub mod cli;
 pub mod error;
 pub mod execute;
 pub mod exit;
 pub mod hook;
+pub mod html;
 pub mod json;
 pub mod listing;
 pub mod pickle;
