@@ -47,19 +47,21 @@ impl Format {
             Format::Percent => (-ticks.exponent - 2).max(0),
             Format::Integer => 0,
         } as usize;
-        self.write(v, decimals)
+        self.fixed(v, decimals)
     }
 
     /// A single value for tooltips and tables: 4 decimals, 2 for percent, none for integers.
     pub fn value(self, v: f64) -> String {
         match self {
-            Format::Decimal => self.write(v, 4),
-            Format::Percent => self.write(v, 2),
-            Format::Integer => self.write(v, 0),
+            Format::Decimal => self.fixed(v, 4),
+            Format::Percent => self.fixed(v, 2),
+            Format::Integer => self.fixed(v, 0),
         }
     }
 
-    fn write(self, v: f64, decimals: usize) -> String {
+    /// `v` with exactly `decimals` decimals (scientific notation beyond 1e9), a true minus sign, and `%` for
+    /// percent; "n/a" for a non-finite value.
+    pub fn fixed(self, v: f64, decimals: usize) -> String {
         if !v.is_finite() {
             return "n/a".into();
         }

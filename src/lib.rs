@@ -20,6 +20,7 @@ pub mod plan;
 pub mod record;
 pub mod render;
 pub mod report;
+pub mod report_page;
 pub mod resolve;
 pub mod session;
 pub mod signals;
