@@ -545,6 +545,7 @@ impl Chart {
 
         // Marks.
         s.push_str(r#"<g class="marks">"#);
+        let radius = mark_radius(&l.x, self.marks.len());
         for m in self.marks.iter().filter(|m| m.x.is_finite()) {
             let x = l.x.map(m.x);
             let (y, missing) = match finite(m.y) {
@@ -556,7 +557,7 @@ impl Chart {
                 r#"<g class="mark {k}{missing}"><title>{t}</title>{shape}</g>"#,
                 k = m.kind.class(),
                 t = html::text(&m.title),
-                shape = shape(m.kind, x, y),
+                shape = shape(m.kind, x, y, radius),
             );
         }
         s.push_str("</g>");
@@ -592,7 +593,7 @@ impl Chart {
                     format!(
                         r#"<g class="mark {} key">{}</g>"#,
                         kind.class(),
-                        shape(*kind, e.x + 9.0, cy)
+                        shape(*kind, e.x + 9.0, cy, 4.0)
                     )
                 }
                 Swatch::Highlight => format!(
@@ -647,22 +648,31 @@ fn path(line: &Line, l: &Layout) -> String {
     d
 }
 
-fn shape(kind: MarkKind, x: f64, y: f64) -> String {
+/// A mark of size `r` (the circle's radius; squares and crosses match its area and width).
+fn shape(kind: MarkKind, x: f64, y: f64, r: f64) -> String {
+    let h = r * 0.875;
     match kind {
-        MarkKind::Accepted => format!(r#"<circle cx="{}" cy="{}" r="4"/>"#, n(x), n(y)),
+        MarkKind::Accepted => format!(r#"<circle cx="{}" cy="{}" r="{}"/>"#, n(x), n(y), n(r)),
         MarkKind::Rejected => format!(
-            r#"<rect x="{}" y="{}" width="7" height="7"/>"#,
-            n(x - 3.5),
-            n(y - 3.5)
+            r#"<rect x="{}" y="{}" width="{w}" height="{w}"/>"#,
+            n(x - h),
+            n(y - h),
+            w = n(2.0 * h)
         ),
         MarkKind::Failed => format!(
             r#"<path d="M{a} {b}L{c} {e}M{a} {e}L{c} {b}"/>"#,
-            a = n(x - 3.5),
-            b = n(y - 3.5),
-            c = n(x + 3.5),
-            e = n(y + 3.5),
+            a = n(x - h),
+            b = n(y - h),
+            c = n(x + h),
+            e = n(y + h),
         ),
     }
+}
+
+/// Mark size: 4 units, smaller when loops crowd (down to 2.5 at about 110 loops or more).
+fn mark_radius(x: &Scale, marks: usize) -> f64 {
+    let spacing = (x.range.1 - x.range.0).abs() / marks.max(1) as f64;
+    (spacing * 0.55).clamp(2.5, 4.0)
 }
 
 /// The charts' styles: colours from CSS variables the page defines for light and dark mode.
@@ -953,6 +963,18 @@ mod tests {
             let finite = points.iter().any(|p| p.is_some_and(f64::is_finite));
             assert_eq!(svg.contains("no results to plot"), !finite, "{points:?}");
         }
+    }
+
+    #[test]
+    fn marks_shrink_when_loops_crowd() {
+        let x = Scale {
+            domain: (0.0, 1.0),
+            range: (64.0, 620.0),
+        };
+        assert_eq!(mark_radius(&x, 10), 4.0);
+        assert_eq!(mark_radius(&x, 100), 556.0 / 100.0 * 0.55);
+        assert_eq!(mark_radius(&x, 1000), 2.5);
+        assert_eq!(mark_radius(&x, 0), 4.0);
     }
 
     #[test]
