@@ -100,17 +100,10 @@ pub struct Ticks {
     pub values: Vec<f64>,
 }
 
-fn pow10(e: i32) -> f64 {
-    10f64.powi(e.abs())
-}
-
-/// `n * 10^e`, correctly rounded for the exponents that matter (so 3 * 10^-1 is exactly the double 0.3).
+/// `n * 10^e` as the double nearest that decimal (so 3 * 10^-1 is exactly the double 0.3, and 10^-301 is
+/// not off by the rounding of a power computed in floating point).
 fn decimal(n: i64, e: i32) -> f64 {
-    if e >= 0 {
-        n as f64 * pow10(e)
-    } else {
-        n as f64 / pow10(e)
-    }
+    format!("{n}e{e}").parse().unwrap_or(f64::NAN)
 }
 
 /// About `target` ticks on 1-2-5 steps whose first and last enclose `lo..=hi`. An empty range is widened
@@ -975,6 +968,48 @@ mod tests {
         assert_eq!(mark_radius(&x, 100), 556.0 / 100.0 * 0.55);
         assert_eq!(mark_radius(&x, 1000), 2.5);
         assert_eq!(mark_radius(&x, 0), 4.0);
+    }
+
+    #[test]
+    fn awkward_ranges_give_finite_ordered_ticks_or_no_panic() {
+        let values = [
+            0.0,
+            1e-300,
+            -1e-300,
+            1e-10,
+            -1e-10,
+            1.0,
+            -1.0,
+            1e10,
+            -1e10,
+            1e300,
+            -1e300,
+            f64::MAX,
+            -f64::MAX,
+            f64::MIN_POSITIVE,
+            0.1,
+            0.3,
+        ];
+        for &lo in &values {
+            for &hi in &values {
+                let t = nice_ticks(lo, hi, 5, false);
+                assert!(
+                    t.values.len() >= 2 && t.values.len() <= 12,
+                    "{lo} {hi}: {t:?}"
+                );
+                assert!(t.values.windows(2).all(|w| w[0] < w[1]), "{lo} {hi}: {t:?}");
+                if t.values.iter().all(|v| v.is_finite()) {
+                    // Enclosing, up to the float-noise tolerance of a billionth of a step.
+                    let slack = t.step * 1e-9;
+                    assert!(
+                        t.lo <= lo.min(hi) + slack && t.hi >= lo.max(hi) - slack,
+                        "{lo} {hi}: {t:?}"
+                    );
+                }
+                let svg = chart(&[Some(lo), Some(hi)], &[A, R]).svg();
+                assert!(!svg.contains("NaN") && !svg.contains("inf"), "{lo} {hi}");
+            }
+        }
     }
 
     #[test]

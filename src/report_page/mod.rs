@@ -544,9 +544,13 @@ fn long_text(s: &str) -> String {
         return html::text(t);
     }
     let first_line = t.lines().next().unwrap_or("");
+    let mut summary = cut(first_line, SHORT_TEXT - 10);
+    if !summary.ends_with('…') {
+        summary.push_str(" …");
+    }
     format!(
         "<details><summary>{}</summary><div class=\"full\">{}</div></details>",
-        html::text(&cut(first_line, SHORT_TEXT - 10)),
+        html::text(&summary),
         html::text(t)
     )
 }

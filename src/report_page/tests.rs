@@ -396,6 +396,7 @@ fn long_texts_are_collapsed_and_short_ones_are_not() {
     assert!(page.contains(&format!("<td class=\"text\">{short}</td>")));
     // A multi-line text is collapsed even when short enough, its summary is the first line.
     assert!(page.contains("<details><summary>Intraday range (high - low) / close as a volatility proxy: low-volatility stocks earn higher…</summary>"));
+    assert_eq!(long_text("First line.\nSecond"), "<details><summary>First line. …</summary><div class=\"full\">First line.\nSecond</div></details>");
     assert!(page.contains("<div class=\"full\">Intraday range (high - low) / close as a volatility proxy: low-volatility stocks earn higher risk-adjusted returns.\nCombine"));
 }
 
