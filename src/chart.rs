@@ -194,7 +194,7 @@ pub enum Stroke {
     Metric,
     /// The running best (SOTA so far).
     Best,
-    /// One of several runs on a comparison chart (colours cycle after 8).
+    /// One of several runs on a comparison chart (colours cycle after 8); ends in a dot at its last value.
     Palette(usize),
 }
 
@@ -203,7 +203,7 @@ impl Stroke {
         match self {
             Stroke::Metric => "metric".into(),
             Stroke::Best => "best".into(),
-            Stroke::Palette(i) => format!("p{}", i % 8),
+            Stroke::Palette(i) => format!("pal p{}", i % 8),
         }
     }
 }
@@ -533,6 +533,20 @@ impl Chart {
                     st = if line.step { " step" } else { "" },
                 );
             }
+            let last = line
+                .points
+                .iter()
+                .rev()
+                .find(|p| p.0.is_finite() && finite(p.1).is_some());
+            if let (Stroke::Palette(_), Some(&(x, Some(y)))) = (line.stroke, last) {
+                let _ = write!(
+                    s,
+                    r#"<circle class="end {c}" cx="{x}" cy="{y}" r="3.5"/>"#,
+                    c = line.stroke.class(),
+                    x = n(l.x.map(x)),
+                    y = n(l.y.map(y)),
+                );
+            }
         }
         s.push_str("</g>");
 
@@ -680,11 +694,11 @@ svg.chart .strip-label, svg.chart .empty { font-style: italic; }
 svg.chart .line { fill: none; stroke-width: 1.5; stroke-linejoin: round; }
 svg.chart .line.metric { stroke: var(--metric); stroke-width: 1.25; }
 svg.chart .line.best { stroke: var(--best); stroke-width: 2.25; }
-svg.chart .line.p0 { stroke: var(--p0); } svg.chart .line.p1 { stroke: var(--p1); }
-svg.chart .line.p2 { stroke: var(--p2); } svg.chart .line.p3 { stroke: var(--p3); }
-svg.chart .line.p4 { stroke: var(--p4); } svg.chart .line.p5 { stroke: var(--p5); }
-svg.chart .line.p6 { stroke: var(--p6); } svg.chart .line.p7 { stroke: var(--p7); }
-svg.chart .lines .line[class*=" p"] { stroke-width: 2; }
+svg.chart .p0 { color: var(--p0); } svg.chart .p1 { color: var(--p1); } svg.chart .p2 { color: var(--p2); }
+svg.chart .p3 { color: var(--p3); } svg.chart .p4 { color: var(--p4); } svg.chart .p5 { color: var(--p5); }
+svg.chart .p6 { color: var(--p6); } svg.chart .p7 { color: var(--p7); }
+svg.chart .line.pal { stroke: currentColor; stroke-width: 2; }
+svg.chart .end { fill: currentColor; stroke: var(--card); stroke-width: 1.5; }
 svg.chart .mark.accepted circle { fill: var(--accepted); stroke: var(--bg); stroke-width: 1; }
 svg.chart .mark.rejected rect { fill: var(--bg); stroke: var(--rejected); stroke-width: 1.5; }
 svg.chart .mark.failed path { stroke: var(--failed); stroke-width: 2; stroke-linecap: round; }
@@ -1032,6 +1046,41 @@ mod tests {
         assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(svg.contains(r#"aria-label="&lt;b&gt;t&lt;/b&gt;&quot;""#));
         assert!(svg.contains(">a&amp;b</text>"));
+    }
+
+    #[test]
+    fn palette_lines_end_in_a_dot_at_their_last_value() {
+        let line = |i: usize, points: Vec<(f64, Option<f64>)>| Line {
+            name: format!("run {i}"),
+            stroke: Stroke::Palette(i),
+            step: true,
+            points,
+        };
+        let c = Chart {
+            lines: vec![
+                line(0, vec![(0.0, Some(0.0)), (1.0, Some(0.1)), (2.0, None)]),
+                line(9, vec![(0.0, None)]),
+            ],
+            marks: vec![],
+            ..chart(&[], &[])
+        };
+        let svg = c.svg();
+        let l = c.layout();
+        let dot = format!(
+            r#"<circle class="end pal p0" cx="{}" cy="{}" r="3.5"/>"#,
+            n(l.x.map(1.0)),
+            n(l.y.map(0.1))
+        );
+        assert!(svg.contains(&dot), "{svg}");
+        assert_eq!(
+            svg.matches("<circle class=\"end").count(),
+            1,
+            "no dot for a line without values"
+        );
+        assert!(
+            svg.contains(r#"<path class="line pal p1" d="#),
+            "colours cycle after 8"
+        );
     }
 
     #[test]

@@ -493,7 +493,7 @@ fn comparison_page_draws_a_line_per_run_and_answers_side_by_side() {
     for svg in &svgs {
         for (i, run) in c.runs.iter().enumerate() {
             assert_eq!(
-                svg.matches(&format!("<path class=\"line p{i} step\" d=\""))
+                svg.matches(&format!("<path class=\"line pal p{i} step\" d=\""))
                     .count(),
                 1
             );
@@ -501,12 +501,17 @@ fn comparison_page_draws_a_line_per_run_and_answers_side_by_side() {
             assert!(svg.contains(&format!(">{label}</text>")), "{label}");
         }
         assert!(marks(svg).is_empty());
+        assert_eq!(
+            svg.matches("<circle class=\"end pal p").count(),
+            3,
+            "each run's final SOTA"
+        );
     }
     // The shorter runs end further left.
     let ends: Vec<f64> = (0..3)
         .map(|i| {
             let p = &svgs[0][svgs[0]
-                .find(&format!("class=\"line p{i} step\" d=\""))
+                .find(&format!("class=\"line pal p{i} step\" d=\""))
                 .unwrap()..];
             let d = &p[..p.find("\"/>").unwrap()];
             let last_h = d.rfind('H').unwrap();
