@@ -37,7 +37,10 @@ BEST = (0x0E, 0x8A, 0x72)
 def find_chromium():
     explicit = os.environ.get("RD_CHAIN_CHROMIUM")
     if explicit:
-        return explicit
+        found = shutil.which(explicit)
+        if found is None:
+            pytest.fail("RD_CHAIN_CHROMIUM={} is not an executable; unset it or point it at Chromium".format(explicit))
+        return found
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         path = shutil.which(name)
         if path:
