@@ -10,10 +10,15 @@
 
 use std::fmt::Write as _;
 
-use crate::chart::{self, Chart, Format, Highlight, Line, Mark, MarkKind, Stroke};
+use crate::chart::{self, Format, MarkKind};
 use crate::html;
 
+mod comparison;
+mod run;
 pub mod sample;
+
+pub use comparison::comparison_chart;
+pub use run::phase_chart;
 
 const CSS: &str = include_str!("page.css");
 /// Texts longer than this (or with a line break) are collapsed into `<details>`.
@@ -206,8 +211,8 @@ pub enum PageData {
 /// The whole HTML document.
 pub fn render_page(page: &PageData) -> String {
     match page {
-        PageData::Run(run) => document(&run.title, run.generated.as_deref(), &run_body(run)),
-        PageData::Comparison(c) => document(&c.title, c.generated.as_deref(), &comparison_body(c)),
+        PageData::Run(r) => document(&r.title, r.generated.as_deref(), &run::body(r)),
+        PageData::Comparison(c) => document(&c.title, c.generated.as_deref(), &comparison::body(c)),
     }
 }
 
@@ -234,59 +239,7 @@ fn document(title: &str, generated: Option<&str>, body: &str) -> String {
     s
 }
 
-// ------------------------------------------------------------------------------------------------ run page
-
-fn run_body(run: &RunPage) -> String {
-    let mut s = String::new();
-    if !run.answers.is_empty() {
-        s.push_str("<section class=\"answers\">");
-        for a in &run.answers {
-            answer_card(&mut s, a);
-        }
-        s.push_str("</section>\n");
-    }
-    what_ran(&mut s, run);
-    for (i, phase) in run.phases.iter().enumerate() {
-        phase_section(&mut s, phase, i);
-    }
-    if !run.sota_factors.is_empty() {
-        sota_factors(&mut s, &run.sota_factors);
-    }
-    s
-}
-
-fn answer_card(s: &mut String, a: &Answer) {
-    let _ = write!(
-        s,
-        "<article class=\"card\"><h2>{}</h2>",
-        html::text(&a.title)
-    );
-    s.push_str("<dl class=\"facts\">");
-    if let Some(id) = a.loop_id {
-        let _ = write!(s, "<dt>Loop</dt><dd>{id}</dd>");
-    }
-    let _ = write!(
-        s,
-        "<dt>Log</dt><dd><code>{}</code></dd><dt>Workspace</dt><dd><code>{}</code></dd></dl>",
-        html::text(&a.log),
-        html::text(&a.workspace)
-    );
-    s.push_str("<table class=\"metrics\"><thead><tr><th>Metric</th><th>SOTA</th>");
-    if a.baseline.is_some() {
-        s.push_str("<th>Baseline</th><th>Gain</th>");
-    }
-    s.push_str("</tr></thead><tbody>");
-    for m in Metric::ALL {
-        let v = m.of(&a.metrics);
-        let _ = write!(s, "<tr><th>{}</th>{}", m.label(), num_cell(m, v));
-        if let Some(base) = &a.baseline {
-            let b = m.of(base);
-            let _ = write!(s, "{}{}", num_cell(m, b), gain_cell(m, v, b));
-        }
-        s.push_str("</tr>");
-    }
-    s.push_str("</tbody></table></article>");
-}
+// ------------------------------------------------------------------------------------------- shared cells
 
 fn num_cell(m: Metric, v: Option<f64>) -> String {
     match v {
@@ -317,69 +270,6 @@ fn gain_cell(m: Metric, v: Option<f64>, base: Option<f64>) -> String {
         "<td class=\"num gain {class}\">{sign}{}</td>",
         html::text(&text)
     )
-}
-
-fn what_ran(s: &mut String, run: &RunPage) {
-    if run.commands.is_empty()
-        && run.settings.is_empty()
-        && run.timings.is_empty()
-        && run.attempts.is_empty()
-    {
-        return;
-    }
-    s.push_str("<section class=\"ran\"><h2>What ran</h2>");
-    if !run.commands.is_empty() {
-        s.push_str("<h3>Commands</h3><pre class=\"commands\">");
-        for c in &run.commands {
-            let _ = writeln!(s, "<code>{}</code>", html::text(c));
-        }
-        s.push_str("</pre>");
-    }
-    s.push_str("<div class=\"cols\">");
-    if !run.settings.is_empty() {
-        s.push_str("<div><h3>Settings</h3><table><thead><tr><th>Setting</th><th>Value</th><th>From</th></tr></thead><tbody>");
-        for st in &run.settings {
-            let _ = write!(
-                s,
-                "<tr><td><code>{}</code></td><td><code>{}</code></td><td><span class=\"origin\">{}</span></td></tr>",
-                html::text(&st.name),
-                html::text(&st.value),
-                html::text(&st.origin)
-            );
-        }
-        s.push_str("</tbody></table></div>");
-    }
-    if !run.timings.is_empty() || !run.attempts.is_empty() {
-        s.push_str("<div>");
-        if !run.timings.is_empty() {
-            s.push_str("<h3>Durations</h3><table><tbody>");
-            for t in &run.timings {
-                let _ = write!(
-                    s,
-                    "<tr><th>{}</th><td class=\"num\">{}</td></tr>",
-                    html::text(&t.label),
-                    duration(t.seconds)
-                );
-            }
-            s.push_str("</tbody></table>");
-        }
-        if !run.attempts.is_empty() {
-            s.push_str("<h3>Attempts</h3><table><thead><tr><th>Phase</th><th>#</th><th>Outcome</th><th>Duration</th></tr></thead><tbody>");
-            for a in &run.attempts {
-                let _ = write!(
-                    s,
-                    "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
-                    html::text(&a.phase),
-                    a.number,
-                    html::text(&a.outcome),
-                    duration(a.seconds)
-                );
-            }
-            s.push_str("</tbody></table>");
-        }
-        s.push_str("</div>");
-    }
-    s.push_str("</div></section>\n");
 }
 
 /// "1 h 02 min", "3 min 05 s", "12.3 s"; "—" when unknown.
@@ -430,110 +320,6 @@ fn cut(s: &str, max: usize) -> String {
     }
 }
 
-fn loop_tooltip(l: &LoopRow, m: Metric) -> String {
-    let value = m
-        .of(&l.metrics)
-        .map_or("no result".into(), |v| m.format().value(v));
-    let mut t = format!(
-        "loop {} · {} · {} {}",
-        l.id,
-        l.decision.label(),
-        m.label(),
-        value
-    );
-    if !l.hypothesis.trim().is_empty() {
-        t.push('\n');
-        t.push_str(&cut(&l.hypothesis, TOOLTIP_TEXT));
-    }
-    t
-}
-
-/// The chart of one metric over a phase's loops.
-pub fn phase_chart(phase: &Phase, m: Metric) -> Chart {
-    let highlight = phase.sota_loop.and_then(|id| {
-        let l = phase.loops.iter().find(|l| l.id == id)?;
-        Some(Highlight {
-            x: f64::from(id),
-            y: m.of(&l.metrics)?,
-            label: "SOTA".into(),
-            title: format!("SOTA: {}", loop_tooltip(l, m)),
-        })
-    });
-    Chart {
-        title: format!("{}: {} per loop", phase.name, m.label()),
-        x_title: "loop".into(),
-        y_title: m.label().into(),
-        x_format: Format::Integer,
-        y_format: m.format(),
-        lines: vec![
-            Line {
-                name: m.short().into(),
-                stroke: Stroke::Metric,
-                step: false,
-                points: phase
-                    .loops
-                    .iter()
-                    .map(|l| (f64::from(l.id), m.of(&l.metrics)))
-                    .collect(),
-            },
-            Line {
-                name: "SOTA so far".into(),
-                stroke: Stroke::Best,
-                step: true,
-                points: sota_so_far(&phase.loops, m),
-            },
-        ],
-        marks: phase
-            .loops
-            .iter()
-            .map(|l| Mark {
-                x: f64::from(l.id),
-                y: m.of(&l.metrics),
-                kind: l.decision.mark(),
-                title: loop_tooltip(l, m),
-            })
-            .collect(),
-        highlight,
-    }
-}
-
-fn phase_section(s: &mut String, phase: &Phase, index: usize) {
-    let count = |d| phase.loops.iter().filter(|l| l.decision == d).count();
-    let _ = write!(
-        s,
-        "<section class=\"phase\" id=\"phase-{index}\"><h2>{}</h2><p class=\"sub\">{} loops: {} accepted, {} rejected, {} failed{}</p>",
-        html::text(&phase.name),
-        phase.loops.len(),
-        count(Decision::Accepted),
-        count(Decision::Rejected),
-        count(Decision::Failed),
-        phase.sota_loop.map_or(String::new(), |id| format!("; SOTA is loop {id}")),
-    );
-    let (with, without): (Vec<Metric>, Vec<Metric>) = Metric::ALL
-        .iter()
-        .partition(|m| phase.loops.iter().any(|l| m.of(&l.metrics).is_some()));
-    s.push_str("<div class=\"charts\">");
-    for m in with {
-        let _ = write!(
-            s,
-            "<figure><figcaption>{}</figcaption>{}</figure>",
-            m.label(),
-            phase_chart(phase, m).svg()
-        );
-    }
-    s.push_str("</div>");
-    if !without.is_empty() {
-        let names: Vec<&str> = without.iter().map(|m| m.label()).collect();
-        let _ = write!(
-            s,
-            "<p class=\"note\">No loop reported {}.</p>",
-            names.join(", ")
-        );
-    }
-    hypotheses(s, phase);
-    s.push_str("</section>\n");
-}
-
 /// Text that may be long: as is when short, else a `<details>` whose summary is its start.
 fn long_text(s: &str) -> String {
     let t = s.trim();
@@ -553,209 +339,6 @@ fn long_text(s: &str) -> String {
         html::text(&summary),
         html::text(t)
     )
-}
-
-fn hypotheses(s: &mut String, phase: &Phase) {
-    s.push_str("<h3>Hypotheses</h3><div class=\"scroll\"><table class=\"loops\"><thead><tr><th>Loop</th><th>Decision</th><th class=\"text\">Hypothesis</th>");
-    for m in Metric::ALL {
-        let _ = write!(s, "<th class=\"num\">{}</th>", m.short());
-    }
-    s.push_str("<th class=\"text\">Reason</th></tr></thead><tbody>");
-    for l in &phase.loops {
-        let sota = phase.sota_loop == Some(l.id);
-        let _ = write!(
-            s,
-            "<tr class=\"{d}{sc}\"><td class=\"num\">{id}</td><td><span class=\"badge {d}\">{d}</span>{sb}</td><td class=\"text\">{h}</td>",
-            d = l.decision.label(),
-            sc = if sota { " sota" } else { "" },
-            id = l.id,
-            sb = if sota { " <span class=\"badge sota\">SOTA</span>" } else { "" },
-            h = long_text(&l.hypothesis),
-        );
-        for m in Metric::ALL {
-            s.push_str(&num_cell(m, m.of(&l.metrics)));
-        }
-        let _ = write!(s, "<td class=\"text\">{}</td></tr>", long_text(&l.reason));
-    }
-    s.push_str("</tbody></table></div>");
-}
-
-fn sota_factors(s: &mut String, factors: &[SotaFactor]) {
-    s.push_str("<section class=\"factors\"><h2>SOTA factor set</h2><div class=\"scroll\"><table><thead><tr><th>Factor</th><th>Loop</th><th class=\"text\">Formulation</th><th class=\"text\">Description</th></tr></thead><tbody>");
-    for f in factors {
-        let _ = write!(
-            s,
-            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"text\"><code>{}</code></td><td class=\"text\">{}</td></tr>",
-            html::text(&f.name),
-            f.loop_id.map_or("—".into(), |id| id.to_string()),
-            html::text(&f.formulation),
-            long_text(&f.description)
-        );
-    }
-    s.push_str("</tbody></table></div></section>\n");
-}
-
-// -------------------------------------------------------------------------------------------- comparison
-
-/// Phase names in order of first appearance across runs.
-fn phase_names(runs: &[RunPage]) -> Vec<&str> {
-    let mut names: Vec<&str> = Vec::new();
-    for p in runs.iter().flat_map(|r| &r.phases) {
-        if !names.contains(&p.name.as_str()) {
-            names.push(&p.name);
-        }
-    }
-    names
-}
-
-/// The chart of one metric of one phase: a SOTA-so-far line per run.
-pub fn comparison_chart(runs: &[RunPage], phase: &str, m: Metric) -> Chart {
-    Chart {
-        title: format!("{phase}: {}, SOTA so far, per run", m.label()),
-        x_title: "loop".into(),
-        y_title: m.label().into(),
-        x_format: Format::Integer,
-        y_format: m.format(),
-        lines: runs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                let p = r.phases.iter().find(|p| p.name == phase)?;
-                Some(Line {
-                    name: r.title.clone(),
-                    stroke: Stroke::Palette(i),
-                    step: true,
-                    points: sota_so_far(&p.loops, m),
-                })
-            })
-            .collect(),
-        marks: vec![],
-        highlight: None,
-    }
-}
-
-fn comparison_body(c: &ComparisonPage) -> String {
-    let mut s = String::new();
-    answers_side_by_side(&mut s, &c.runs);
-    for (i, name) in phase_names(&c.runs).into_iter().enumerate() {
-        let _ = write!(
-            s,
-            "<section class=\"phase\" id=\"phase-{i}\"><h2>{}: SOTA so far</h2><div class=\"charts\">",
-            html::text(name)
-        );
-        for m in Metric::ALL {
-            let chart = comparison_chart(&c.runs, name, m);
-            if chart
-                .lines
-                .iter()
-                .any(|l| l.points.iter().any(|p| p.1.is_some()))
-            {
-                let _ = write!(
-                    s,
-                    "<figure><figcaption>{}</figcaption>{}</figure>",
-                    m.label(),
-                    chart.svg()
-                );
-            }
-        }
-        s.push_str("</div></section>\n");
-    }
-    s
-}
-
-fn answers_side_by_side(s: &mut String, runs: &[RunPage]) {
-    s.push_str("<section class=\"side\"><h2>Answers side by side</h2><div class=\"scroll\"><table><thead><tr><th></th>");
-    for (i, r) in runs.iter().enumerate() {
-        let _ = write!(
-            s,
-            "<th class=\"num run p{}\">{}</th>",
-            i % 8,
-            html::text(&r.title)
-        );
-    }
-    s.push_str("</tr></thead><tbody>");
-    let mut titles: Vec<&str> = Vec::new();
-    for a in runs.iter().flat_map(|r| &r.answers) {
-        if !titles.contains(&a.title.as_str()) {
-            titles.push(&a.title);
-        }
-    }
-    let cols = runs.len() + 1;
-    for title in titles {
-        let _ = write!(
-            s,
-            "<tr class=\"group\"><th colspan=\"{cols}\">{}</th></tr>",
-            html::text(title)
-        );
-        let answer = |r: &'_ RunPage| r.answers.iter().find(|a| a.title == title).cloned();
-        s.push_str("<tr><th>Loop</th>");
-        for r in runs {
-            let id = answer(r).and_then(|a| a.loop_id);
-            let _ = write!(
-                s,
-                "<td class=\"num\">{}</td>",
-                id.map_or("—".into(), |id| id.to_string())
-            );
-        }
-        s.push_str("</tr>");
-        for m in Metric::ALL {
-            let _ = write!(s, "<tr><th>{}</th>", m.label());
-            for r in runs {
-                let v = answer(r).and_then(|a| m.of(&a.metrics));
-                s.push_str(&num_cell(m, v));
-            }
-            s.push_str("</tr>");
-        }
-        if runs
-            .iter()
-            .any(|r| answer(r).is_some_and(|a| a.baseline.is_some()))
-        {
-            for m in Metric::ALL {
-                let _ = write!(s, "<tr><th>{} gain over baseline</th>", m.short());
-                for r in runs {
-                    let a = answer(r);
-                    let v = a.as_ref().and_then(|a| m.of(&a.metrics));
-                    let b = a
-                        .as_ref()
-                        .and_then(|a| a.baseline.as_ref())
-                        .and_then(|b| m.of(b));
-                    s.push_str(&gain_cell(m, v, b));
-                }
-                s.push_str("</tr>");
-            }
-        }
-    }
-    let _ = write!(
-        s,
-        "<tr class=\"group\"><th colspan=\"{cols}\">Loops</th></tr>"
-    );
-    for name in phase_names(runs) {
-        let _ = write!(s, "<tr><th>{}</th>", html::text(name));
-        for r in runs {
-            match r.phases.iter().find(|p| p.name == name) {
-                Some(p) => {
-                    let acc = p
-                        .loops
-                        .iter()
-                        .filter(|l| l.decision == Decision::Accepted)
-                        .count();
-                    let fail = p
-                        .loops
-                        .iter()
-                        .filter(|l| l.decision == Decision::Failed)
-                        .count();
-                    let _ = write!(
-                        s,
-                        "<td class=\"num\">{} <span class=\"sub\">({acc} accepted, {fail} failed)</span></td>",
-                        p.loops.len()
-                    );
-                }
-                None => s.push_str("<td class=\"num na\">—</td>"),
-            }
-        }
-        s.push_str("</tr>");
-    }
-    s.push_str("</tbody></table></div></section>\n");
 }
 
 #[cfg(test)]
