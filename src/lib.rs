@@ -15,6 +15,7 @@ pub mod hook;
 pub mod html;
 pub mod json;
 pub mod listing;
+pub mod parquet;
 pub mod pickle;
 pub mod plan;
 pub mod record;
