@@ -21,7 +21,15 @@ rd-chain writes this file into a private directory of its own and puts that dire
    - wraps the module-level `process_factor_data` so that a list holding the markers yields the parquet's
      DataFrame with its columns flattened from ('feature', name) to name (any other experiments in the list
      still go through the original function, and their factors come first). RD-Agent's own code then writes the
-     factors into the model workspace, counts num_features and chooses conf_sota_factors_model.yaml.
+     factors into the model workspace, counts num_features and chooses conf_sota_factors_model.yaml;
+   - if USE_ALPHA_FACTORS is false (false/0/no/off, any case; unset or true keeps the base features), empties
+     `exp.base_features` (name -> Qlib expression) before develop runs, so RD-Agent renders empty
+     feature_names/feature_expressions and counts only the SOTA factors in num_features. The experiment keeps
+     the empty dict: it records what the model was trained on. The markers' task then also says "without base
+     features", so RD-Agent's result cache never serves a result trained with them. If the workspace's
+     conf_sota_factors_model.yaml feeds the feature list to a Qlib data loader that cannot load an empty one
+     (RD-Agent 1.0's Alpha158DL: Qlib raises "fields cannot be empty"), a warning says so and the report gets a
+     `template` line (`sota_template_problem` is the check).
 
 Each hand-over prints one line to stderr (and to the `rd_chain.hook` logger) naming the file and its shape.
 `RD_CHAIN_HOOK_STATE` says what the hook did. Standard library only at import time; Python 3.6+ syntax (the
@@ -50,6 +58,18 @@ REPORT_ARMED = "armed"
 REPORT_USED = "used"
 # CONTRACT_END
 
+FALSE_WORDS = ("false", "0", "no", "off")
+# With a false value, the SOTA branch trains on the SOTA factors alone (no `exp.base_features`).
+ALPHA_FACTORS_VARIABLE = "USE_ALPHA_FACTORS"
+# The report's lines for USE_ALPHA_FACTORS=false: `base_features <pid> dropped <n>` when the base features were
+# left out, `template <pid> <reason>` when the SOTA config cannot train without them.
+REPORT_BASE_FEATURES = "base_features"
+REPORT_TEMPLATE = "template"
+# The config RD-Agent's model runner renders for its SOTA-factors branch, and Qlib's data loaders that load
+# every field group through `D.features`, which refuses an empty field list.
+SOTA_MODEL_TEMPLATE = "conf_sota_factors_model.yaml"
+QLIB_FIELD_LOADERS = ("QlibDataLoader", "Alpha158DL", "Alpha360DL")
+
 # Upstream takes the SOTA branch with more than one factor experiment, the fork that
 # run_factor_then_model_with_log.sh's model_runner.py patch made with at least one.
 MARKER_COUNT = 2
@@ -60,6 +80,7 @@ RD_CHAIN_HOOK_STATE = {
     "armed": False,
     "reason": "not evaluated yet",
     "factors_path": None,
+    "alpha_factors": True,
     "used": 0,
 }
 
@@ -111,7 +132,19 @@ def evaluate(environ=None):
 
 
 def _decision(armed, reason, factors_path):
-    return {"armed": armed, "reason": reason, "factors_path": factors_path}
+    return {"armed": armed, "reason": reason, "factors_path": factors_path, "alpha_factors": alpha_factors()}
+
+
+def alpha_factors(environ=None):
+    """USE_ALPHA_FACTORS: True when unset, empty or true; False when false; None for anything else (an error
+    once the hook is armed: the hook never guesses what the user meant)."""
+    env = os.environ if environ is None else environ
+    value = env.get(ALPHA_FACTORS_VARIABLE, "").strip().lower()
+    if value == "" or value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    return None
 
 
 def _is_marker(obj):
@@ -274,11 +307,14 @@ def _marker_task(identity):
     )
 
 
-def make_marker(cls, factors_path):
-    """A real instance of `cls` that stands for the SOTA factors, with one task naming their content. Tries
-    `cls(sub_tasks=[task])`, then `cls([task])`, then `cls.__new__(cls)` with the experiment attributes set by
-    hand; raises if none works."""
-    task = _marker_task(factors_identity(factors_path))
+def make_marker(cls, factors_path, base_features=True):
+    """A real instance of `cls` that stands for the SOTA factors, with one task naming their content (and, when
+    the model trains without the base features, saying so). Tries `cls(sub_tasks=[task])`, then `cls([task])`,
+    then `cls.__new__(cls)` with the experiment attributes set by hand; raises if none works."""
+    identity = factors_identity(factors_path)
+    if not base_features:
+        identity += " without base features"
+    task = _marker_task(identity)
     failures = []
     marker = None
     for how, build in (
@@ -351,6 +387,121 @@ def _remove_markers(exp, was_none):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# USE_ALPHA_FACTORS=false
+
+
+def drop_base_features(exp):
+    """Train `exp` on the SOTA factors alone: empty its `base_features` (RD-Agent renders them into the SOTA
+    config's feature list and counts them in num_features). Says so on stderr, checks the config the workspace
+    will render, and reports both."""
+    base = getattr(exp, "base_features", None)
+    dropped = len(base) if isinstance(base, dict) else 0
+    if base is not None and not isinstance(base, dict):
+        raise RdChainHookError(
+            "rd-chain hook: exp.base_features is a {}, not a dict of name -> Qlib expression; {}=false cannot be "
+            "applied: run rd-chain with --alpha-factors or --hook off".format(type(base).__name__, ALPHA_FACTORS_VARIABLE)
+        )
+    exp.base_features = {}
+    line = "rd-chain hook: {}=false: the model trains on the SOTA factors alone ({} base feature(s) left out)".format(
+        ALPHA_FACTORS_VARIABLE, dropped
+    )
+    _say(line)
+    report_event(REPORT_BASE_FEATURES, "dropped", dropped)
+    template = _workspace_template(exp)
+    problem = sota_template_problem(template) if template is not None else None
+    if problem:
+        _say("rd-chain hook: warning: {}".format(problem))
+        report_event(REPORT_TEMPLATE, problem)
+    return dropped
+
+
+def _workspace_template(exp):
+    """The text of the SOTA config in the experiment's workspace (None if it has none)."""
+    workspace = getattr(exp, "experiment_workspace", None)
+    files = getattr(workspace, "file_dict", None)
+    text = files.get(SOTA_MODEL_TEMPLATE) if isinstance(files, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def render_qlib_config(template_text, run_env):
+    """Render a Qlib config template the way `qrun` does (jinja2, only the variables present in the
+    environment, the rest undefined) and parse it as YAML. Needs jinja2 and PyYAML (RD-Agent depends on both)."""
+    import jinja2
+    import yaml
+    from jinja2 import meta
+
+    env = jinja2.Environment()
+    variables = meta.find_undeclared_variables(env.parse(template_text))
+    context = {name: str(run_env[name]) for name in variables if name in run_env}
+    return yaml.safe_load(jinja2.Template(template_text).render(context))
+
+
+def empty_loader_groups(config):
+    """Every (loader class, field group) of a rendered config whose Qlib data loader would get no fields: a
+    group given as an empty list, or as an (expressions, names) pair with no expressions. Qlib's QlibDataLoader
+    family loads each group through `D.features`, which raises "fields cannot be empty" for these."""
+    found = []
+
+    def walk(node, depth):
+        if depth > 50:
+            return
+        if isinstance(node, dict):
+            cls = node.get("class")
+            if isinstance(cls, str) and cls.rsplit(".", 1)[-1] in QLIB_FIELD_LOADERS:
+                groups = ((node.get("kwargs") or {}).get("config")) or {}
+                if isinstance(groups, dict):
+                    for group, fields in groups.items():
+                        exprs = fields[0] if isinstance(fields, (list, tuple)) and fields and isinstance(
+                            fields[0], (list, tuple)) else fields
+                        if isinstance(exprs, (list, tuple)) and len(exprs) == 0:
+                            found.append((cls, group))
+            for value in node.values():
+                walk(value, depth + 1)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, depth + 1)
+
+    walk(config, 0)
+    return found
+
+
+def sota_template_problem(template_text):
+    """Why the SOTA config cannot train without base features, or None if it can. Renders it as RD-Agent's
+    model runner would with empty base features and looks for Qlib data loaders left with no fields. A dry run
+    can ask this of `<rdagent>/scenarios/qlib/experiment/model_template/conf_sota_factors_model.yaml`."""
+    try:
+        import jinja2  # noqa: F401
+        import yaml  # noqa: F401
+    except ImportError as err:
+        # RD-Agent depends on both, so this is an interpreter without RD-Agent's dependencies: say so, claim nothing.
+        _say("rd-chain hook: cannot check {} without jinja2 and PyYAML ({})".format(SOTA_MODEL_TEMPLATE, err))
+        return None
+    try:
+        config = render_qlib_config(template_text, {"feature_names": "[]", "feature_expressions": "[]",
+                                                    "num_features": "1", "dataset_cls": "DatasetH"})
+    except Exception as err:
+        return "{} does not render to YAML with empty base features ({}: {})".format(
+            SOTA_MODEL_TEMPLATE, type(err).__name__, err)
+    empty = empty_loader_groups(config)
+    if not empty:
+        return None
+    return (
+        "{} gives {} an empty '{}' field list when the base features are left out, and Qlib's data loader "
+        "refuses that at load time (\"fields cannot be empty\"): every model run will fail. Keep the base features "
+        "({}=true) with this RD-Agent release".format(
+            SOTA_MODEL_TEMPLATE, empty[0][0], empty[0][1], ALPHA_FACTORS_VARIABLE)
+    )
+
+
+def _say(line):
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    import logging
+
+    logging.getLogger("rd_chain.hook").info(line)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The wrappers
 
 
@@ -373,7 +524,7 @@ def _as_wrapper_of(wrapper, original, names):
     return wrapper
 
 
-def _wrap_develop(module, runner_cls, factors_path):
+def _wrap_develop(module, runner_cls, factors_path, base_features=True):
     raw = _class_attribute(runner_cls, "develop")
     if raw is None:
         raise RdChainHookError(
@@ -394,7 +545,9 @@ def _wrap_develop(module, runner_cls, factors_path):
             # A factor experiment is not trained on factors; an experiment that already holds markers is being
             # developed by an outer call (re-entered), which also takes them out again.
             return original(exp, *args, **kwargs)
-        markers = [make_marker(factor_cls, factors_path) for _ in range(MARKER_COUNT)]
+        markers = [make_marker(factor_cls, factors_path, base_features) for _ in range(MARKER_COUNT)]
+        if not base_features:
+            drop_base_features(exp)
         was_none = _insert_markers(exp, markers)
         try:
             developed = original(exp, *args, **kwargs)
@@ -452,6 +605,12 @@ def patch_model_runner(module):
     if not decision["armed"]:
         return
     factors_path = decision["factors_path"]
+    if decision["alpha_factors"] is None:
+        raise RdChainHookError(
+            "rd-chain hook: {}={!r} is not a boolean: use true/false, 1/0, yes/no or on/off".format(
+                ALPHA_FACTORS_VARIABLE, os.environ.get(ALPHA_FACTORS_VARIABLE)
+            )
+        )
     check_factors_file(factors_path)
     runner_cls = getattr(module, "QlibModelRunner", None)
     if not isinstance(runner_cls, type) or not callable(getattr(module, "process_factor_data", None)):
@@ -461,7 +620,7 @@ def patch_model_runner(module):
         )
     _marker_class(module)
     _wrap_process_factor_data(module, factors_path)
-    _wrap_develop(module, runner_cls, factors_path)
+    _wrap_develop(module, runner_cls, factors_path, decision["alpha_factors"])
     report_event(REPORT_ARMED, factors_path)
 
 

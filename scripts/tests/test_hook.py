@@ -726,3 +726,151 @@ def test_the_report_file_tells_rd_chain_what_reached_the_model_runner(tmp_path, 
     run = run_driver(tmp_path, DEVELOP_AFTER_UNRUN_MODEL, env={"RD_CHAIN_HOOK_REPORT": str(quiet)})
     assert run.returncode == 0, run
     assert not quiet.exists()
+
+
+# -------------------------------------------------------------------------------------------------------------
+# USE_ALPHA_FACTORS
+
+BASE_FEATURES = {"RESI5": "Resi($close, 5)/$close", "WVMA5": "Std(Abs($close/Ref($close, 1)-1)*$volume, 5)"}
+
+# One model experiment with two base features, building on a model experiment that already ran.
+DEVELOP_WITH_BASE_FEATURES = textwrap.dedent(
+    """
+    exp = model_exp("exp", based=[model_exp("prev", developed=True)])
+    exp.base_features = {"RESI5": "Resi($close, 5)/$close",
+                         "WVMA5": "Std(Abs($close/Ref($close, 1)-1)*$volume, 5)"}
+    template = os.environ.get("TEMPLATE_FILE")
+    if template:
+        exp.experiment_workspace.file_dict["conf_sota_factors_model.yaml"] = Path(template).read_text()
+    QlibModelRunner().develop(exp)
+    report["exp"] = describe(exp)
+    report["feature_names"] = exp.feature_names
+    report["feature_expressions"] = exp.feature_expressions
+    report["base_features_after"] = exp.base_features
+    """
+)
+
+ALPHA_OFF_LINE = "rd-chain hook: USE_ALPHA_FACTORS=false: the model trains on the SOTA factors alone"
+
+# A Qlib config template shaped like RD-Agent's SOTA one: the base features feed a QlibDataLoader.
+TEMPLATE_WITH_BASE_LOADER = textwrap.dedent(
+    """
+    data_handler_config: &data_handler_config
+        data_loader:
+            class: NestedDataLoader
+            kwargs:
+                dataloader_l:
+                    - class: qlib.contrib.data.loader.Alpha158DL
+                      kwargs:
+                        config:
+                            label:
+                                - ["Ref($close, -2)/Ref($close, -1) - 1"]
+                                - ["LABEL0"]
+                            feature:
+                                - {{ feature_expressions }}
+                                - {{ feature_names }}
+                    - class: qlib.data.dataset.loader.StaticDataLoader
+                      kwargs:
+                        config: "combined_factors_df.parquet"
+    task:
+        model:
+            kwargs:
+                pt_model_kwargs: {"num_features": {{ num_features }}}
+    """
+)
+
+
+@pytest.mark.parametrize("value", ["false", "FALSE", "0", "no", " off "])
+def test_use_alpha_factors_false_trains_on_the_sota_factors_alone(tmp_path, sota_workspace, value):
+    report_file = tmp_path / "hook-report.tsv"
+    run = run_driver(tmp_path, DEVELOP_WITH_BASE_FEATURES,
+                     env=sota_env(sota_workspace, USE_ALPHA_FACTORS=value, RD_CHAIN_HOOK_REPORT=str(report_file)))
+    assert run.returncode == 0, run
+    r = run.report
+    assert r["exp"]["chosen_config"] == SOTA_CONFIG
+    # RD-Agent's own count: no base features, the three SOTA factors.
+    assert r["exp"]["num_features"] == len(SOTA_FACTORS)
+    assert r["feature_names"] == [] and r["feature_expressions"] == []
+    assert r["base_features_after"] == {}, "the experiment records what the model was trained on"
+    assert r["state"]["alpha_factors"] is False
+    assert "{} (2 base feature(s) left out)".format(ALPHA_OFF_LINE) in run.stderr.splitlines()
+    lines = [line.split("\t") for line in report_file.read_text().splitlines()]
+    assert [line[0] for line in lines] == ["armed", "base_features", "used"]
+    assert lines[1][2:] == ["dropped", "2"]
+
+
+@pytest.mark.parametrize("value", [None, "", "true", "TRUE", "1", "yes", "on"])
+def test_use_alpha_factors_true_or_unset_keeps_the_base_features(tmp_path, sota_workspace, value):
+    env = sota_env(sota_workspace) if value is None else sota_env(sota_workspace, USE_ALPHA_FACTORS=value)
+    run = run_driver(tmp_path, DEVELOP_WITH_BASE_FEATURES, env=env)
+    assert run.returncode == 0, run
+    r = run.report
+    assert r["exp"]["chosen_config"] == SOTA_CONFIG
+    assert r["exp"]["num_features"] == len(BASE_FEATURES) + len(SOTA_FACTORS)
+    assert r["feature_names"] == list(BASE_FEATURES)
+    assert r["feature_expressions"] == list(BASE_FEATURES.values())
+    assert r["base_features_after"] == BASE_FEATURES
+    assert r["state"]["alpha_factors"] is True
+    assert ALPHA_OFF_LINE not in run.stderr
+
+
+def test_use_alpha_factors_false_without_sota_factors_changes_nothing(tmp_path):
+    # The baseline branch trains on the base features alone: the hook is not armed and leaves them.
+    run = run_driver(tmp_path, DEVELOP_WITH_BASE_FEATURES, env={"USE_ALPHA_FACTORS": "false"})
+    assert run.returncode == 0, run
+    r = run.report
+    assert r["exp"]["chosen_config"] == BASELINE_CONFIG
+    assert r["feature_names"] == list(BASE_FEATURES)
+    assert r["state"]["armed"] is False
+    assert ALPHA_OFF_LINE not in run.stderr
+
+
+def test_use_alpha_factors_that_is_not_a_boolean_stops_the_run(tmp_path, sota_workspace):
+    run = run_driver(tmp_path, DEVELOP_WITH_BASE_FEATURES, env=sota_env(sota_workspace, USE_ALPHA_FACTORS="maybe"))
+    assert run.returncode != 0, run
+    assert "RdChainHookError" in run.stderr
+    assert "USE_ALPHA_FACTORS='maybe' is not a boolean" in run.stderr
+    assert run.report is None, "nothing may be trained"
+
+
+def test_results_with_and_without_base_features_never_share_a_cache_entry(tmp_path, sota_workspace):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    body = DEVELOP_WITH_BASE_FEATURES + "report['hits'] = model_runner.CACHE_HITS\n"
+    with_cache = {"RDAGENT_DOUBLE_CACHE_DIR": str(cache)}
+    first = run_driver(tmp_path, body, env=sota_env(sota_workspace, **with_cache))
+    assert first.returncode == 0, first
+    assert first.report["exp"]["num_features"] == len(BASE_FEATURES) + len(SOTA_FACTORS)
+    off = run_driver(tmp_path, body, env=sota_env(sota_workspace, USE_ALPHA_FACTORS="false", **with_cache))
+    assert off.returncode == 0, off
+    assert off.report["hits"] == [], "a result trained with the base features was served"
+    assert off.report["exp"]["num_features"] == len(SOTA_FACTORS)
+    again = run_driver(tmp_path, body, env=sota_env(sota_workspace, USE_ALPHA_FACTORS="false", **with_cache))
+    assert again.returncode == 0, again
+    assert len(again.report["hits"]) == 1, "the same factors without base features share the cached result"
+    assert again.report["exp"]["num_features"] == len(SOTA_FACTORS)
+
+
+def test_a_template_whose_qlib_loader_needs_the_base_features_is_reported(tmp_path, sota_workspace):
+    pytest.importorskip("jinja2")
+    pytest.importorskip("yaml")
+    template = tmp_path / "conf_sota_factors_model.yaml"
+    template.write_text(TEMPLATE_WITH_BASE_LOADER)
+    report_file = tmp_path / "hook-report.tsv"
+    env = sota_env(sota_workspace, USE_ALPHA_FACTORS="false", TEMPLATE_FILE=str(template),
+                   RD_CHAIN_HOOK_REPORT=str(report_file))
+    run = run_driver(tmp_path, DEVELOP_WITH_BASE_FEATURES, env=env)
+    assert run.returncode == 0, run
+    warning = [line for line in run.stderr.splitlines() if line.startswith("rd-chain hook: warning:")]
+    assert len(warning) == 1, run
+    assert "qlib.contrib.data.loader.Alpha158DL an empty 'feature' field list" in warning[0]
+    assert "fields cannot be empty" in warning[0]
+    events = [line.split("\t")[0] for line in report_file.read_text().splitlines()]
+    assert events == ["armed", "base_features", "template", "used"]
+
+    # The same template without the base-feature loader trains on the static factors alone: no warning.
+    static_only = TEMPLATE_WITH_BASE_LOADER.replace("Alpha158DL", "StaticFeatureLoader")
+    template.write_text(static_only)
+    run = run_driver(tmp_path, DEVELOP_WITH_BASE_FEATURES, env=env)
+    assert run.returncode == 0, run
+    assert "rd-chain hook: warning:" not in run.stderr

@@ -82,12 +82,12 @@ DRIVER = textwrap.dedent(
 )
 
 
-def run(tmp_path, env_extra, factors_file=None):
+def run(tmp_path, env_extra, factors_file=None, driver_source=DRIVER):
     hook_dir = tmp_path / "rd-chain" / "run.hook"
     hook_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(HOOK_SOURCE, hook_dir / "sitecustomize.py")
     driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
+    driver.write_text(driver_source)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path / "home"),
@@ -247,3 +247,155 @@ def test_rd_chain_reads_a_snapshot_rdagent_itself_signed(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == sota_workspace, out.stderr
     assert "does not match" in out.stderr
+
+
+# USE_ALPHA_FACTORS=false: the driver records everything RD-Agent hands to Qlib (the whole run_env and the
+# config file the workspace would render), with two base features on the experiment.
+ALPHA_DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    import pandas as pd
+
+    hook = sys.modules.get("sitecustomize")
+    from rdagent.scenarios.qlib.developer import model_runner
+    from rdagent.scenarios.qlib.experiment.model_experiment import QlibModelExperiment
+    from rdagent.scenarios.qlib.experiment.workspace import QlibFBWorkspace
+    from rdagent.components.coder.model_coder.model import ModelTask, ModelFBWorkspace
+
+    calls = []
+
+    def recorded_execute(self, qlib_config_name=None, run_env=None, **kwargs):
+        calls.append({"config": qlib_config_name, "run_env": {k: str(v) for k, v in (run_env or {}).items()},
+                      "template": self.file_dict.get(qlib_config_name)})
+        return pd.Series({"IC": 0.05}), "recorded, not trained"
+
+    QlibFBWorkspace.execute = recorded_execute
+
+    task = ModelTask(name="tiny_mlp", description="a tiny MLP", architecture="two dense layers",
+                     hyperparameters={}, training_hyperparameters={}, model_type="Tabular")
+    sub_workspace = ModelFBWorkspace(target_task=task)
+    sub_workspace.inject_files(**{"model.py": "# the model\\n"})
+    exp = QlibModelExperiment(sub_tasks=[task])
+    exp.sub_workspace_list = [sub_workspace]
+    exp.base_features = {"RESI5": "Resi($close, 5)/$close", "WVMA5": "Std($volume, 5)/$volume"}
+    baseline = QlibModelExperiment(sub_tasks=[])
+    baseline.result = pd.Series({"IC": 0.0})
+    exp.based_experiments = [baseline]
+
+    model_runner.QlibModelRunner(None).develop(exp)
+    written = exp.experiment_workspace.workspace_path / "combined_factors_df.parquet"
+    frame = pd.read_parquet(written) if written.exists() else None
+    print("REPORT " + json.dumps({
+        "calls": calls,
+        "columns": [list(c) for c in frame.columns] if frame is not None else None,
+        "base_features_after": exp.base_features,
+        "state": dict(hook.RD_CHAIN_HOOK_STATE) if hasattr(hook, "RD_CHAIN_HOOK_STATE") else None,
+    }))
+    """
+)
+
+
+def render_like_qrun(template, run_env):
+    """What Qlib's `qrun` does with a config template: jinja2 with the variables found in its environment
+    (undefined ones render empty), then YAML."""
+    jinja2 = pytest.importorskip("jinja2")
+    yaml = pytest.importorskip("yaml")
+    from jinja2 import meta
+
+    variables = meta.find_undeclared_variables(jinja2.Environment().parse(template))
+    return yaml.safe_load(jinja2.Template(template).render({v: run_env[v] for v in variables if v in run_env}))
+
+
+def qlib_fields(fields_info):
+    """Qlib's DLWParser rule for one field group: a non-empty list or tuple, either of expressions or an
+    (expressions, names) pair; returns (expressions, names) or raises as Qlib does."""
+    if len(fields_info) == 0:
+        raise ValueError("The size of fields must be greater than 0")
+    if not isinstance(fields_info, (list, tuple)):
+        raise TypeError("Unsupported type")
+    if isinstance(fields_info[0], str):
+        return fields_info, fields_info
+    if isinstance(fields_info[0], (list, tuple)):
+        exprs, names = fields_info
+        return exprs, names
+    raise NotImplementedError("This type of input is not supported")
+
+
+def test_real_rdagent_with_use_alpha_factors_false_trains_on_the_sota_factors_alone(tmp_path):
+    workspace = tmp_path / "factor_ws" / "00112233445566778899aabbccddeeff"
+    write_factors(workspace / "combined_factors_df.parquet")
+    report_file = tmp_path / "hook-report.tsv"
+    proc, report = run(
+        tmp_path,
+        {"LOAD_SOTA_FROM_WORKSPACE": "true", "SOTA_WORKSPACE_PATH": str(workspace), "USE_ALPHA_FACTORS": "false",
+         "RD_CHAIN_HOOK_REPORT": str(report_file)},
+        driver_source=ALPHA_DRIVER,
+    )
+    assert proc.returncode == 0 and report is not None, proc.stderr[-3000:]
+
+    # RD-Agent's own model runner took its SOTA branch with no base features.
+    assert len(report["calls"]) == 1
+    call = report["calls"][0]
+    assert call["config"] == "conf_sota_factors_model.yaml"
+    assert call["run_env"]["feature_names"] == "[]"
+    assert call["run_env"]["feature_expressions"] == "[]"
+    assert call["run_env"]["num_features"] == str(len(FACTORS))
+    assert report["columns"] == [["feature", n] for n in FACTORS]
+    assert report["base_features_after"] == {}
+    assert report["state"]["alpha_factors"] is False and report["state"]["used"] == 1
+    assert "USE_ALPHA_FACTORS=false: the model trains on the SOTA factors alone (2 base feature(s) left out)" \
+        in proc.stderr
+
+    # The config RD-Agent's workspace holds renders, with that environment, to valid YAML whose Alpha158DL
+    # feature group is an empty (expressions, names) pair, which Qlib's loader config parser accepts.
+    assert call["template"], "the workspace holds no conf_sota_factors_model.yaml"
+    config = render_like_qrun(call["template"], call["run_env"])
+    loaders = config["data_handler_config"]["data_loader"]["kwargs"]["dataloader_l"]
+    alpha = [dl for dl in loaders if dl["class"].endswith("Alpha158DL")]
+    static = [dl for dl in loaders if dl["class"].endswith("StaticDataLoader")]
+    assert len(alpha) == 1 and len(static) == 1, loaders
+    assert alpha[0]["kwargs"]["config"]["feature"] == [[], []]
+    assert qlib_fields(alpha[0]["kwargs"]["config"]["feature"]) == ([], [])
+    assert qlib_fields(alpha[0]["kwargs"]["config"]["label"]) == (["Ref($close, -2)/Ref($close, -1) - 1"],
+                                                                  ["LABEL0"])
+    assert static[0]["kwargs"]["config"] == "combined_factors_df.parquet"
+    assert config["task"]["model"]["kwargs"]["pt_model_kwargs"]["num_features"] == len(FACTORS)
+
+    # But Qlib loads that group through D.features, which refuses an empty field list ("fields cannot be empty",
+    # qlib/data/data.py): the hook says so, and reports it for rd-chain.
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("rd-chain hook: warning:")]
+    assert len(warnings) == 1 and "Alpha158DL an empty 'feature' field list" in warnings[0], proc.stderr[-3000:]
+    events = [line.split("\t") for line in report_file.read_text().splitlines()]
+    assert [e[0] for e in events] == ["armed", "base_features", "template", "used"]
+    assert events[1][2:] == ["dropped", "2"]
+
+    # The same factors with the base features (true): trained again, not served from RD-Agent's result cache
+    # (the cache keys on task information, and the hook's marker task says "without base features").
+    proc, report = run(tmp_path, {"LOAD_SOTA_FROM_WORKSPACE": "true", "SOTA_WORKSPACE_PATH": str(workspace),
+                                  "USE_ALPHA_FACTORS": "true"}, driver_source=ALPHA_DRIVER)
+    assert proc.returncode == 0 and report is not None, proc.stderr[-3000:]
+    assert len(report["calls"]) == 1, "a result trained without the base features was served"
+    run_env = report["calls"][0]["run_env"]
+    assert run_env["feature_names"] == "['RESI5', 'WVMA5']"
+    assert run_env["num_features"] == str(2 + len(FACTORS))
+    assert report["base_features_after"] == {"RESI5": "Resi($close, 5)/$close", "WVMA5": "Std($volume, 5)/$volume"}
+
+
+def test_real_rdagents_sota_template_is_checked_for_base_features(tmp_path):
+    """The check a dry run can make before anything starts: RD-Agent's installed SOTA template, as is."""
+    import importlib.util
+
+    pytest.importorskip("jinja2")
+    pytest.importorskip("yaml")
+    spec = importlib.util.spec_from_file_location("rd_chain_hook_under_test", str(HOOK_SOURCE))
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    package = importlib.util.find_spec("rdagent").submodule_search_locations[0]
+    template = Path(package) / "scenarios" / "qlib" / "experiment" / "model_template" / "conf_sota_factors_model.yaml"
+    text = template.read_text()
+    problem = hook.sota_template_problem(text)
+    assert problem is not None and "Alpha158DL" in problem and "fields cannot be empty" in problem
+    # Without its base-feature loader the same template has nothing to refuse.
+    start = text.index("- class: qlib.contrib.data.loader.Alpha158DL")
+    end = text.index("- class: qlib.data.dataset.loader.StaticDataLoader")
+    assert hook.sota_template_problem(text[:start] + text[end:]) is None

@@ -5,7 +5,9 @@ Behaviour (RD-Agent's, as documented; no RD-Agent code is copied): `QlibModelRun
 `exp.based_experiments`; with more than one (the seed's fork: at least one, selected here by the environment
 variable RDAGENT_DOUBLE_SOTA_RULE=at-least-one) it gets their factors from the module-level
 `process_factor_data`, nests the columns under 'feature', writes `<model workspace>/combined_factors_df.parquet`,
-sets `num_features` and chooses `conf_sota_factors_model.yaml`; otherwise `conf_baseline_factors_model.yaml`.
+sets `num_features` (the base features in `exp.base_features` plus the factor columns) and chooses
+`conf_sota_factors_model.yaml`; otherwise `conf_baseline_factors_model.yaml`. Either way it records the
+`feature_names` and `feature_expressions` it would render into the config from `exp.base_features`.
 `develop` is wrapped by a `cache_with_pickle`-like decorator (a descriptor object, not a plain function) whose key
 hashes the task information of the based experiments' sub tasks and the experiment's own; with
 RDAGENT_DOUBLE_CACHE_DIR set it really caches: a key it has seen returns the pickled earlier result.
@@ -158,12 +160,15 @@ class QlibModelRunner:
             workspace = Path(exp.experiment_workspace.workspace_path)
             workspace.mkdir(parents=True, exist_ok=True)
             sota.to_parquet(workspace / FACTORS_FILE, engine="pyarrow")
-            exp.num_features = len(sota.columns)
+            exp.num_features = len(getattr(exp, "base_features", {})) + len(sota.columns)
             exp.chosen_config = SOTA_CONFIG
         else:
             exp.num_features = None
             exp.chosen_config = BASELINE_CONFIG
 
+        base_features = getattr(exp, "base_features", {})
+        exp.feature_names = list(base_features.keys())
+        exp.feature_expressions = list(base_features.values())
         DEVELOP_LOG.append(
             {
                 "workspace": str(exp.experiment_workspace.workspace_path),

@@ -17,6 +17,8 @@ class QlibFBWorkspace:
             workspace_path = Path(root) / uuid.uuid4().hex
         self.workspace_path = Path(workspace_path)
         self.template_folder_path = template_folder_path
+        # File name -> text, as RD-Agent's workspace holds its injected template and code.
+        self.file_dict = {}
 
     def __repr__(self):
         return "<QlibFBWorkspace {}>".format(self.workspace_path)
