@@ -9,7 +9,6 @@
 //! It must never panic or allocate more than the footer justifies on corrupt or hostile files: every
 //! failure is a `ParquetError` naming the file.
 
-mod json;
 pub mod metadata;
 pub mod pandas;
 pub mod thrift;

@@ -3,7 +3,7 @@
 //! label. A MultiIndex label such as `('feature', 'Mom 5')` is stored as the Python `str()` of a tuple of
 //! strings; it is parsed here as that literal, never evaluated.
 
-use super::json::{self, Json};
+use crate::json::{self, Json};
 
 /// The pandas view of a file's top-level fields.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,16 +26,23 @@ impl PandasMetadata {
     }
 }
 
-/// Parse the `pandas` metadata JSON.
+fn as_array(j: &Json) -> Option<&[Json]> {
+    match j {
+        Json::Array(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// Parse the `pandas` metadata JSON (with rd-chain's strict reader).
 pub fn parse(text: &str) -> Result<PandasMetadata, String> {
     let doc =
         json::parse(text).map_err(|e| format!("the pandas metadata is not valid JSON: {e}"))?;
-    if !matches!(doc, Json::Obj(_)) {
+    if !matches!(doc, Json::Object(_)) {
         return Err("the pandas metadata is not a JSON object".to_string());
     }
     let mut meta = PandasMetadata::default();
     if let Some(index) = doc.get("index_columns") {
-        let Some(items) = index.as_array() else {
+        let Some(items) = as_array(index) else {
             return Err("the pandas metadata's index_columns is not a list".to_string());
         };
         // Strings name stored fields; objects describe a RangeIndex that is not stored.
@@ -46,12 +53,12 @@ pub fn parse(text: &str) -> Result<PandasMetadata, String> {
     }
     meta.column_levels = match doc.get("column_indexes") {
         None => 1,
-        Some(levels) => match levels.as_array() {
+        Some(levels) => match as_array(levels) {
             Some(levels) => levels.len().max(1),
             None => return Err("the pandas metadata's column_indexes is not a list".to_string()),
         },
     };
-    let Some(columns) = doc.get("columns").and_then(Json::as_array) else {
+    let Some(columns) = doc.get("columns").and_then(as_array) else {
         return Err("the pandas metadata has no list of columns".to_string());
     };
     for (i, c) in columns.iter().enumerate() {
