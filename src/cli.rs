@@ -263,7 +263,15 @@ pub const SETTINGS: &[SettingEntry] = &[
         key: "rdagent",
         flag: "rdagent",
         label: Some("rdagent"),
-        read: |long, g, e, c| read_into(&mut c.rdagent, long, g, e, |t| Ok(Some(PathBuf::from(t)))),
+        read: |long, g, e, c| {
+            if let Some((p, origin)) = read_path(long, g, e) {
+                c.rdagent = Setting {
+                    value: Some(p),
+                    origin,
+                };
+            }
+            Ok(())
+        },
         show: |c| {
             let text = c
                 .rdagent
@@ -278,7 +286,12 @@ pub const SETTINGS: &[SettingEntry] = &[
         key: "log_root",
         flag: "log-root",
         label: Some("log root"),
-        read: |long, g, e, c| read_into(&mut c.log_root, long, g, e, |t| Ok(PathBuf::from(t))),
+        read: |long, g, e, c| {
+            if let Some((value, origin)) = read_path(long, g, e) {
+                c.log_root = Setting { value, origin };
+            }
+            Ok(())
+        },
         show: |c| {
             let json = Json::from(c.log_root.value.as_path());
             (
@@ -604,7 +617,7 @@ impl Sub {
 }
 
 /// Parse the arguments (without the program name) and the environment into an `Invocation`.
-pub fn parse<I>(args: I, env: &BTreeMap<String, String>) -> Result<Invocation>
+pub fn parse<I>(args: I, env: &BTreeMap<String, OsString>) -> Result<Invocation>
 where
     I: IntoIterator<Item = OsString>,
 {
@@ -706,7 +719,7 @@ where
     let mut warnings = Vec::new();
     let env = Env(env);
     let json = given.iter().any(|(f, _)| f.long == "json");
-    let workspace_path_env = env.get("WORKSPACE_PATH").map(PathBuf::from);
+    let workspace_path_env = env.path("WORKSPACE_PATH");
 
     let command = match sub {
         Sub::Run => {
@@ -786,19 +799,28 @@ fn one_positional(positionals: &[OsString], sub: Sub, what: &str) -> Result<Opti
     }
 }
 
-/// The environment as a map, with the lookups rd-chain needs. Empty values count as unset.
-struct Env<'a>(&'a BTreeMap<String, String>);
+/// The environment as a map, with the lookups rd-chain needs. Empty values count as unset. Paths stay as the
+/// bytes they are (`OsString`); a value read as text that is not UTF-8 is a usage error naming the variable,
+/// never silently dropped or replaced by a default.
+struct Env<'a>(&'a BTreeMap<String, OsString>);
 
 impl Env<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
+    fn text(&self, name: &str) -> Result<Option<&str>> {
+        match self.0.get(name).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(Some).ok_or_else(|| not_utf8(name)),
+        }
+    }
+
+    fn path(&self, name: &str) -> Option<PathBuf> {
         self.0
             .get(name)
-            .map(String::as_str)
             .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
     }
 
     fn bool(&self, name: &'static str) -> Result<Option<bool>> {
-        match self.get(name) {
+        match self.text(name)? {
             None => Ok(None),
             Some(v) => parse_bool(v).map(Some).ok_or_else(|| {
                 Error::usage(format!(
@@ -807,6 +829,23 @@ impl Env<'_> {
             }),
         }
     }
+}
+
+/// The error for a variable rd-chain reads as text whose value is not UTF-8.
+pub fn not_utf8(name: &str) -> Error {
+    Error::usage(format!(
+        "environment variable {name} is not valid UTF-8: set it to text (or unset it)"
+    ))
+}
+
+/// A path setting from its flag (kept as given, any bytes), else its environment variable; `None`: neither.
+fn read_path(long: &'static str, given: &Given, env: &Env) -> Option<(PathBuf, Origin)> {
+    let spec = flag(long).expect("flag in table");
+    if let Some(v) = last_value(given, long) {
+        return Some((PathBuf::from(v), Origin::Flag(spec.long)));
+    }
+    let name = spec.env?;
+    env.path(name).map(|p| (p, Origin::Env(name)))
 }
 
 /// true/false/1/0/yes/no/on/off in any case.
@@ -858,7 +897,7 @@ fn setting<T>(
         });
     }
     if let Some(name) = spec.env {
-        if let Some(text) = env.get(name) {
+        if let Some(text) = env.text(name)? {
             let value = conv(text).map_err(|why| {
                 Error::usage(format!(
                     "invalid value {text:?} in environment variable {name}: {why}"
@@ -994,8 +1033,8 @@ fn run_config(
 
     config.sota = sota;
     config.json = json;
-    config.log_trace_path = env.get("LOG_TRACE_PATH").map(PathBuf::from);
-    config.workspace_path_env = env.get("WORKSPACE_PATH").map(PathBuf::from);
+    config.log_trace_path = env.path("LOG_TRACE_PATH");
+    config.workspace_path_env = env.path("WORKSPACE_PATH");
     Ok(config)
 }
 
@@ -1016,9 +1055,9 @@ fn sota_choice(
 
     // The environment's candidates, each either usable or ignored with a reason.
     let from_log = env.bool("LOAD_SOTA_FROM_LOG")?;
-    let log_path = env.get("SOTA_LOG_PATH").map(PathBuf::from);
+    let log_path = env.path("SOTA_LOG_PATH");
     let from_ws = env.bool("LOAD_SOTA_FROM_WORKSPACE")?;
-    let ws_path = env.get("SOTA_WORKSPACE_PATH").map(PathBuf::from);
+    let ws_path = env.path("SOTA_WORKSPACE_PATH");
 
     let mut others = Vec::new();
     let env_log = env_candidate(
@@ -1237,10 +1276,10 @@ run_factor_then_model_with_log.sh and its model_runner.py patch).
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, OsString> {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect()
     }
 

@@ -6,13 +6,14 @@
 //! files under `<log root>/rd-chain/`. No child may outlive rd-chain: every way out of `wait_phase` has reaped it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::hook::{contract, HookReport};
 use crate::plan::{self, EnvValue, LogDir, Phase, PhaseKind, Plan, SotaState};
 use crate::record::{self, Outcome, PhaseEnd, PhaseRecord, RunRecord, SotaRecord};
 use crate::resolve::{self, ResolveRequest};
+use crate::process::{self, Group};
 use crate::signals::{self, Received, Stop};
 use crate::timestamp::Utc;
 use crate::{exit, hook, render, Error, Result};
@@ -38,6 +39,7 @@ pub fn run(plan: Plan) -> Result<()> {
         return Err(e);
     }
     signals::install().map_err(|e| Error::Internal(e.to_string()))?;
+    process::adopt_orphans();
     let record_dir = plan
         .run_record
         .parent()
@@ -57,19 +59,69 @@ pub fn run(plan: Plan) -> Result<()> {
         outcome: None,
     };
     record.save()?;
-    let result = run_phases(&plan, &mut record);
+    let mut saver = Saver::default();
+    let result = run_phases(&plan, &mut record, &mut saver);
     record.finished = Some(Utc::now());
     record.outcome = Some(Outcome::of(&result));
     // The record is the last true state; failing to write it must not hide the run's own error.
-    let saved = record.save();
-    eprint!("{}", summary(&plan, &record));
+    let saved = record.save().map_err(|e| {
+        Error::Internal(format!(
+            "the chain ended ({}) but its run record could not be written: {e}; the record {} is stale (it may \
+             still say running); the summary above{} has the true state",
+            record
+                .outcome
+                .as_ref()
+                .map_or("?".to_string(), |o| o.ending.exit_code().to_string()),
+            record.path.display(),
+            if plan.config.json {
+                " and the JSON on stdout"
+            } else {
+                ""
+            }
+        ))
+    });
+    eprint!("{}", render::escape_message(&summary(&plan, &record)));
     let printed = if plan.config.json {
-        // One line, the last on stdout after rdagent's own output: `rd-chain --json ... | tail -n 1`.
-        crate::print_stdout(&format!("{}\n", record.to_json().compact()))
+        // One line, the last on stdout after rdagent's own output: `rd-chain --json ... | tail -n 1`. It starts
+        // with a line break, so it stands on a line of its own even when rdagent's last line had none.
+        crate::print_stdout(&format!("\n{}\n", record.to_json().compact()))
     } else {
         Ok(())
     };
     result.and(saved).and(printed)
+}
+
+/// Saves the record between steps. A save that fails once the chain is under way does not stop it (hours of
+/// rdagent's work are at stake and its logs are written elsewhere): rd-chain warns loudly, naming the record,
+/// goes on, and tries again at the next step and at the end (where a failure is exit 1 after the summary).
+#[derive(Default)]
+struct Saver {
+    failed: bool,
+}
+
+impl Saver {
+    fn save(&mut self, record: &RunRecord) {
+        self.save_with(record, |r| r.save());
+    }
+
+    fn save_with(&mut self, record: &RunRecord, save: impl FnOnce(&RunRecord) -> Result<()>) {
+        match save(record) {
+            Ok(()) => {
+                if self.failed {
+                    log::warn!("the run record {} is up to date again", record.path.display());
+                }
+                self.failed = false;
+            }
+            Err(e) => {
+                log::warn!(
+                    "{e}; the chain goes on, but the run record {} is stale until a later write succeeds \
+                     (it may still say running); the summary at the end has the true state",
+                    record.path.display()
+                );
+                self.failed = true;
+            }
+        }
+    }
 }
 
 fn initial_sota(sota: &SotaState) -> Option<SotaRecord> {
@@ -100,14 +152,14 @@ fn sota_from_resolution(r: &resolve::Resolution) -> SotaRecord {
     }
 }
 
-fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
+fn run_phases(plan: &Plan, record: &mut RunRecord, saver: &mut Saver) -> Result<()> {
     // `blocking_error` has refused a plan whose phases have no rdagent, so this is used only when valid.
     let program = plan.rdagent.clone().unwrap_or_default();
     let kill_after = Duration::from_secs(plan.config.kill_after.value);
 
     let mut sota_state: Option<resolve::Resolution> = None;
     if let Some(phase) = plan.phase(PhaseKind::Factor) {
-        let log_dir = run_one(plan, phase, &program, &phase.env, kill_after, record)?;
+        let log_dir = run_one(plan, phase, &program, &phase.env, kill_after, record, saver)?;
         log::info!("resolving the SOTA factors from {}", log_dir.display());
         let req = ResolveRequest {
             path: log_dir.clone(),
@@ -118,7 +170,7 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
             // rdagent ran in the phase's cwd: a relative WORKSPACE_PATH is relative to that, wherever the log is.
             project_root: Some(phase.cwd.clone()),
         };
-        let resolution = resolve::resolve(&req).map_err(|e| match e {
+        let resolution = resolve_or_stop(req, record)?.map_err(|e| match e {
             Error::Resolution(m) => Error::Resolution(format!(
                 "the factor phase finished but its SOTA factors could not be resolved from {}: {m}",
                 log_dir.display()
@@ -126,7 +178,7 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
             other => other,
         })?;
         record.sota = Some(sota_from_resolution(&resolution));
-        record.save()?;
+        saver.save(record);
         sota_state = Some(resolution);
     }
 
@@ -150,16 +202,41 @@ fn run_phases(plan: &Plan, record: &mut RunRecord) -> Result<()> {
         hook::install(&plan.hook_dir)?;
         log::info!("rd-chain's factor hook is in {}", plan.hook_dir.display());
     }
-    let result = run_one(plan, phase, &program, &env, kill_after, record);
+    let result = run_one(plan, phase, &program, &env, kill_after, record, saver);
     if plan.hook.as_ref().is_some_and(|h| h.enabled) {
         let report = HookReport::read(&plan.hook_dir.join(hook::contract::REPORT_FILE));
         if result.is_ok() && report.used == 0 {
             log::warn!("{}", factors_never_used(&report));
         }
         record.hook_report = Some(report);
-        record.save()?;
+        saver.save(record);
     }
     result.map(|_| ())
+}
+
+/// Resolve on a worker thread while this one watches for a stop: a SIGTERM/SIGHUP/Ctrl-C during a long
+/// resolution ends the chain at once with the signal's code (the resolver reads only; it is left behind).
+fn resolve_or_stop(req: ResolveRequest, record: &RunRecord) -> Result<Result<resolve::Resolution>> {
+    let worker = std::thread::spawn(move || resolve::resolve(&req));
+    loop {
+        if worker.is_finished() {
+            return worker
+                .join()
+                .map_err(|_| Error::Internal("the SOTA resolution panicked".to_string()));
+        }
+        if let Some(stop) = pending_stop(Received::default()) {
+            return Err(Error::Interrupted {
+                stop,
+                message: format!(
+                    "{} while resolving the SOTA factors after the factor phase; no further phase was \
+                     started; run record: {}",
+                    stop.name(),
+                    record.path.display()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The warning for a model phase that finished without the factors ever reaching RD-Agent's model runner.
@@ -190,6 +267,7 @@ fn run_one(
     env_list: &[(&'static str, EnvValue)],
     kill_after: Duration,
     record: &mut RunRecord,
+    saver: &mut Saver,
 ) -> Result<PathBuf> {
     if let Some(stop) = pending_stop(Received::default()) {
         return Err(stopped(stop, phase.kind, None, record));
@@ -208,7 +286,6 @@ fn run_one(
     };
     let mut cmd = Command::new(program);
     cmd.args(&phase.args).current_dir(&phase.cwd);
-    signals::terminate_with_parent(&mut cmd);
     let mut env_record = Vec::new();
     for (name, value) in env_list {
         match (name, value) {
@@ -246,8 +323,10 @@ fn run_one(
         end: None,
         stopped_by: None,
     });
-    record.save()?;
+    saver.save(record);
     eprintln!(
+        "{}",
+        render::escape_message(&format!(
         "rd-chain: {} phase: {} {} (log {})",
         phase.kind.name(),
         program.display(),
@@ -258,22 +337,23 @@ fn run_one(
             .collect::<Vec<_>>()
             .join(" "),
         log_dir.display()
+    ))
     );
     let start = Instant::now();
-    let child = cmd.spawn().map_err(|e| {
+    let group = process::spawn(&mut cmd, kill_after).map_err(|e| {
         Error::RdagentMissing(format!(
             "cannot start {}: {e}; check that it is an executable rdagent (or pass --rdagent PATH)",
             program.display()
         ))
     })?;
-    let (status, stop) = wait_phase(child, kill_after)?;
+    let (status, stop) = wait_phase(group, kill_after)?;
     let end = PhaseEnd::from_status(status);
     if let Some(last) = record.phases.last_mut() {
         last.duration = Some(start.elapsed());
         last.end = Some(end.clone());
         last.stopped_by = stop;
     }
-    record.save()?;
+    saver.save(record);
     if let Some(stop) = stop {
         return Err(stopped(stop, phase.kind, Some(&log_dir), record));
     }
@@ -323,31 +403,39 @@ fn pending_stop(since: Received) -> Option<Stop> {
     }
 }
 
-/// Wait for the child. Ctrl-C: the child got SIGINT from the terminal; wait for it, and if it is still there
-/// after `kill_after`, SIGTERM it, then SIGKILL after as long again. A second Ctrl-C kills at once.
-/// SIGTERM/SIGHUP: forward SIGTERM at once, SIGKILL after `kill_after`.
-fn wait_phase(mut child: Child, kill_after: Duration) -> Result<(ExitStatus, Option<Stop>)> {
+/// `now + d`, or `None` (never) when that is beyond what an `Instant` can hold.
+fn deadline(now: Instant, d: Duration) -> Option<Instant> {
+    now.checked_add(d)
+}
+
+/// Wait for rdagent's process group. Ctrl-C (rdagent's group is not the terminal's foreground group, so only
+/// rd-chain gets it): forward SIGINT to the group and wait; if rdagent is still there after `kill_after`,
+/// SIGTERM the group, then SIGKILL after as long again. A second Ctrl-C kills at once. SIGTERM/SIGHUP: SIGTERM
+/// to the group at once, SIGKILL after `kill_after`. When rdagent has exited, what is left of its group is
+/// ended too (`Group::finish`), so no worker outlives the phase.
+fn wait_phase(mut group: Group, kill_after: Duration) -> Result<(ExitStatus, Option<Stop>)> {
     let mut seen = Received::now();
     let mut stop: Option<Stop> = None;
     let mut term_at: Option<Instant> = None;
     let mut kill_at: Option<Instant> = None;
     loop {
-        match child.try_wait() {
+        match group.try_wait() {
             Ok(Some(status)) => {
-                // Ctrl-C reaches rdagent and rd-chain together; rdagent can be reaped before the handler thread
-                // has counted rd-chain's copy, so look once more, and read a death by SIGINT as the interrupt.
+                // Ctrl-C is forwarded; rdagent can be reaped before the handler thread has counted rd-chain's
+                // copy, so look once more, and read a death by SIGINT as the interrupt.
                 let stop =
                     stop.or_else(|| pending_stop(seen))
                         .or(match PhaseEnd::from_status(status) {
                             PhaseEnd::Signaled(signals::SIGINT) => Some(Stop::Interrupt),
                             _ => None,
                         });
+                let _ = group.finish();
                 return Ok((status, stop));
             }
             Ok(None) => {}
             Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                group.kill();
+                let _ = group.finish();
                 return Err(Error::Internal(format!("cannot wait for rdagent: {e}")));
             }
         }
@@ -361,31 +449,32 @@ fn wait_phase(mut child: Child, kill_after: Duration) -> Result<(ExitStatus, Opt
             };
             if matches!(stop, Some(Stop::Terminate | Stop::HangUp)) {
                 // Asked twice: no more grace.
-                let _ = child.kill();
+                group.kill();
             } else {
-                signals::terminate(&mut child);
-                kill_at = Some(now_t + kill_after);
+                group.signal(process::SIGTERM);
+                kill_at = deadline(now_t, kill_after);
                 term_at = None;
             }
             stop = Some(this);
         } else if now.int > seen.int {
             if stop.is_some() || now.int - seen.int > 1 {
-                let _ = child.kill();
+                group.kill();
             } else {
+                group.signal(process::SIGINT);
                 stop = Some(Stop::Interrupt);
-                term_at = Some(now_t + kill_after);
+                term_at = deadline(now_t, kill_after);
             }
         }
         seen = now;
         if term_at.is_some_and(|t| now_t >= t) {
-            log::warn!("rdagent did not stop after Ctrl-C; sending it SIGTERM");
-            signals::terminate(&mut child);
+            log::warn!("rdagent did not stop after Ctrl-C; sending its process group SIGTERM");
+            group.signal(process::SIGTERM);
             term_at = None;
-            kill_at = Some(now_t + kill_after);
+            kill_at = deadline(now_t, kill_after);
         }
         if kill_at.is_some_and(|t| now_t >= t) {
-            log::warn!("rdagent did not stop after SIGTERM; killing it");
-            let _ = child.kill();
+            log::warn!("rdagent did not stop after SIGTERM; killing its process group");
+            group.kill();
             kill_at = None;
         }
         std::thread::sleep(Duration::from_millis(20));

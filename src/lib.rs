@@ -18,6 +18,7 @@ pub mod listing;
 pub mod parquet;
 pub mod pickle;
 pub mod plan;
+pub mod process;
 pub mod record;
 pub mod render;
 pub mod report;
@@ -36,22 +37,53 @@ use cli::{Command, Invocation, LogQuery, Verbosity};
 pub use error::{Error, Result};
 
 /// Run rd-chain with these arguments (without the program name) and environment; returns the exit code.
-pub fn main_with(args: Vec<OsString>, env: BTreeMap<String, String>) -> u8 {
-    let inv = match cli::parse(args, &env) {
+/// Values rd-chain reads as paths stay `OsString`s (any bytes); variables it reads as text and that are not
+/// UTF-8 stop it with exit 2 naming the variable.
+pub fn main_with(args: Vec<OsString>, env: BTreeMap<String, OsString>) -> u8 {
+    let inv = match cli::parse(args, &env).and_then(|inv| {
+        let text = text_env(&inv, &env)?;
+        Ok((inv, text))
+    }) {
         Ok(inv) => inv,
         Err(e) => {
-            eprintln!("rd-chain: {e}");
+            eprintln!("rd-chain: {}", render::escape_message(&e.to_string()));
             return e.exit_code();
         }
     };
-    init_logging(inv.verbosity, env.get("RUST_LOG").map(String::as_str));
-    match run(inv, &env) {
+    let (inv, text) = inv;
+    init_logging(inv.verbosity, text.get("RUST_LOG").map(String::as_str));
+    match run(inv, &env, &text) {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("rd-chain: {e}");
+            eprintln!("rd-chain: {}", render::escape_message(&e.to_string()));
             e.exit_code()
         }
     }
+}
+
+/// Variables rd-chain reads as text outside `cli` (the signing key's, and the log filter): refused when not
+/// UTF-8.
+pub const TEXT_VARIABLES: &[&str] = &[
+    "ARTIFACT_SIGNING_KEY",
+    "ARTIFACT_SIGNING_KEY_PATH",
+    "HOME",
+    "RUST_LOG",
+];
+
+/// The environment's UTF-8 variables, for the readers that take text; one of `TEXT_VARIABLES` that is not
+/// UTF-8 is a usage error (not for `--help`/`--version`, which read nothing).
+fn text_env(inv: &Invocation, env: &BTreeMap<String, OsString>) -> Result<BTreeMap<String, String>> {
+    if !matches!(inv.command, Command::Help | Command::Version) {
+        for name in TEXT_VARIABLES {
+            if env.get(*name).is_some_and(|v| v.to_str().is_none()) {
+                return Err(cli::not_utf8(name));
+            }
+        }
+    }
+    Ok(env
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
+        .collect())
 }
 
 fn init_logging(verbosity: Verbosity, rust_log: Option<&str>) {
@@ -72,7 +104,11 @@ fn init_logging(verbosity: Verbosity, rust_log: Option<&str>) {
             log::Level::Warn => "warning".to_string(),
             other => other.as_str().to_lowercase(),
         };
-        writeln!(buf, "rd-chain: {level}: {}", record.args())
+        writeln!(
+            buf,
+            "rd-chain: {level}: {}",
+            render::escape_message(&record.args().to_string())
+        )
     });
     let _ = builder.try_init();
 }
@@ -120,7 +156,11 @@ fn resolve_request(
     })
 }
 
-fn run(inv: Invocation, env: &BTreeMap<String, String>) -> Result<()> {
+fn run(
+    inv: Invocation,
+    os_env: &BTreeMap<String, OsString>,
+    env: &BTreeMap<String, String>,
+) -> Result<()> {
     for w in &inv.warnings {
         log::warn!("{w}");
     }
@@ -143,7 +183,7 @@ fn run(inv: Invocation, env: &BTreeMap<String, String>) -> Result<()> {
             if json {
                 print_stdout(&report::inspection_json(&i).pretty())?;
             } else {
-                print_stdout(&report::inspection_text(&i))?;
+                print_stdout(&render::escape_message(&report::inspection_text(&i)))?;
             }
             i.outcome.map(|_| ())
         }
@@ -158,19 +198,19 @@ fn run(inv: Invocation, env: &BTreeMap<String, String>) -> Result<()> {
             if json {
                 print_stdout(&report::list_json(&root, &runs).pretty())
             } else {
-                print_stdout(&report::list_text(&root, &runs))
+                print_stdout(&render::escape_message(&report::list_text(&root, &runs)))
             }
         }
         Command::Run(config) => {
             let cwd = current_dir()?;
             let dry_run = config.dry_run.value;
             let json = config.json;
-            let plan = plan::build(*config, &cwd, env, inv.warnings);
+            let plan = plan::build(*config, &cwd, os_env, env, inv.warnings);
             if dry_run {
                 if json {
                     print_stdout(&render::plan_json(&plan).pretty())?;
                 } else {
-                    print_stdout(&render::plan_text(&plan))?;
+                    print_stdout(&render::escape_message(&render::plan_text(&plan)))?;
                 }
                 return match plan.blocking_error() {
                     None => Ok(()),

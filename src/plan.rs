@@ -147,10 +147,13 @@ fn clone_error(e: &Error) -> Error {
 }
 
 /// Build the plan. Reads the SOTA source (if given), looks rdagent up, asks its interpreter about the hook.
+/// `env` is the whole environment (paths and PYTHONPATH kept as they are); `text_env` its UTF-8 part, for the
+/// signing key.
 pub fn build(
     config: RunConfig,
     cwd: &Path,
-    env: &BTreeMap<String, String>,
+    env: &BTreeMap<String, OsString>,
+    text_env: &BTreeMap<String, String>,
     warnings: Vec<String>,
 ) -> Plan {
     let started = Utc::now();
@@ -164,7 +167,7 @@ pub fn build(
     let runs_model = config.model_loops.value > 0;
     let needs_rdagent = runs_factor || runs_model;
     let rdagent = find_rdagent(config.rdagent.value.as_deref(), cwd, env);
-    let signing_key = SigningKey::from_env(env);
+    let signing_key = SigningKey::from_env(text_env);
 
     let sota = match &config.sota.source {
         SotaSource::FactorPhase => SotaState::AfterFactorPhase,
@@ -232,7 +235,7 @@ pub fn build(
         };
         env_set.push(("USE_ALPHA_FACTORS", EnvValue::Known(alpha.into())));
         if hook.as_ref().is_some_and(|h| h.enabled) {
-            let existing = env.get("PYTHONPATH").map(std::ffi::OsStr::new);
+            let existing = env.get("PYTHONPATH").map(OsString::as_os_str);
             env_set.push((
                 "PYTHONPATH",
                 EnvValue::Known(hook::pythonpath(&hook_dir, existing)),
@@ -320,7 +323,7 @@ pub fn model_sota_env(sota: &SotaState) -> Vec<(&'static str, EnvValue)> {
 pub fn find_rdagent(
     given: Option<&Path>,
     cwd: &Path,
-    env: &BTreeMap<String, String>,
+    env: &BTreeMap<String, OsString>,
 ) -> std::result::Result<PathBuf, String> {
     let install_hint =
         "install RD-Agent (`pip install rdagent`) in the active environment, or point rd-chain \
@@ -344,7 +347,7 @@ pub fn find_rdagent(
             Ok(_) => Ok(path),
         };
     }
-    let path_var = env.get("PATH").map(String::as_str).unwrap_or("");
+    let path_var = env.get("PATH").cloned().unwrap_or_default();
     which::which_in(name, Some(path_var), cwd)
         .map_err(|_| format!("`{}` was not found on PATH; {install_hint}", name.display()))
 }
@@ -408,7 +411,7 @@ mod tests {
 
     #[test]
     fn rdagent_lookup_reports_what_to_do() {
-        let env = BTreeMap::from([("PATH".to_string(), "/nonexistent-dir".to_string())]);
+        let env = BTreeMap::from([("PATH".to_string(), OsString::from("/nonexistent-dir"))]);
         let e = find_rdagent(None, Path::new("/"), &env).unwrap_err();
         assert!(
             e.contains("not found on PATH") && e.contains("--rdagent"),

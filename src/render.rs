@@ -12,6 +12,35 @@ use crate::plan::{EnvValue, LogDir, Phase, Plan, SotaState};
 use crate::record::{self, PhaseJson};
 use crate::{exit, report};
 
+/// Text for a terminal: every control character (C0 but newline and tab, DEL, C1) is written as a visible
+/// escape (`\x1b`, `\u{9b}`), so text from snapshots (paths, class names, hypotheses) and paths cannot move the
+/// cursor, recolour or retitle the terminal, or forge lines of their own inside a value. Every human output goes
+/// through this one function (errors, warnings, the summary, the plan, `inspect`, `list`); JSON stays exact
+/// (escaped per JSON) and `resolve`'s stdout stays the path's own bytes, for `$(rd-chain resolve ...)`.
+pub fn escape_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\u{0}'..='\u{1f}' | '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            '\u{80}'..='\u{9f}' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `escape_message` for one value standing inside a line: newlines and tabs are escaped too.
+pub fn escape_value(text: &str) -> String {
+    escape_message(text)
+        .replace('\n', "\\x0a")
+        .replace('\t', "\\x09")
+}
+
 fn lossy(s: &OsStr) -> String {
     s.to_string_lossy().into_owned()
 }

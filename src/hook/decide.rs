@@ -27,7 +27,7 @@ pub fn decide(mode: HookMode, rdagent: &Path, path_env: Option<&OsStr>) -> HookD
 pub fn decide_in_env(
     mode: HookMode,
     rdagent: &Path,
-    child_env: &BTreeMap<String, String>,
+    child_env: &BTreeMap<String, std::ffi::OsString>,
 ) -> HookDecision {
     decide_with(mode, rdagent, ProbeEnv::Exact(child_env), PROBE_TIMEOUT)
 }

@@ -144,11 +144,11 @@ pub(crate) mod test_support {
         pkg
     }
 
-    pub fn child_env(pythonpath: Option<&Path>) -> BTreeMap<String, String> {
+    pub fn child_env(pythonpath: Option<&Path>) -> BTreeMap<String, std::ffi::OsString> {
         let mut env = BTreeMap::new();
-        env.insert("PATH".to_string(), std::env::var("PATH").unwrap());
+        env.insert("PATH".to_string(), std::env::var_os("PATH").unwrap());
         if let Some(p) = pythonpath {
-            env.insert("PYTHONPATH".to_string(), p.to_string_lossy().into_owned());
+            env.insert("PYTHONPATH".to_string(), p.as_os_str().to_os_string());
         }
         env
     }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 /// How long rdagent's interpreter may take to say where the rdagent package is.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the probe's group gets between SIGTERM and SIGKILL when it has to be ended.
+const PROBE_GRACE: Duration = Duration::from_secs(1);
 
 /// Asks the interpreter for the rdagent package directory without importing rdagent. sys.path[0] becomes the
 /// rdagent script's directory (argv[1]) as for a console script, instead of `-c`'s current directory.
@@ -36,7 +38,7 @@ pub(super) enum ProbeEnv<'a> {
     /// rd-chain's own, with PATH replaced when given.
     Inherit(Option<&'a OsStr>),
     /// Exactly this.
-    Exact(&'a BTreeMap<String, String>),
+    Exact(&'a BTreeMap<String, OsString>),
 }
 
 impl ProbeEnv<'_> {
@@ -44,7 +46,7 @@ impl ProbeEnv<'_> {
         match self {
             ProbeEnv::Inherit(Some(p)) => Some(p.to_os_string()),
             ProbeEnv::Inherit(None) => std::env::var_os("PATH"),
-            ProbeEnv::Exact(env) => env.get("PATH").map(OsString::from),
+            ProbeEnv::Exact(env) => env.get("PATH").cloned(),
         }
     }
 
@@ -199,22 +201,26 @@ pub(super) fn probe(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     env.apply(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start it: {e}"))?;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
+    // A process group of its own with a guard: if rd-chain is killed while the probe runs (even in --dry-run),
+    // the interpreter and anything it started go too.
+    let mut group = crate::process::spawn(&mut cmd, PROBE_GRACE)
+        .map_err(|e| format!("cannot start it: {e}"))?;
+    let stdout = drain(group.child_mut().stdout.take());
+    let stderr = drain(group.child_mut().stderr.take());
     let started = Instant::now();
     let status = loop {
-        match child.try_wait() {
+        match group.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if started.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
+                group.kill();
+                let _ = group.finish();
                 return Err(format!("no answer within {} s", timeout.as_secs_f64()));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return Err(format!("cannot wait for it: {e}")),
         }
     };
+    let _ = group.finish();
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
     if !status.success() {

@@ -707,6 +707,133 @@ mod signals {
         }
     }
 
+    /// Alive and not a zombie waiting for its parent.
+    fn running(pid: &str) -> bool {
+        match std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")) {
+            Err(_) => false,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z"),
+        }
+    }
+
+    fn gone_within(pids: &[String], limit: Duration) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let left: Vec<String> = pids.iter().filter(|p| running(p)).cloned().collect();
+            if left.is_empty() || start.elapsed() > limit {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill_all(pids: &[String]) {
+        for p in pids {
+            let _ = Command::new("kill").args(["-KILL", p]).status();
+        }
+    }
+
+    /// The chain with the factor phase hanging after starting a worker and a grandchild that ignore every stop
+    /// signal; returns (rd-chain, pids of rdagent, worker, grandchild).
+    fn with_workers(tmp: &TempDir, extra: &[(&str, &str)]) -> (Child, Vec<String>) {
+        let workers = tmp.join("workers.pid");
+        let workers_env = workers.to_str().unwrap().to_string();
+        let mut env = vec![("FAKE_RDAGENT_WORKERS", workers_env.as_str())];
+        env.extend_from_slice(extra);
+        let (mut child, pid, _) = hanging(tmp, &env, &["--kill-after", "1"]);
+        let listed = wait_for_file(&workers, &mut child);
+        let mut pids = vec![pid];
+        pids.extend(listed.lines().map(str::to_string));
+        assert_eq!(pids.len(), 3, "{pids:?}");
+        (child, pids)
+    }
+
+    #[test]
+    fn sigterm_ends_rdagents_whole_process_tree() {
+        let tmp = TempDir::new("tree-term");
+        let (mut child, pids) = with_workers(&tmp, &[]);
+        send("-TERM", &child.id().to_string());
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        let left = gone_within(&pids, Duration::from_secs(5));
+        kill_all(&left);
+        assert_eq!(status.code(), Some(143), "{}", stderr_of(&mut child));
+        assert!(left.is_empty(), "survived SIGTERM of rd-chain: {left:?} of {pids:?}");
+    }
+
+    #[test]
+    fn a_worker_that_left_the_group_is_found_and_killed() {
+        let tmp = TempDir::new("tree-escape");
+        let (mut child, pids) = with_workers(&tmp, &[("FAKE_RDAGENT_WORKER_ESCAPES", "1")]);
+        send("-HUP", &child.id().to_string());
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        let left = gone_within(&pids, Duration::from_secs(5));
+        kill_all(&left);
+        assert_eq!(status.code(), Some(129), "{}", stderr_of(&mut child));
+        assert!(left.is_empty(), "survived: {left:?} of {pids:?}");
+    }
+
+    #[test]
+    fn ctrl_c_escalation_ends_the_whole_tree() {
+        let tmp = TempDir::new("tree-int");
+        let (mut child, pids) = with_workers(
+            &tmp,
+            &[("FAKE_RDAGENT_IGNORE_INT", "1"), ("FAKE_RDAGENT_IGNORE_TERM", "1")],
+        );
+        send("-INT", &format!("-{}", child.id()));
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        let left = gone_within(&pids, Duration::from_secs(5));
+        kill_all(&left);
+        assert_eq!(status.code(), Some(130), "{}", stderr_of(&mut child));
+        assert!(left.is_empty(), "survived: {left:?} of {pids:?}");
+    }
+
+    #[test]
+    fn nothing_of_a_term_ignoring_rdagent_outlives_a_sigkilled_rd_chain() {
+        let tmp = TempDir::new("tree-kill");
+        let (mut child, pids) = with_workers(&tmp, &[("FAKE_RDAGENT_IGNORE_TERM", "1")]);
+        send("-KILL", &child.id().to_string());
+        let _ = wait_exit(&mut child, Duration::from_secs(10));
+        // The guard sends SIGTERM at once, SIGKILL after --kill-after (1 s).
+        let left = gone_within(&pids, Duration::from_secs(10));
+        kill_all(&left);
+        assert!(left.is_empty(), "outlived rd-chain: {left:?} of {pids:?}");
+    }
+
+    #[test]
+    fn the_hook_probe_does_not_outlive_rd_chain_in_a_dry_run() {
+        let tmp = TempDir::new("probe-orphan");
+        let pidfile = tmp.join("probe.pid");
+        let python = tmp.join("slow-python");
+        std::fs::write(
+            &python,
+            format!("#!/bin/sh\necho $$ > '{}.tmp'\nmv '{0}.tmp' '{0}'\nexec sleep 600\n", pidfile.display()),
+        )
+        .unwrap();
+        let rdagent = tmp.join("rdagent");
+        std::fs::write(&rdagent, format!("#!{}\n", python.display())).unwrap();
+        for f in [&python, &rdagent] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut child = rd_chain(tmp.path())
+            .args(["--dry-run", "--hook", "auto", "--rdagent"])
+            .arg(&rdagent)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = wait_for_file(&pidfile, &mut child);
+        send("-TERM", &child.id().to_string());
+        let _ = wait_exit(&mut child, Duration::from_secs(10));
+        let left = gone_within(&[pid.clone()], Duration::from_secs(10));
+        kill_all(&left);
+        assert!(left.is_empty(), "the probe interpreter {pid} outlived rd-chain");
+    }
+
     #[test]
     fn a_second_ctrl_c_kills_at_once() {
         let tmp = TempDir::new("sigint2");
@@ -715,7 +842,11 @@ mod signals {
         // sent only to rd-chain: the first is recorded, the second kills.
         let (mut child, pid, _) = hanging(
             &tmp,
-            &[("FAKE_RDAGENT_IGNORE_TERM", "1")],
+            &[
+                ("FAKE_RDAGENT_IGNORE_TERM", "1"),
+                // rd-chain forwards Ctrl-C to rdagent's process group: this child ignores it.
+                ("FAKE_RDAGENT_IGNORE_INT", "1"),
+            ],
             &["--kill-after", "60"],
         );
         send("-INT", &child.id().to_string());

@@ -1,0 +1,395 @@
+//! Children that take their whole process tree with them: rdagent (and the `--hook auto` probe) runs in a
+//! process group of its own, so every worker it starts (Qlib, Docker clients, conda interpreters) can be
+//! signalled at once, and nothing it started outlives rd-chain, however rd-chain ends.
+//!
+//! - `spawn` starts the command as the leader of a new process group. On Linux it also gets the parent-death
+//!   signal (SIGTERM) and rd-chain becomes a child subreaper, so workers that leave the group and are orphaned
+//!   come back to rd-chain, which kills and reaps them.
+//! - A guard process (rd-chain itself, re-executed in the hidden `__guard` mode) holds the read end of a pipe
+//!   from rd-chain. rd-chain never writes to it until the group is done; if rd-chain dies first (even by
+//!   SIGKILL) the kernel closes the pipe and the guard sends the group SIGTERM, then SIGKILL after the grace
+//!   period. The guard ignores SIGINT/SIGTERM/SIGHUP and has a group of its own, so what kills rd-chain does not
+//!   kill it.
+//! - Because the group is not the terminal's foreground group, Ctrl-C reaches rd-chain only; the caller
+//!   forwards SIGINT with `Group::signal`.
+//! - `Group::finish` (also run on drop): once the leader has exited, any member still running gets SIGTERM,
+//!   then SIGKILL after the grace period; orphans re-parented to rd-chain are killed and reaped; the guard is
+//!   released. A later retry or stall restart uses the same calls.
+
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub use crate::signals::{SIGINT, SIGTERM};
+/// SIGKILL's number (the same on every unix).
+pub const SIGKILL: i32 = 9;
+
+/// The hidden first argument that runs rd-chain as a guard.
+pub const GUARD_ARG: &str = "__guard";
+/// What rd-chain writes to the guard when the group is done: the guard then exits without signalling.
+const RELEASE: &[u8] = b"done\n";
+
+static ADOPTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Make rd-chain a child subreaper (Linux): workers whose parent dies are re-parented to rd-chain instead of
+/// init, and `finish` kills and reaps them. Only the rd-chain program calls this (every other child of the
+/// process is then one of its groups or guards); elsewhere it does nothing.
+pub fn adopt_orphans() {
+    #[cfg(target_os = "linux")]
+    if sys::become_subreaper() {
+        ADOPTING.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn adopting() -> bool {
+    ADOPTING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A child leading its own process group, and the guard that ends the group if rd-chain dies.
+pub struct Group {
+    child: Child,
+    pgid: i32,
+    grace: Duration,
+    guard: Option<(Child, ChildStdin)>,
+    status: Option<ExitStatus>,
+    finished: bool,
+}
+
+/// Start `cmd` as the leader of a new process group, with a guard that ends the group (SIGTERM, then SIGKILL
+/// after `grace`) if rd-chain dies before `finish`.
+pub fn spawn(cmd: &mut Command, grace: Duration) -> std::io::Result<Group> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        crate::signals::terminate_with_parent(cmd);
+    }
+    let child = cmd.spawn()?;
+    let pgid = i32::try_from(child.id()).unwrap_or(0);
+    let guard = start_guard(pgid, grace);
+    if guard.is_none() {
+        log::warn!(
+            "cannot start rd-chain's guard process: if rd-chain is killed, process group {pgid} is signalled \
+             only through rdagent's parent-death signal"
+        );
+    }
+    Ok(Group {
+        child,
+        pgid,
+        grace,
+        guard,
+        status: None,
+        finished: false,
+    })
+}
+
+fn start_guard(pgid: i32, grace: Duration) -> Option<(Child, ChildStdin)> {
+    if !cfg!(unix) || pgid <= 0 {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(GUARD_ARG)
+        .arg(pgid.to_string())
+        .arg(grace.as_millis().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut guard = cmd.spawn().ok()?;
+    let pipe = guard.stdin.take()?;
+    Some((guard, pipe))
+}
+
+impl Group {
+    /// The leader's pid (also the group id).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The leader's stdout/stderr, when piped.
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// The leader's status once it has exited (the rest of the group may still run: see `finish`).
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        if let Some(s) = self.status {
+            return Ok(Some(s));
+        }
+        let s = self.child.try_wait()?;
+        self.status = s;
+        Ok(s)
+    }
+
+    /// Send `sig` to every process of the group.
+    pub fn signal(&self, sig: i32) {
+        #[cfg(unix)]
+        sys::kill_group(self.pgid, sig);
+        #[cfg(not(unix))]
+        let _ = sig;
+    }
+
+    /// SIGKILL the group and every orphan re-parented to rd-chain; no grace.
+    pub fn kill(&mut self) {
+        self.signal(SIGKILL);
+        #[cfg(not(unix))]
+        let _ = self.child.kill();
+        self.kill_orphans();
+    }
+
+    /// Is any process of the group still there (a zombie of rd-chain's counts until reaped)?
+    pub fn group_alive(&self) -> bool {
+        #[cfg(unix)]
+        {
+            sys::group_exists(self.pgid)
+        }
+        #[cfg(not(unix))]
+        false
+    }
+
+    fn kill_orphans(&self) {
+        if !adopting() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        for pid in sys::own_children() {
+            let ours = pid == self.child.id()
+                || self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid);
+            if !ours {
+                sys::kill_pid(pid, SIGKILL);
+                sys::reap(pid);
+            }
+        }
+    }
+
+    /// Reap zombies re-parented to rd-chain (workers of the group whose parent died before them).
+    fn reap_orphans(&self) {
+        if !adopting() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        for pid in sys::own_children() {
+            let ours = pid == self.child.id()
+                || self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid);
+            if !ours && sys::is_zombie(pid) {
+                sys::reap(pid);
+            }
+        }
+    }
+
+    /// Wait for the leader, then end what is left of the group: SIGTERM, SIGKILL after the grace period; kill
+    /// and reap orphans; release the guard. Returns the leader's status.
+    pub fn finish(&mut self) -> std::io::Result<ExitStatus> {
+        let status = match self.status {
+            Some(s) => s,
+            None => {
+                let s = self.child.wait()?;
+                self.status = Some(s);
+                s
+            }
+        };
+        if !self.finished {
+            self.finished = true;
+            self.reap_orphans();
+            if self.group_alive() {
+                log::warn!(
+                    "rdagent exited but processes of its group {} are still running; sending them SIGTERM",
+                    self.pgid
+                );
+                self.signal(SIGTERM);
+                let deadline = Instant::now().checked_add(self.grace);
+                while self.group_alive() && deadline.is_none_or(|d| Instant::now() < d) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    self.reap_orphans();
+                }
+                if self.group_alive() {
+                    log::warn!("killing what is left of process group {}", self.pgid);
+                }
+            }
+            // Members that ignored SIGTERM, and orphans that left the group: no more grace.
+            if self.group_alive() {
+                self.signal(SIGKILL);
+            }
+            self.kill_orphans();
+            self.release_guard();
+        }
+        Ok(status)
+    }
+
+    fn release_guard(&mut self) {
+        if let Some((mut guard, mut pipe)) = self.guard.take() {
+            let _ = pipe.write_all(RELEASE);
+            drop(pipe);
+            let _ = guard.wait();
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if !self.finished {
+            if self.status.is_none() {
+                self.kill();
+            }
+            let _ = self.finish();
+        }
+    }
+}
+
+/// The guard: `rd-chain __guard PGID GRACE_MS`, stdin the pipe from rd-chain. Returns the exit code.
+pub fn guard_main(args: &[std::ffi::OsString]) -> u8 {
+    #[cfg(unix)]
+    sys::ignore_stop_signals();
+    let number = |i: usize| {
+        args.get(i)
+            .and_then(|a| a.to_str())
+            .and_then(|t| t.parse::<u64>().ok())
+    };
+    let (Some(pgid), Some(grace_ms)) = (number(0), number(1)) else {
+        eprintln!("rd-chain: {GUARD_ARG} is internal: it takes PGID GRACE_MS");
+        return crate::exit::USAGE;
+    };
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return crate::exit::USAGE;
+    };
+    let mut said = Vec::new();
+    let _ = std::io::stdin().lock().read_to_end(&mut said);
+    if said == RELEASE {
+        return crate::exit::OK;
+    }
+    // rd-chain is gone without releasing the group: end it.
+    #[cfg(unix)]
+    {
+        sys::kill_group(pgid, SIGTERM);
+        let deadline = Instant::now().checked_add(Duration::from_millis(grace_ms));
+        while sys::group_exists(pgid) && deadline.is_none_or(|d| Instant::now() < d) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sys::kill_group(pgid, SIGKILL);
+    }
+    #[cfg(not(unix))]
+    let _ = (pgid, grace_ms);
+    crate::exit::OK
+}
+
+#[cfg(unix)]
+mod sys {
+    use std::os::raw::c_int;
+
+    extern "C" {
+        fn kill(pid: c_int, sig: c_int) -> c_int;
+        fn signal(signum: c_int, handler: extern "C" fn(c_int)) -> usize;
+        #[cfg(target_os = "linux")]
+        fn prctl(option: c_int, ...) -> c_int;
+        #[cfg(target_os = "linux")]
+        fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
+    }
+
+    /// A handler that does nothing: the guard outlives what stops rd-chain (a read it interrupts is retried).
+    extern "C" fn ignore(_: c_int) {}
+
+    pub fn kill_group(pgid: i32, sig: i32) {
+        if pgid > 1 {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+            unsafe {
+                kill(-pgid, sig);
+            }
+        }
+    }
+
+    pub fn group_exists(pgid: i32) -> bool {
+        // SAFETY: signal 0 only checks that the group has a member.
+        pgid > 1 && unsafe { kill(-pgid, 0) } == 0
+    }
+
+    pub fn ignore_stop_signals() {
+        for sig in [super::SIGINT, super::SIGTERM, crate::signals::SIGHUP] {
+            // SAFETY: `ignore` touches nothing, which is async-signal-safe.
+            unsafe {
+                signal(sig, ignore);
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    pub fn become_subreaper() -> bool {
+        const PR_SET_CHILD_SUBREAPER: c_int = 36;
+        // SAFETY: prctl with this option only sets a flag of the calling process.
+        unsafe { prctl(PR_SET_CHILD_SUBREAPER, 1 as std::os::raw::c_ulong) == 0 }
+    }
+
+    #[cfg(target_os = "linux")]
+    pub fn kill_pid(pid: u32, sig: i32) {
+        if let Ok(pid) = c_int::try_from(pid) {
+            if pid > 1 {
+                // SAFETY: kill(2) with a positive pid signals that one process.
+                unsafe {
+                    kill(pid, sig);
+                }
+            }
+        }
+    }
+
+    /// Wait for `pid` (a child of rd-chain that std does not own) so no zombie is left.
+    #[cfg(target_os = "linux")]
+    pub fn reap(pid: u32) {
+        if let Ok(pid) = c_int::try_from(pid) {
+            let mut status: c_int = 0;
+            // SAFETY: waitpid writes the status into our local; pid names one child, not std's.
+            unsafe {
+                waitpid(pid, &mut status, 0);
+            }
+        }
+    }
+
+    /// `/proc/PID/stat`'s state and parent pid.
+    #[cfg(target_os = "linux")]
+    fn stat(pid: u32) -> Option<(char, u32)> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may contain anything: read after the last ')'.
+        let rest = &text[text.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?.chars().next()?;
+        let ppid = fields.next()?.parse().ok()?;
+        Some((state, ppid))
+    }
+
+    #[cfg(target_os = "linux")]
+    pub fn is_zombie(pid: u32) -> bool {
+        stat(pid).is_some_and(|(s, _)| s == 'Z')
+    }
+
+    /// Every process whose parent is rd-chain.
+    #[cfg(target_os = "linux")]
+    pub fn own_children() -> Vec<u32> {
+        let me = std::process::id();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| stat(pid).is_some_and(|(_, ppid)| ppid == me))
+            .collect()
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_reads_state_and_parent_even_with_parentheses_in_the_name() {
+        let mut child = Command::new("sh")
+            .args(["-c", "exec sleep 30"])
+            .spawn()
+            .unwrap();
+        let kids = sys::own_children();
+        assert!(kids.contains(&child.id()), "{kids:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
