@@ -326,7 +326,7 @@ pub const SETTINGS: &[SettingEntry] = &[
         key: "kill_after",
         flag: "kill-after",
         label: Some("kill after"),
-        read: |long, g, e, c| read_into(&mut c.kill_after, long, g, e, whole_number),
+        read: |long, g, e, c| read_into(&mut c.kill_after, long, g, e, kill_after_seconds),
         show: |c| shown(&c.kill_after, format!("{}s", c.kill_after.value)),
     },
     SettingEntry {
@@ -518,7 +518,8 @@ const FLAGS: &[Flag] = &[
         value: Some("SECONDS"),
         env: Some("RD_CHAIN_KILL_AFTER"),
         default: DefaultValue::Count(10),
-        help: "After SIGTERM/SIGHUP is forwarded to rdagent, wait this long before SIGKILL.",
+        help: "After SIGTERM/SIGHUP is forwarded to rdagent's process group, wait this long before SIGKILL (at \
+               most 86400, one day).",
         scope: Scope::Run,
     },
     Flag {
@@ -918,6 +919,20 @@ fn whole_number(text: &str) -> std::result::Result<u64, String> {
         .map_err(|_| "expected a whole number (0 or more)".to_string())
 }
 
+/// The longest `--kill-after` accepted, in seconds (one day): a grace period is added to the current time, and
+/// a bound keeps every such sum far inside what the clock can hold.
+pub const MAX_KILL_AFTER: u64 = 86_400;
+
+fn kill_after_seconds(text: &str) -> std::result::Result<u64, String> {
+    let n = whole_number(text)?;
+    if n > MAX_KILL_AFTER {
+        return Err(format!(
+            "at most {MAX_KILL_AFTER} seconds (one day): the grace period between SIGTERM and SIGKILL"
+        ));
+    }
+    Ok(n)
+}
+
 fn duration(text: &str) -> std::result::Result<Option<String>, String> {
     let t = text.trim();
     let ok = t.chars().next().is_some_and(|c| c.is_ascii_digit())
@@ -1294,6 +1309,13 @@ mod tests {
         }
     }
 
+    fn run_env(list: &[&str], e: &BTreeMap<String, OsString>) -> Result<RunConfig> {
+        match parse(args(list), e)?.command {
+            Command::Run(c) => Ok(*c),
+            other => panic!("expected the chain, got {other:?}"),
+        }
+    }
+
     fn usage_msg(r: Result<impl fmt::Debug>) -> String {
         match r {
             Err(e @ Error::Usage(_)) => e.to_string(),
@@ -1348,6 +1370,52 @@ mod tests {
         assert!(usage_msg(run(&["--factor-duration", "soon"], &[])).contains("--factor-duration"));
         assert!(usage_msg(parse(args(&["list", "--pick", "sota"]), &env(&[]))).contains("--pick"));
         assert!(usage_msg(parse(args(&["resolve"]), &env(&[]))).contains("needs a PATH"));
+    }
+
+    #[test]
+    fn kill_after_is_bounded_at_parse_time() {
+        assert_eq!(run(&["--kill-after", "86400"], &[]).unwrap().kill_after.value, MAX_KILL_AFTER);
+        for huge in ["86401", "9223372036854775808", "18446744073709551615"] {
+            let m = usage_msg(run(&["--kill-after", huge], &[]));
+            assert!(m.contains("--kill-after") && m.contains("86400"), "{m}");
+            let m = usage_msg(run(&[], &[("RD_CHAIN_KILL_AFTER", huge)]));
+            assert!(m.contains("RD_CHAIN_KILL_AFTER"), "{m}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn path_variables_keep_their_bytes_and_text_variables_that_are_not_utf8_are_refused() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = OsString::from_vec(b"/data/r\xe9sultats".to_vec());
+        let mut e = env(&[]);
+        for name in ["RD_CHAIN_LOG_ROOT", "RDAGENT_BIN", "LOG_TRACE_PATH", "WORKSPACE_PATH"] {
+            e.insert(name.to_string(), odd.clone());
+        }
+        let c = run_env(&[], &e).unwrap();
+        assert_eq!(c.log_root.value.as_os_str(), odd);
+        assert_eq!(c.log_root.origin, Origin::Env("RD_CHAIN_LOG_ROOT"));
+        assert_eq!(c.rdagent.value.as_deref().map(|p| p.as_os_str()), Some(odd.as_os_str()));
+        assert_eq!(c.log_trace_path.as_deref().map(|p| p.as_os_str()), Some(odd.as_os_str()));
+        assert_eq!(c.workspace_path_env.as_deref().map(|p| p.as_os_str()), Some(odd.as_os_str()));
+        // Flags too.
+        let c = match parse(vec![OsString::from("--log-root"), odd.clone()], &env(&[]))
+            .unwrap()
+            .command
+        {
+            Command::Run(c) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.log_root.value.as_os_str(), odd);
+        let mut e = env(&[("LOAD_SOTA_FROM_LOG", "true")]);
+        e.insert("SOTA_LOG_PATH".to_string(), odd.clone());
+        assert_eq!(run_env(&[], &e).unwrap().sota.source, SotaSource::Log(odd.clone().into()));
+        for name in ["RD_CHAIN_MODEL_LOOPS", "USE_ALPHA_FACTORS", "RD_CHAIN_HOOK"] {
+            let mut e = env(&[]);
+            e.insert(name.to_string(), odd.clone());
+            let m = usage_msg(run_env(&[], &e));
+            assert!(m.contains(name) && m.contains("UTF-8"), "{m}");
+        }
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub fn run(plan: Plan) -> Result<()> {
         .unwrap_or_else(|| plan.log_root.clone());
     std::fs::create_dir_all(&record_dir)
         .map_err(|e| Error::io("cannot create rd-chain's record dir", &record_dir, e))?;
+    if plan.hook.as_ref().is_some_and(|h| h.enabled) {
+        // The hook dir is made in there before the model phase: refuse a shared dir now, not hours later.
+        hook::check_parent(&record_dir)?;
+    }
     let mut record = RunRecord {
         path: plan.run_record.clone(),
         started: plan.started,
@@ -217,19 +221,31 @@ fn run_phases(plan: &Plan, record: &mut RunRecord, saver: &mut Saver) -> Result<
 /// Resolve on a worker thread while this one watches for a stop: a SIGTERM/SIGHUP/Ctrl-C during a long
 /// resolution ends the chain at once with the signal's code (the resolver reads only; it is left behind).
 fn resolve_or_stop(req: ResolveRequest, record: &RunRecord) -> Result<Result<resolve::Resolution>> {
-    let worker = std::thread::spawn(move || resolve::resolve(&req));
+    until_stopped(
+        move || resolve::resolve(&req),
+        "while resolving the SOTA factors after the factor phase",
+        record,
+    )
+}
+
+/// Run `work` on a thread; return its result, or the stop that arrived first (checked every 20 ms).
+fn until_stopped<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+    what: &str,
+    record: &RunRecord,
+) -> Result<T> {
+    let worker = std::thread::spawn(work);
     loop {
         if worker.is_finished() {
             return worker
                 .join()
-                .map_err(|_| Error::Internal("the SOTA resolution panicked".to_string()));
+                .map_err(|_| Error::Internal(format!("rd-chain's work {what} panicked")));
         }
         if let Some(stop) = pending_stop(Received::default()) {
             return Err(Error::Interrupted {
                 stop,
                 message: format!(
-                    "{} while resolving the SOTA factors after the factor phase; no further phase was \
-                     started; run record: {}",
+                    "{} {what}; no further phase was started; run record: {}",
                     stop.name(),
                     record.path.display()
                 ),
@@ -556,5 +572,39 @@ mod tests {
         assert_eq!(&name[4..5], "-");
         assert_eq!(&name[10..11], "_");
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_sigterm_during_a_long_step_between_phases_stops_it_at_once() {
+        extern "C" {
+            fn raise(sig: i32) -> i32;
+        }
+        signals::install().unwrap();
+        let record = RunRecord {
+            path: PathBuf::from("/nonexistent/r.json"),
+            started: Utc::now(),
+            finished: None,
+            settings: crate::json::Json::Null,
+            hook: None,
+            hook_report: None,
+            sota: None,
+            phases: Vec::new(),
+            outcome: None,
+        };
+        // A step that never ends by itself (a resolution stuck on a slow disk).
+        let (_keep, never) = std::sync::mpsc::channel::<()>();
+        // SAFETY: raise(3) sends SIGTERM to this process, whose handler (installed above) only counts it.
+        unsafe {
+            raise(signals::SIGTERM);
+        }
+        let err = until_stopped(move || never.recv().is_ok(), "while resolving", &record)
+            .unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::TERMINATED);
+        let m = err.to_string();
+        assert!(m.contains("SIGTERM") && m.contains("while resolving") && m.contains("r.json"), "{m}");
+        // The record reads it as an interruption, not a failed resolution.
+        let outcome = Outcome::of(&Err(err));
+        assert_eq!(outcome.ending.state(), record::State::Interrupted);
     }
 }

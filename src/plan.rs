@@ -363,21 +363,35 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
     true
 }
 
-/// The log root must be a writable directory, or creatable under its nearest existing ancestor.
+/// The log root must be a directory rd-chain may create entries in (access(2) with W_OK|X_OK: the
+/// caller's uid, groups, ACLs and read-only mounts, not the mode bits), or creatable under its nearest
+/// existing ancestor (which must then pass the same test).
 pub fn check_writable(log_root: &Path) -> Result<()> {
+    check_writable_with(log_root, &may_create_in)
+}
+
+/// `check_writable` with the access test given: `Err(why)` when entries cannot be created in the dir.
+pub fn check_writable_with(
+    log_root: &Path,
+    may_create: &dyn Fn(&Path) -> std::result::Result<(), std::io::Error>,
+) -> Result<()> {
     let mut probe = log_root;
     loop {
         match std::fs::metadata(probe) {
             Ok(m) if m.is_dir() => {
-                if m.permissions().readonly() {
-                    return Err(Error::usage(format!(
-                        "the log root {} cannot be created or written: {} is read-only; choose another with \
-                         --log-root DIR",
+                return may_create(probe).map_err(|why| {
+                    let what = if probe == log_root {
+                        "cannot be written".to_string()
+                    } else {
+                        format!("cannot be created: {} does not exist and", log_root.display())
+                    };
+                    Error::usage(format!(
+                        "the log root {} {what} rd-chain may not create entries in {} ({why}); choose another \
+                         with --log-root DIR (or RD_CHAIN_LOG_ROOT)",
                         log_root.display(),
                         probe.display()
-                    )));
-                }
-                return Ok(());
+                    ))
+                });
             }
             Ok(_) => {
                 return Err(Error::usage(format!(
@@ -390,6 +404,38 @@ pub fn check_writable(log_root: &Path) -> Result<()> {
                 Some(parent) if !parent.as_os_str().is_empty() => probe = parent,
                 _ => return Ok(()),
             },
+        }
+    }
+}
+
+/// May this process create entries in `dir`? access(2) with W_OK|X_OK on unix (the kernel's own answer for
+/// this uid, including read-only mounts); elsewhere the read-only attribute.
+fn may_create_in(dir: &Path) -> std::result::Result<(), std::io::Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        extern "C" {
+            fn access(path: *const std::os::raw::c_char, mode: std::os::raw::c_int) -> std::os::raw::c_int;
+        }
+        const W_OK: std::os::raw::c_int = 2;
+        const X_OK: std::os::raw::c_int = 1;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::other("the path holds a NUL byte"))?;
+        // SAFETY: `c` is a NUL-terminated string that outlives the call; access(2) only reads it.
+        if unsafe { access(c.as_ptr(), W_OK | X_OK) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.permissions().readonly() => {
+                Err(std::io::Error::other("the directory is read-only"))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 }
@@ -435,5 +481,27 @@ mod tests {
         let e = check_writable(&file.join("log")).unwrap_err();
         std::fs::remove_file(&file).unwrap();
         assert!(e.to_string().contains("is not a directory"), "{e}");
+    }
+
+    #[test]
+    fn writable_check_asks_the_access_test_of_the_nearest_existing_dir() {
+        let tmp = std::env::temp_dir();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let refuse = |dir: &Path| {
+            asked.borrow_mut().push(dir.to_path_buf());
+            Err(std::io::Error::from_raw_os_error(13))
+        };
+        let root = tmp.join("rd-chain-no-such-root/log");
+        let e = check_writable_with(&root, &refuse).unwrap_err();
+        assert_eq!(e.exit_code(), crate::exit::USAGE);
+        assert_eq!(*asked.borrow(), [tmp.clone()]);
+        let m = e.to_string();
+        assert!(
+            m.contains(&tmp.display().to_string()) && m.contains("--log-root") && m.contains("denied"),
+            "{m}"
+        );
+        let e = check_writable_with(&tmp, &refuse).unwrap_err();
+        assert!(e.to_string().contains("cannot be written"), "{e}");
+        assert!(check_writable_with(&tmp, &|_| Ok(())).is_ok());
     }
 }

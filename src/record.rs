@@ -6,6 +6,7 @@
 //! This module decides nothing about the run: `execute` fills the record, this module owns its form.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -366,13 +367,60 @@ fn phase_record_json(p: &PhaseRecord) -> Json {
 
 /// Write `bytes` to `path` through a temp file in the same dir and a rename, so readers never see half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io("cannot write the run record", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("cannot write the run record", path, e)
+    write_atomic_with(path, bytes, &mut |file, bytes| {
+        file.write_all(bytes)?;
+        file.sync_all()
     })
 }
+
+/// `write_atomic` with the writing given (tests inject failures). The temp file is created fresh (never through
+/// a symlink) next to `path`; on any failure it is removed, so a full disk leaves no `*.tmp-PID` behind and
+/// the previous record intact.
+pub fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    write: &mut dyn FnMut(&mut std::fs::File, &[u8]) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+    let fail = |e: std::io::Error| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("cannot write the run record", path, e)
+    };
+    let mut file = match create_fresh(&tmp) {
+        // A leftover of a dead rd-chain that had this pid: it is ours to replace.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&tmp);
+            create_fresh(&tmp)
+        }
+        other => other,
+    }
+    .map_err(|e| Error::io("cannot write the run record", &tmp, e))?;
+    write(&mut file, bytes).map_err(fail)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// Create `path` new (`O_CREAT|O_EXCL`, and `O_NOFOLLOW` on unix), mode 0600 on unix.
+pub fn create_fresh(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// O_NOFOLLOW (Linux's value on x86 and arm; the BSDs and macOS use 0x100).
+#[cfg(all(unix, any(target_os = "linux", target_os = "android")))]
+pub const O_NOFOLLOW: i32 = if cfg!(any(target_arch = "arm", target_arch = "aarch64")) {
+    0o100000
+} else {
+    0o400000
+};
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+pub const O_NOFOLLOW: i32 = 0x100;
 
 /// A run record read back: its schema, state and outcome checked, the whole document kept as written.
 #[derive(Clone, Debug, PartialEq)]
@@ -560,6 +608,37 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"{}");
         let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file may remain");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temp_file_and_the_old_record() {
+        let dir = std::env::temp_dir().join(format!("rd-chain-full-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        write_atomic(&path, b"{\"old\": 1}").unwrap();
+        // Half the bytes written, then the disk is full.
+        let err = write_atomic_with(&path, b"{\"new\": 2}", &mut |file, bytes| {
+            file.write_all(&bytes[..4])?;
+            Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        // The real device: /dev/full refuses every write with ENOSPC.
+        let err = write_atomic_with(&path, b"{}", &mut |_, bytes| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")?
+                .write_all(bytes)
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["r.json"], "no temp file may remain");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"old\": 1}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

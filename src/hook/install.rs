@@ -13,17 +13,111 @@ pub const SITECUSTOMIZE: &str = include_str!("../../scripts/rdagent_hook/sitecus
 /// The file name Python imports at start-up from the first PYTHONPATH entry that has it.
 pub const FILE_NAME: &str = "sitecustomize.py";
 
-/// Create `dir` (and its parents), write the hook into it as `sitecustomize.py`, and return `dir` made absolute.
+/// Create `dir` fresh and exclusively (its parents as needed, the leaf itself with one mkdir, mode 0700), check
+/// that it is a real directory owned by this user in a parent no other user can rename entries in, write the hook
+/// into it as `sitecustomize.py` (created new, never through a symlink), and return `dir` made absolute.
+///
+/// The run id is visible in the run record hours before the model phase, so on a shared log root another user
+/// could plant `<run>.hook` (or a symlink in it) to run code in the model phase: an existing `dir` is refused.
 pub fn install(dir: &Path) -> Result<PathBuf> {
     let dir = std::path::absolute(dir)
         .map_err(|e| Error::io("cannot make the hook directory absolute:", dir, e))?;
     check_dir(&dir)?;
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::io("cannot create the hook directory", &dir, e))?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io("cannot create rd-chain's directory", parent, e))?;
+        check_parent(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(&dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Usage(format!(
+                "the hook directory {} already exists, but rd-chain creates it fresh for each run: something else \
+                 made it (another user on a shared log root?); rd-chain will not run code from it. Remove it after \
+                 checking what it holds, or use a --log-root only you can write to",
+                dir.display()
+            ))
+        } else {
+            Error::io("cannot create the hook directory", &dir, e)
+        }
+    })?;
+    check_owned(&dir)?;
     let file = dir.join(FILE_NAME);
-    std::fs::write(&file, SITECUSTOMIZE)
+    let mut out = crate::record::create_fresh(&file)
+        .map_err(|e| Error::io("cannot create the hook", &file, e))?;
+    std::io::Write::write_all(&mut out, SITECUSTOMIZE.as_bytes())
         .map_err(|e| Error::io("cannot write the hook", &file, e))?;
     Ok(dir)
+}
+
+/// The hook dir just made must be a directory (not a symlink) owned by the effective user.
+fn check_owned(dir: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| Error::io("cannot read the hook directory", dir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::Internal(format!(
+            "the hook directory {} is not a directory rd-chain made (a symlink?); rd-chain will not use it",
+            dir.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = euid();
+        if meta.uid() != me {
+            return Err(Error::Internal(format!(
+                "the hook directory {} belongs to uid {}, not to rd-chain's uid {me}; rd-chain will not use it",
+                dir.display(),
+                meta.uid()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The hook dir's parent (`<log root>/rd-chain`) must be a real directory that no other user can rename entries
+/// in: owned by this user or root, and not writable by group or others unless sticky (as /tmp is).
+pub fn check_parent(parent: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(parent)
+        .map_err(|e| Error::io("cannot read rd-chain's directory", parent, e))?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "rd-chain's directory {} is not a directory (a symlink?); the hook is not written there; use a \
+             --log-root only you can write to",
+            parent.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode();
+        let shared = mode & 0o022 != 0 && mode & 0o1000 == 0;
+        if (meta.uid() != euid() && meta.uid() != 0) || shared {
+            return Err(Error::Usage(format!(
+                "rd-chain's directory {} can be changed by other users (owner uid {}, mode {:o}); the hook, which \
+                 runs in the model phase, is not written there; make it yours and not group- or world-writable \
+                 (chmod go-w), or use a --log-root only you can write to",
+                parent.display(),
+                meta.uid(),
+                mode & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn euid() -> u32 {
+    extern "C" {
+        fn geteuid() -> u32;
+    }
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    unsafe { geteuid() }
 }
 
 /// The hook directory must be able to stand in PYTHONPATH (no path-list separator in it). Checked before the
@@ -89,13 +183,61 @@ mod tests {
         let written = std::fs::read_to_string(dir.join(FILE_NAME)).unwrap();
         assert_eq!(written, SITECUSTOMIZE);
         assert!(SITECUSTOMIZE.contains("RD_CHAIN_HOOK_STATE"));
-        // Installing again (a re-run into the same directory) overwrites.
-        std::fs::write(dir.join(FILE_NAME), "stale").unwrap();
-        install(&dir).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.join(FILE_NAME)).unwrap(),
-            SITECUSTOMIZE
-        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        }
+        // Installing again into the same directory is refused: the directory is made fresh for each run.
+        let err = install(&dir).unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+    }
+
+    #[test]
+    fn a_planted_hook_directory_is_refused_and_left_alone() {
+        let scratch = Scratch::new("planted");
+        let dir = scratch.0.join("log/rd-chain/run-1.hook");
+        write(&dir.join(FILE_NAME), b"print('planted')\n");
+        let err = install(&dir).unwrap_err();
+        let m = err.to_string();
+        assert!(m.contains("already exists") && m.contains(&dir.display().to_string()), "{m}");
+        assert_eq!(std::fs::read(dir.join(FILE_NAME)).unwrap(), b"print('planted')\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_is_never_followed() {
+        let scratch = Scratch::new("symlink");
+        let target = scratch.0.join("elsewhere");
+        std::fs::create_dir_all(&target).unwrap();
+        let dir = scratch.0.join("log/rd-chain/run-1.hook");
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        // The hook directory as a symlink to a directory of the attacker's.
+        std::os::unix::fs::symlink(&target, &dir).unwrap();
+        let err = install(&dir).unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert!(!target.join(FILE_NAME).exists(), "wrote through the symlink");
+        // A symlink planted where sitecustomize.py goes is not followed either.
+        let victim = scratch.0.join("victim");
+        let fresh = scratch.0.join("log2/rd-chain/run-2.hook");
+        std::fs::create_dir_all(&fresh).unwrap();
+        std::os::unix::fs::symlink(&victim, fresh.join(FILE_NAME)).unwrap();
+        assert!(crate::record::create_fresh(&fresh.join(FILE_NAME)).is_err());
+        assert!(!victim.exists(), "created through the symlink");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_parent_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = Scratch::new("shared");
+        let parent = scratch.0.join("log/rd-chain");
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = install(&parent.join("run.hook")).unwrap_err();
+        assert!(err.to_string().contains("other users"), "{err}");
+        assert!(!parent.join("run.hook").exists());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use decide::{decide, decide_in_env, CONSUMER_TEXT};
-pub use install::{check_dir, install, pythonpath, FILE_NAME, SITECUSTOMIZE};
+pub use install::{check_dir, check_parent, install, pythonpath, FILE_NAME, SITECUSTOMIZE};
 pub use probe::PROBE_TIMEOUT;
 pub use report::HookReport;
 
