@@ -14,3 +14,6 @@ mod hook;
 
 #[path = "cli/json_read.rs"]
 mod json_read;
+
+#[path = "cli/hardening.rs"]
+mod hardening;
