@@ -1374,7 +1374,13 @@ mod tests {
 
     #[test]
     fn kill_after_is_bounded_at_parse_time() {
-        assert_eq!(run(&["--kill-after", "86400"], &[]).unwrap().kill_after.value, MAX_KILL_AFTER);
+        assert_eq!(
+            run(&["--kill-after", "86400"], &[])
+                .unwrap()
+                .kill_after
+                .value,
+            MAX_KILL_AFTER
+        );
         for huge in ["86401", "9223372036854775808", "18446744073709551615"] {
             let m = usage_msg(run(&["--kill-after", huge], &[]));
             assert!(m.contains("--kill-after") && m.contains("86400"), "{m}");
@@ -1389,15 +1395,29 @@ mod tests {
         use std::os::unix::ffi::OsStringExt;
         let odd = OsString::from_vec(b"/data/r\xe9sultats".to_vec());
         let mut e = env(&[]);
-        for name in ["RD_CHAIN_LOG_ROOT", "RDAGENT_BIN", "LOG_TRACE_PATH", "WORKSPACE_PATH"] {
+        for name in [
+            "RD_CHAIN_LOG_ROOT",
+            "RDAGENT_BIN",
+            "LOG_TRACE_PATH",
+            "WORKSPACE_PATH",
+        ] {
             e.insert(name.to_string(), odd.clone());
         }
         let c = run_env(&[], &e).unwrap();
         assert_eq!(c.log_root.value.as_os_str(), odd);
         assert_eq!(c.log_root.origin, Origin::Env("RD_CHAIN_LOG_ROOT"));
-        assert_eq!(c.rdagent.value.as_deref().map(|p| p.as_os_str()), Some(odd.as_os_str()));
-        assert_eq!(c.log_trace_path.as_deref().map(|p| p.as_os_str()), Some(odd.as_os_str()));
-        assert_eq!(c.workspace_path_env.as_deref().map(|p| p.as_os_str()), Some(odd.as_os_str()));
+        assert_eq!(
+            c.rdagent.value.as_deref().map(|p| p.as_os_str()),
+            Some(odd.as_os_str())
+        );
+        assert_eq!(
+            c.log_trace_path.as_deref().map(|p| p.as_os_str()),
+            Some(odd.as_os_str())
+        );
+        assert_eq!(
+            c.workspace_path_env.as_deref().map(|p| p.as_os_str()),
+            Some(odd.as_os_str())
+        );
         // Flags too.
         let c = match parse(vec![OsString::from("--log-root"), odd.clone()], &env(&[]))
             .unwrap()
@@ -1409,7 +1429,10 @@ mod tests {
         assert_eq!(c.log_root.value.as_os_str(), odd);
         let mut e = env(&[("LOAD_SOTA_FROM_LOG", "true")]);
         e.insert("SOTA_LOG_PATH".to_string(), odd.clone());
-        assert_eq!(run_env(&[], &e).unwrap().sota.source, SotaSource::Log(odd.clone().into()));
+        assert_eq!(
+            run_env(&[], &e).unwrap().sota.source,
+            SotaSource::Log(odd.clone().into())
+        );
         for name in ["RD_CHAIN_MODEL_LOOPS", "USE_ALPHA_FACTORS", "RD_CHAIN_HOOK"] {
             let mut e = env(&[]);
             e.insert(name.to_string(), odd.clone());

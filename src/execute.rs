@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::hook::{contract, HookReport};
 use crate::plan::{self, EnvValue, LogDir, Phase, PhaseKind, Plan, SotaState};
+use crate::process::{self, Group};
 use crate::record::{self, Outcome, PhaseEnd, PhaseRecord, RunRecord, SotaRecord};
 use crate::resolve::{self, ResolveRequest};
-use crate::process::{self, Group};
 use crate::signals::{self, Received, Stop};
 use crate::timestamp::Utc;
 use crate::{exit, hook, render, Error, Result};
@@ -112,7 +112,10 @@ impl Saver {
         match save(record) {
             Ok(()) => {
                 if self.failed {
-                    log::warn!("the run record {} is up to date again", record.path.display());
+                    log::warn!(
+                        "the run record {} is up to date again",
+                        record.path.display()
+                    );
                 }
                 self.failed = false;
             }
@@ -343,17 +346,17 @@ fn run_one(
     eprintln!(
         "{}",
         render::escape_message(&format!(
-        "rd-chain: {} phase: {} {} (log {})",
-        phase.kind.name(),
-        program.display(),
-        phase
-            .args
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" "),
-        log_dir.display()
-    ))
+            "rd-chain: {} phase: {} {} (log {})",
+            phase.kind.name(),
+            program.display(),
+            phase
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            log_dir.display()
+        ))
     );
     let start = Instant::now();
     let group = process::spawn(&mut cmd, kill_after).map_err(|e| {
@@ -598,11 +601,14 @@ mod tests {
         unsafe {
             raise(signals::SIGTERM);
         }
-        let err = until_stopped(move || never.recv().is_ok(), "while resolving", &record)
-            .unwrap_err();
+        let err =
+            until_stopped(move || never.recv().is_ok(), "while resolving", &record).unwrap_err();
         assert_eq!(err.exit_code(), crate::exit::TERMINATED);
         let m = err.to_string();
-        assert!(m.contains("SIGTERM") && m.contains("while resolving") && m.contains("r.json"), "{m}");
+        assert!(
+            m.contains("SIGTERM") && m.contains("while resolving") && m.contains("r.json"),
+            "{m}"
+        );
         // The record reads it as an interruption, not a failed resolution.
         let outcome = Outcome::of(&Err(err));
         assert_eq!(outcome.ending.state(), record::State::Interrupted);

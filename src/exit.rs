@@ -76,7 +76,8 @@ pub const TABLE: &[Documented] = &[
     Documented {
         code: Code::Fixed(USAGE),
         name: "usage",
-        meaning: "a flag or environment variable is wrong, or the log root is not usable",
+        meaning:
+            "a flag or environment variable is wrong, or the log root or hook dir is not usable",
     },
     Documented {
         code: Code::Fixed(RESOLUTION),

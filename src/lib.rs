@@ -72,7 +72,10 @@ pub const TEXT_VARIABLES: &[&str] = &[
 
 /// The environment's UTF-8 variables, for the readers that take text; one of `TEXT_VARIABLES` that is not
 /// UTF-8 is a usage error (not for `--help`/`--version`, which read nothing).
-fn text_env(inv: &Invocation, env: &BTreeMap<String, OsString>) -> Result<BTreeMap<String, String>> {
+fn text_env(
+    inv: &Invocation,
+    env: &BTreeMap<String, OsString>,
+) -> Result<BTreeMap<String, String>> {
     if !matches!(inv.command, Command::Help | Command::Version) {
         for name in TEXT_VARIABLES {
             if env.get(*name).is_some_and(|v| v.to_str().is_none()) {

@@ -415,7 +415,10 @@ fn may_create_in(dir: &Path) -> std::result::Result<(), std::io::Error> {
     {
         use std::os::unix::ffi::OsStrExt;
         extern "C" {
-            fn access(path: *const std::os::raw::c_char, mode: std::os::raw::c_int) -> std::os::raw::c_int;
+            fn access(
+                path: *const std::os::raw::c_char,
+                mode: std::os::raw::c_int,
+            ) -> std::os::raw::c_int;
         }
         const W_OK: std::os::raw::c_int = 2;
         const X_OK: std::os::raw::c_int = 1;
@@ -494,10 +497,12 @@ mod tests {
         let root = tmp.join("rd-chain-no-such-root/log");
         let e = check_writable_with(&root, &refuse).unwrap_err();
         assert_eq!(e.exit_code(), crate::exit::USAGE);
-        assert_eq!(*asked.borrow(), [tmp.clone()]);
+        assert_eq!(*asked.borrow(), std::slice::from_ref(&tmp));
         let m = e.to_string();
         assert!(
-            m.contains(&tmp.display().to_string()) && m.contains("--log-root") && m.contains("denied"),
+            m.contains(&tmp.display().to_string())
+                && m.contains("--log-root")
+                && m.contains("denied"),
             "{m}"
         );
         let e = check_writable_with(&tmp, &refuse).unwrap_err();

@@ -41,6 +41,14 @@ pub fn adopt_orphans() {
     }
 }
 
+static GUARDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Start guards from now on. Only the rd-chain program calls this (its `main`), since a guard is the program
+/// itself re-executed; a library user (or a test binary) gets process groups without guards.
+pub fn use_guards() {
+    GUARDED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 fn adopting() -> bool {
     ADOPTING.load(std::sync::atomic::Ordering::SeqCst)
 }
@@ -67,7 +75,7 @@ pub fn spawn(cmd: &mut Command, grace: Duration) -> std::io::Result<Group> {
     let child = cmd.spawn()?;
     let pgid = i32::try_from(child.id()).unwrap_or(0);
     let guard = start_guard(pgid, grace);
-    if guard.is_none() {
+    if guard.is_none() && GUARDED.load(std::sync::atomic::Ordering::SeqCst) {
         log::warn!(
             "cannot start rd-chain's guard process: if rd-chain is killed, process group {pgid} is signalled \
              only through rdagent's parent-death signal"
@@ -84,7 +92,7 @@ pub fn spawn(cmd: &mut Command, grace: Duration) -> std::io::Result<Group> {
 }
 
 fn start_guard(pgid: i32, grace: Duration) -> Option<(Child, ChildStdin)> {
-    if !cfg!(unix) || pgid <= 0 {
+    if !cfg!(unix) || pgid <= 0 || !GUARDED.load(std::sync::atomic::Ordering::SeqCst) {
         return None;
     }
     let exe = std::env::current_exe().ok()?;
@@ -158,8 +166,8 @@ impl Group {
         }
         #[cfg(target_os = "linux")]
         for pid in sys::own_children() {
-            let ours = pid == self.child.id()
-                || self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid);
+            let ours =
+                pid == self.child.id() || self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid);
             if !ours {
                 sys::kill_pid(pid, SIGKILL);
                 sys::reap(pid);
@@ -174,8 +182,8 @@ impl Group {
         }
         #[cfg(target_os = "linux")]
         for pid in sys::own_children() {
-            let ours = pid == self.child.id()
-                || self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid);
+            let ours =
+                pid == self.child.id() || self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid);
             if !ours && sys::is_zombie(pid) {
                 sys::reap(pid);
             }

@@ -623,7 +623,10 @@ mod tests {
             Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
         })
         .unwrap_err();
-        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
         // The real device: /dev/full refuses every write with ENOSPC.
         let err = write_atomic_with(&path, b"{}", &mut |_, bytes| {
             std::fs::OpenOptions::new()

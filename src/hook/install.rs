@@ -201,8 +201,14 @@ mod tests {
         write(&dir.join(FILE_NAME), b"print('planted')\n");
         let err = install(&dir).unwrap_err();
         let m = err.to_string();
-        assert!(m.contains("already exists") && m.contains(&dir.display().to_string()), "{m}");
-        assert_eq!(std::fs::read(dir.join(FILE_NAME)).unwrap(), b"print('planted')\n");
+        assert!(
+            m.contains("already exists") && m.contains(&dir.display().to_string()),
+            "{m}"
+        );
+        assert_eq!(
+            std::fs::read(dir.join(FILE_NAME)).unwrap(),
+            b"print('planted')\n"
+        );
     }
 
     #[cfg(unix)]
@@ -217,7 +223,10 @@ mod tests {
         std::os::unix::fs::symlink(&target, &dir).unwrap();
         let err = install(&dir).unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
-        assert!(!target.join(FILE_NAME).exists(), "wrote through the symlink");
+        assert!(
+            !target.join(FILE_NAME).exists(),
+            "wrote through the symlink"
+        );
         // A symlink planted where sitecustomize.py goes is not followed either.
         let victim = scratch.0.join("victim");
         let fresh = scratch.0.join("log2/rd-chain/run-2.hook");

@@ -52,7 +52,9 @@ fn euid() -> u32 {
 fn a_log_root_this_user_may_not_write_is_refused_by_the_dry_run_and_the_run() {
     use std::os::unix::fs::PermissionsExt;
     if euid() != 0 || !Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("skipped: needs root and setpriv to run rd-chain as the unprivileged user nobody");
+        eprintln!(
+            "skipped: needs root and setpriv to run rd-chain as the unprivileged user nobody"
+        );
         return;
     }
     let tmp = TempDir::new("unwritable-root");
@@ -61,7 +63,10 @@ fn a_log_root_this_user_may_not_write_is_refused_by_the_dry_run_and_the_run() {
     std::fs::create_dir(&root).unwrap();
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    for (target, what) in [(root.clone(), "the dir itself"), (root.join("sub/log"), "a dir to create in it")] {
+    for (target, what) in [
+        (root.clone(), "the dir itself"),
+        (root.join("sub/log"), "a dir to create in it"),
+    ] {
         for dry in [true, false] {
             let mut cmd = rd_chain(tmp.path());
             let program = cmd.get_program().to_os_string();
@@ -82,12 +87,17 @@ fn a_log_root_this_user_may_not_write_is_refused_by_the_dry_run_and_the_run() {
             cmd = nobody;
             let (_, err) = expect_code(&mut cmd, 2);
             assert!(
-                err.contains("log root") && err.contains(&root.display().to_string()) && err.contains("--log-root"),
+                err.contains("log root")
+                    && err.contains(&root.display().to_string())
+                    && err.contains("--log-root"),
                 "{what}, dry run {dry}: {err}"
             );
         }
     }
-    assert!(!root.join("rd-chain").exists() && !root.join("sub").exists(), "nothing may be written");
+    assert!(
+        !root.join("rd-chain").exists() && !root.join("sub").exists(),
+        "nothing may be written"
+    );
 }
 
 #[cfg(target_os = "linux")]
@@ -101,7 +111,13 @@ fn a_log_root_on_a_read_only_mount_is_refused() {
     let root = tmp.join("ro-log");
     std::fs::create_dir(&root).unwrap();
     let probe = Command::new("unshare")
-        .args(["--mount", "sh", "-c", "mount --bind -o ro \"$0\" \"$0\"", root.to_str().unwrap()])
+        .args([
+            "--mount",
+            "sh",
+            "-c",
+            "mount --bind -o ro \"$0\" \"$0\"",
+            root.to_str().unwrap(),
+        ])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
         eprintln!("skipped: this machine cannot make a read-only bind mount (unshare --mount)");
@@ -142,7 +158,10 @@ fn a_kill_after_beyond_a_day_is_refused_before_anything_runs() {
             rd_chain(tmp.path()).args(["--dry-run", "--hook", "off", "--kill-after", huge]),
             2,
         );
-        assert!(err.contains("--kill-after") && err.contains("86400"), "{err}");
+        assert!(
+            err.contains("--kill-after") && err.contains("86400"),
+            "{err}"
+        );
     }
     assert!(!tmp.join("log").exists());
 }
@@ -182,7 +201,11 @@ fn environment_paths_that_are_not_utf8_reach_rdagent_unchanged() {
         String::from_utf8_lossy(&pythonpath)
     );
     let log_trace = std::fs::read(seen.join("log_trace_path")).unwrap();
-    assert!(log_trace.starts_with(root.as_bytes()), "{}", String::from_utf8_lossy(&log_trace));
+    assert!(
+        log_trace.starts_with(root.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&log_trace)
+    );
     assert!(Path::new(&root).join("rd-chain").is_dir());
     assert!(!tmp.join("log").exists(), "no ./log fallback");
 
@@ -193,7 +216,10 @@ fn environment_paths_that_are_not_utf8_reach_rdagent_unchanged() {
             .env("RD_CHAIN_MODEL_LOOPS", OsString::from_vec(b"\xff".to_vec())),
         2,
     );
-    assert!(err.contains("RD_CHAIN_MODEL_LOOPS") && err.contains("UTF-8"), "{err}");
+    assert!(
+        err.contains("RD_CHAIN_MODEL_LOOPS") && err.contains("UTF-8"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,7 +236,10 @@ fn json_is_the_last_line_even_after_output_without_a_final_newline() {
     let last = stdout.lines().last().unwrap_or("");
     let record = parse(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {stdout:?}"));
     assert_eq!(record.get("state").str(), "done");
-    assert!(stdout.starts_with("model phase done, no newline\n"), "{stdout:?}");
+    assert!(
+        stdout.starts_with("model phase done, no newline\n"),
+        "{stdout:?}"
+    );
 }
 
 /// Terminal escapes in a recorded workspace path (the workspace root's name holds ESC sequences) are printed
@@ -230,11 +259,20 @@ fn escape_sequences_in_recorded_paths_never_reach_the_terminal_raw() {
     let (out, err) = expect_code(rd_chain(tmp.path()).arg("inspect").arg(&log), 0);
     no_raw(&out, "inspect");
     no_raw(&err, "inspect's stderr");
-    assert!(out.contains("ws\\x1b[31mRED\\x1b]0;title\\x07\\u{9b}2J"), "{out}");
-    let (out, _) = expect_code(rd_chain(tmp.path()).arg("list").arg(log.parent().unwrap()), 0);
+    assert!(
+        out.contains("ws\\x1b[31mRED\\x1b]0;title\\x07\\u{9b}2J"),
+        "{out}"
+    );
+    let (out, _) = expect_code(
+        rd_chain(tmp.path()).arg("list").arg(log.parent().unwrap()),
+        0,
+    );
     no_raw(&out, "list");
     // JSON keeps the exact text, escaped per JSON.
-    let (out, _) = expect_code(rd_chain(tmp.path()).args(["inspect", "--json"]).arg(&log), 0);
+    let (out, _) = expect_code(
+        rd_chain(tmp.path()).args(["inspect", "--json"]).arg(&log),
+        0,
+    );
     assert!(out.contains("\\u001b[31mRED"), "{out}");
     // The dry run shows the resolved workspace.
     let (out, err) = expect_code(
@@ -263,12 +301,21 @@ fn a_run_record_that_cannot_be_written_mid_chain_does_not_abort_the_chain() {
     let tmp = TempDir::new("record-stuck");
     let calls = tmp.join("calls.jsonl");
     let mut cmd = rd_chain(tmp.path());
-    cmd.args(["--factor-loops", "3", "--model-loops", "1", "--hook", "off", "--json", "--rdagent"])
-        .arg(script("fake-rdagent"))
-        .env("FAKE_RDAGENT_RECORD", &calls)
-        .env("FAKE_RDAGENT_STEP_SECONDS", "0.1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "--factor-loops",
+        "3",
+        "--model-loops",
+        "1",
+        "--hook",
+        "off",
+        "--json",
+        "--rdagent",
+    ])
+    .arg(script("fake-rdagent"))
+    .env("FAKE_RDAGENT_RECORD", &calls)
+    .env("FAKE_RDAGENT_STEP_SECONDS", "0.1")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     // Once the factor phase has started (the record lists it), make the record unwritable.
     let records = tmp.join("log/rd-chain");
@@ -283,7 +330,10 @@ fn a_run_record_that_cannot_be_written_mid_chain_does_not_abort_the_chain() {
                 break p;
             }
         }
-        assert!(start.elapsed().as_secs() < 30, "the factor phase never started");
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the factor phase never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
     std::fs::remove_file(&record).unwrap();
@@ -293,9 +343,14 @@ fn a_run_record_that_cannot_be_written_mid_chain_does_not_abort_the_chain() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let text = std::fs::read_to_string(&calls).unwrap();
-    assert!(text.contains("fin_model"), "the model phase must still run: {err}");
     assert!(
-        err.contains("warning") && err.contains("stale") && err.contains(&record.display().to_string()),
+        text.contains("fin_model"),
+        "the model phase must still run: {err}"
+    );
+    assert!(
+        err.contains("warning")
+            && err.contains("stale")
+            && err.contains(&record.display().to_string()),
         "{err}"
     );
     assert!(err.contains("the chain ended (0)"), "{err}");

@@ -760,7 +760,10 @@ mod signals {
         let left = gone_within(&pids, Duration::from_secs(5));
         kill_all(&left);
         assert_eq!(status.code(), Some(143), "{}", stderr_of(&mut child));
-        assert!(left.is_empty(), "survived SIGTERM of rd-chain: {left:?} of {pids:?}");
+        assert!(
+            left.is_empty(),
+            "survived SIGTERM of rd-chain: {left:?} of {pids:?}"
+        );
     }
 
     #[test]
@@ -780,7 +783,10 @@ mod signals {
         let tmp = TempDir::new("tree-int");
         let (mut child, pids) = with_workers(
             &tmp,
-            &[("FAKE_RDAGENT_IGNORE_INT", "1"), ("FAKE_RDAGENT_IGNORE_TERM", "1")],
+            &[
+                ("FAKE_RDAGENT_IGNORE_INT", "1"),
+                ("FAKE_RDAGENT_IGNORE_TERM", "1"),
+            ],
         );
         send("-INT", &format!("-{}", child.id()));
         let status = wait_exit(&mut child, Duration::from_secs(20));
@@ -809,7 +815,10 @@ mod signals {
         let python = tmp.join("slow-python");
         std::fs::write(
             &python,
-            format!("#!/bin/sh\necho $$ > '{}.tmp'\nmv '{0}.tmp' '{0}'\nexec sleep 600\n", pidfile.display()),
+            format!(
+                "#!/bin/sh\necho $$ > '{}.tmp'\nmv '{0}.tmp' '{0}'\nexec sleep 600\n",
+                pidfile.display()
+            ),
         )
         .unwrap();
         let rdagent = tmp.join("rdagent");
@@ -829,9 +838,12 @@ mod signals {
         let pid = wait_for_file(&pidfile, &mut child);
         send("-TERM", &child.id().to_string());
         let _ = wait_exit(&mut child, Duration::from_secs(10));
-        let left = gone_within(&[pid.clone()], Duration::from_secs(10));
+        let left = gone_within(std::slice::from_ref(&pid), Duration::from_secs(10));
         kill_all(&left);
-        assert!(left.is_empty(), "the probe interpreter {pid} outlived rd-chain");
+        assert!(
+            left.is_empty(),
+            "the probe interpreter {pid} outlived rd-chain"
+        );
     }
 
     #[test]
