@@ -194,6 +194,12 @@ fn format_metric(v: f64) -> String {
 
 /// Lay out rows as columns; `right[i]` right-aligns column `i`. Trailing spaces are trimmed.
 fn table(rows: &[Vec<String>], right: &[bool]) -> String {
+    // Cells hold text from snapshots (class names, workspace paths): escaped before widths are measured.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| crate::render::escape_value(c)).collect())
+        .collect();
+    let rows = &rows;
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; columns];
     for row in rows {
@@ -304,7 +310,10 @@ fn render_inspection(
     }
     let mut out = String::new();
     for (key, value) in &header {
-        out.push_str(&format!("{key:<10} {value}\n"));
+        out.push_str(&format!(
+            "{key:<10} {}\n",
+            crate::render::escape_value(value)
+        ));
     }
     out.push('\n');
     if survey.entries.is_empty() {

@@ -292,6 +292,35 @@ fn escape_sequences_in_recorded_paths_never_reach_the_terminal_raw() {
     let err = String::from_utf8_lossy(&out.stderr);
     no_raw(&err, "resolve's error");
     assert!(err.contains("\\x1b[31m"), "{err}");
+
+    // A class name with escapes: the pickles' class name replaced by one of the same length (the pickle stays
+    // well formed; the HMAC no longer matches, which rd-chain reports and reads anyway).
+    let evil_class: &[u8] = b"\x1b[31mEvilClass\x07\x1b[0mX";
+    let name: &[u8] = b"QlibFactorExperiment\x94";
+    assert_eq!(evil_class.len() + 1, name.len());
+    let session = log.join("__session__");
+    let mut patched = 0;
+    for loop_dir in std::fs::read_dir(&session).unwrap() {
+        for file in std::fs::read_dir(loop_dir.unwrap().path()).unwrap() {
+            let file = file.unwrap().path();
+            let mut bytes = std::fs::read(&file).unwrap();
+            while let Some(at) = bytes.windows(name.len()).position(|w| w == name) {
+                bytes[at..at + evil_class.len()].copy_from_slice(evil_class);
+                patched += 1;
+            }
+            std::fs::write(&file, bytes).unwrap();
+        }
+    }
+    assert!(
+        patched > 0,
+        "no class name to patch in {}",
+        session.display()
+    );
+    let out = run(rd_chain(tmp.path()).arg("inspect").arg(&log));
+    let text = String::from_utf8_lossy(&out.stdout);
+    no_raw(&text, "inspect with an escaping class name");
+    no_raw(&String::from_utf8_lossy(&out.stderr), "inspect's stderr");
+    assert!(text.contains("\\x1b[31mEvilClass\\x07\\x1b[0mX"), "{text}");
 }
 
 /// The run record cannot be rewritten after the factor phase (its file was replaced by a directory): the
