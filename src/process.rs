@@ -161,30 +161,18 @@ impl Group {
     }
 
     fn kill_orphans(&self) {
-        if !adopting() {
-            return;
-        }
         #[cfg(target_os = "linux")]
-        for pid in sys::own_children() {
-            let ours =
-                pid == self.child.id() || self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid);
-            if !ours {
-                sys::kill_pid(pid, SIGKILL);
-                sys::reap(pid);
-            }
+        for pid in self.orphans() {
+            sys::kill_pid(pid, SIGKILL);
+            sys::reap(pid);
         }
     }
 
     /// Reap zombies re-parented to rd-chain (workers of the group whose parent died before them).
     fn reap_orphans(&self) {
-        if !adopting() {
-            return;
-        }
         #[cfg(target_os = "linux")]
-        for pid in sys::own_children() {
-            let ours =
-                pid == self.child.id() || self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid);
-            if !ours && sys::is_zombie(pid) {
+        for pid in self.orphans() {
+            if sys::is_zombie(pid) {
                 sys::reap(pid);
             }
         }
@@ -220,13 +208,56 @@ impl Group {
                 }
             }
             // Members that ignored SIGTERM, and orphans that left the group: no more grace.
-            if self.group_alive() {
-                self.signal(SIGKILL);
-            }
-            self.kill_orphans();
+            self.sweep();
             self.release_guard();
         }
         Ok(status)
+    }
+
+    /// SIGKILL the group and every orphan until none is left. A worker's children are re-parented to rd-chain
+    /// only once the worker has died, so this repeats (bounded: SIGKILL cannot be ignored) until the group is
+    /// empty and rd-chain has no child but the leader and the guard.
+    fn sweep(&self) {
+        let deadline = Instant::now().checked_add(Duration::from_secs(5));
+        loop {
+            self.reap_orphans();
+            let group = self.group_alive();
+            let orphans = self.orphans();
+            if !group && orphans.is_empty() {
+                return;
+            }
+            if group {
+                self.signal(SIGKILL);
+            }
+            self.kill_orphans();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                log::warn!(
+                    "processes of rdagent's group {} are still there after SIGKILL (stuck in the kernel?)",
+                    self.pgid
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Children of rd-chain that it did not start itself: workers re-parented to it (Linux subreaper).
+    fn orphans(&self) -> Vec<u32> {
+        if !adopting() {
+            return Vec::new();
+        }
+        #[cfg(target_os = "linux")]
+        {
+            sys::own_children()
+                .into_iter()
+                .filter(|&pid| {
+                    pid != self.child.id()
+                        && !self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid)
+                })
+                .collect()
+        }
+        #[cfg(not(target_os = "linux"))]
+        Vec::new()
     }
 
     fn release_guard(&mut self) {
