@@ -251,8 +251,7 @@ impl Group {
             sys::own_children()
                 .into_iter()
                 .filter(|&pid| {
-                    pid != self.child.id()
-                        && !self.guard.as_ref().is_some_and(|(g, _)| g.id() == pid)
+                    pid != self.child.id() && self.guard.as_ref().is_none_or(|(g, _)| g.id() != pid)
                 })
                 .collect()
         }
