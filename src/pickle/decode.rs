@@ -34,6 +34,7 @@ mod text;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::work;
 use super::{Blob, BuildKind, Graph, Node, NodeId, Object, Options, PickleError, Value};
 use opcodes as op;
 
@@ -49,7 +50,8 @@ const COPY_ALLOWANCE: usize = 4096;
 
 /// The memo: ids CPython assigns are dense from 0, so they index a vector; an id far beyond the number of
 /// entries stored (hostile input, or a hand-written PUT) goes to a map instead, so the memory stays
-/// proportional to the number of PUTs whatever the ids are.
+/// proportional to the number of PUTs whatever the ids are. An id lives in exactly one of the two: one stored in
+/// the map stays there even after the vector has grown past it, so growing never moves or rescans entries.
 #[derive(Default)]
 struct Memo {
     dense: Vec<Option<Value>>,
@@ -65,30 +67,24 @@ impl Memo {
     }
 
     fn put(&mut self, id: u64, value: Value) {
+        if !self.sparse.is_empty() {
+            work::add(1);
+            if let Some(slot) = self.sparse.get_mut(&id) {
+                *slot = value;
+                return;
+            }
+        }
         let dense_len = self.dense.len() as u64;
         if id >= dense_len && id < self.dense_limit() {
-            // Grow geometrically (within the limit) so sequential ids cost amortized O(1).
+            // Grow at least geometrically (within the limit), so ids that creep up with the limit cost
+            // amortized O(1) per PUT: the slots filled over a whole decode stay below the final limit.
             let wanted = (id + 1)
                 .max(dense_len.saturating_mul(2))
                 .min(self.dense_limit());
+            let before = self.dense.len();
             self.dense
-                .resize(usize::try_from(wanted).unwrap_or(self.dense.len()), None);
-            if !self.sparse.is_empty() {
-                let new_len = self.dense.len() as u64;
-                let moved: Vec<u64> = self
-                    .sparse
-                    .keys()
-                    .copied()
-                    .filter(|&k| k < new_len)
-                    .collect();
-                for key in moved {
-                    if let (Some(v), Some(slot)) =
-                        (self.sparse.remove(&key), self.dense.get_mut(key as usize))
-                    {
-                        *slot = Some(v);
-                    }
-                }
-            }
+                .resize(usize::try_from(wanted).unwrap_or(before), None);
+            work::add(self.dense.len() - before);
         }
         if let Some(slot) = usize::try_from(id).ok().and_then(|i| self.dense.get_mut(i)) {
             if slot.replace(value).is_none() {
@@ -101,8 +97,8 @@ impl Memo {
 
     fn get(&self, id: u64) -> Option<&Value> {
         match usize::try_from(id).ok().and_then(|i| self.dense.get(i)) {
-            Some(slot) => slot.as_ref(),
-            None => self.sparse.get(&id),
+            Some(Some(value)) => Some(value),
+            _ => self.sparse.get(&id),
         }
     }
 }
@@ -160,6 +156,7 @@ impl<'a> Machine<'a> {
             };
             self.pos += 1;
             self.opcode = code;
+            work::add(1);
             if self.announced_protocol.is_none() {
                 self.opcode_protocol = self.opcode_protocol.max(op::introduced_in(code));
             }
@@ -171,6 +168,8 @@ impl<'a> Machine<'a> {
                     nodes,
                     root,
                     protocol: self.announced_protocol.unwrap_or(self.opcode_protocol),
+                    input_len: self.pos,
+                    ..Graph::default()
                 });
             }
             self.step(code)?;

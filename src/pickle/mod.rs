@@ -6,7 +6,10 @@
 //! hostile bytes: every failure is a `PickleError` with the offset of the opcode that caused it.
 
 mod decode;
+#[cfg(test)]
+pub(crate) mod testpickle;
 pub mod value;
+pub(crate) mod work;
 
 pub use decode::decode;
 pub use value::{Blob, BuildKind, Graph, Node, NodeId, Object, Value};

@@ -5,6 +5,8 @@
 //! points back: nothing is expanded into a tree and nothing is reference-counted in a cycle. Leaves (numbers,
 //! strings, bytes) are stored inline. Nothing here ever runs or imports Python code: a class is only its name.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Index of a node in `Graph::nodes`.
@@ -78,6 +80,15 @@ pub enum Node {
     Object(Box<Object>),
 }
 
+/// Keys longer than this are not indexed by `Graph::attr`/`dict_get` (no attribute name rd-chain looks up is
+/// near it); a lookup of a longer name scans. Bounding the key length bounds the hashing work per pair, even
+/// when every key of a dict is the same memoized megabyte string.
+pub const MAX_INDEXED_KEY: usize = 64;
+
+/// The str keys of one dict (or a dict-like object's SETITEM items) and the position of the last pair with
+/// each: what makes `attr`/`dict_get` O(1) after one pass over the pairs.
+type KeyIndex = HashMap<Rc<str>, usize>;
+
 /// A decoded pickle: its arena and its top value.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
@@ -85,6 +96,11 @@ pub struct Graph {
     pub root: Value,
     /// The protocol announced by PROTO, or 0/1 when the stream has none.
     pub protocol: u8,
+    /// How many bytes of input the pickle took, up to and including its STOP opcode (0 for a graph built
+    /// by hand). Readers of the graph bound what they copy out of it by this.
+    pub input_len: usize,
+    /// Key indexes built on first lookup, one per dict node looked into (see `KeyIndex`).
+    pub(crate) key_index: RefCell<HashMap<NodeId, Rc<KeyIndex>>>,
 }
 
 impl Graph {
@@ -135,11 +151,15 @@ impl Graph {
             return Vec::new();
         };
         match self.deref(state) {
-            Some(Node::Dict(pairs)) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+            Some(Node::Dict(pairs)) => {
+                super::work::add(pairs.len());
+                pairs.iter().map(|(k, v)| (k, v)).collect()
+            }
             Some(Node::Tuple(parts)) if parts.len() == 2 => {
                 let mut out = Vec::new();
                 for part in parts {
                     if let Some(Node::Dict(pairs)) = self.deref(part) {
+                        super::work::add(pairs.len());
                         out.extend(pairs.iter().map(|(k, v)| (k, v)));
                     }
                 }
@@ -150,22 +170,80 @@ impl Graph {
     }
 
     /// One attribute of an object by name (see `attrs`). The last assignment wins, as in Python.
+    ///
+    /// O(1) after the first lookup in a state dict: each dict is indexed once, however many objects share
+    /// it and however many times it is asked (a history with N references to one experiment whose state
+    /// has M entries costs O(N + M), not O(N * M)).
     pub fn attr<'a>(&'a self, value: &Value, name: &str) -> Option<&'a Value> {
-        self.attrs(value)
-            .into_iter()
-            .rev()
-            .find(|(k, _)| matches!(k, Value::Str(s) if &**s == name))
-            .map(|(_, v)| v)
+        let obj = self.object(value)?;
+        let state = obj.state.as_ref()?;
+        let Value::Node(id) = state else {
+            return None;
+        };
+        match self.node(*id) {
+            Node::Dict(_) => self.lookup(*id, name),
+            // `(dict, slots)`: the slots dict comes last, so its entries win.
+            Node::Tuple(parts) if parts.len() == 2 => {
+                parts.iter().rev().find_map(|part| match part {
+                    Value::Node(part_id) if matches!(self.node(*part_id), Node::Dict(_)) => {
+                        self.lookup(*part_id, name)
+                    }
+                    _ => None,
+                })
+            }
+            _ => None,
+        }
     }
 
-    /// Look a string key up in a dict value (a plain dict or a dict-like object's SETITEM items).
+    /// Look a key up in a dict value (a plain dict or a dict-like object's SETITEM items). The last pair
+    /// with the key wins. A str key is found through the dict's index (see `attr`); other keys scan.
     pub fn dict_get<'a>(&'a self, value: &Value, key: &Value) -> Option<&'a Value> {
-        let pairs: &[(Value, Value)] = match self.deref(value)? {
-            Node::Dict(pairs) => pairs,
-            Node::Object(obj) => &obj.dict_items,
-            _ => return None,
+        let Value::Node(id) = value else {
+            return None;
         };
-        pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+        let pairs = self.pairs(value)?;
+        match key {
+            Value::Str(name) => self.lookup(*id, name),
+            _ => {
+                super::work::add(pairs.len());
+                pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+            }
+        }
+    }
+
+    /// The value of the last pair whose key is the str `name`, in the dict-like node `id`.
+    fn lookup(&self, id: NodeId, name: &str) -> Option<&Value> {
+        let pairs = self.pairs(&Value::Node(id))?;
+        if name.len() > MAX_INDEXED_KEY {
+            super::work::add(pairs.len());
+            return pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_str() == Some(name))
+                .map(|(_, v)| v);
+        }
+        let index = self.key_index(id, pairs);
+        let at = *index.get(name)?;
+        pairs.get(at).map(|(_, v)| v)
+    }
+
+    fn key_index(&self, id: NodeId, pairs: &[(Value, Value)]) -> Rc<KeyIndex> {
+        super::work::add(1);
+        if let Some(index) = self.key_index.borrow().get(&id) {
+            return Rc::clone(index);
+        }
+        super::work::add(pairs.len());
+        let mut index = KeyIndex::with_capacity(pairs.len().min(1024));
+        for (at, (key, _)) in pairs.iter().enumerate() {
+            if let Value::Str(s) = key {
+                if s.len() <= MAX_INDEXED_KEY {
+                    index.insert(Rc::clone(s), at);
+                }
+            }
+        }
+        let index = Rc::new(index);
+        self.key_index.borrow_mut().insert(id, Rc::clone(&index));
+        index
     }
 
     /// The elements of a list, tuple, set, or a list-like object's APPEND items.

@@ -5,11 +5,11 @@
 //! exponentially when expanded). Never touches the file system: where a recorded path lives now is `resolve`'s
 //! question.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::pickle::{Graph, Value};
+use crate::pickle::{Graph, NodeId, Value};
 
-use super::metrics::{series_metrics, Metrics};
+use super::metrics::{series_metrics_within, CopyBudget, Exhausted, Metrics};
 use super::numpy::scalar_bool;
 use super::paths::{recorded_path, RecordedPath};
 
@@ -97,11 +97,39 @@ pub fn read_history(graph: &Graph) -> Result<Vec<HistoryEntry>, NotALoop> {
         .items(hist)
         .ok_or_else(|| NotALoop("its trace.hist is not a list".to_string()))?;
     let loop_ids = loop_ids(graph, trace);
-    Ok(hist
-        .iter()
-        .enumerate()
-        .map(|(index, item)| entry(graph, index, item, loop_ids.get(&index).copied()))
-        .collect())
+    // What is read from an experiment or a feedback is worked out once per object, however many entries
+    // share it, and every byte copied into the history is charged to a budget proportional to the input.
+    let mut budget = CopyBudget::for_input(graph.input_len);
+    let mut seen = Seen::default();
+    let mut entries = Vec::with_capacity(hist.len());
+    for (index, item) in hist.iter().enumerate() {
+        let loop_id = loop_ids.get(&index).copied();
+        let e = entry(graph, index, item, loop_id, &mut seen, &mut budget).map_err(|e| {
+            NotALoop(format!(
+                "its trace.hist would copy more than {} bytes out of a {}-byte pickle (entries referencing \
+                 the same objects over and over, which RD-Agent never writes): refusing to amplify it",
+                e.limit, graph.input_len
+            ))
+        })?;
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
+/// What was read from each experiment and feedback object already (by node).
+#[derive(Default)]
+struct Seen {
+    experiments: HashMap<NodeId, Experiment>,
+    decisions: HashMap<NodeId, Option<bool>>,
+}
+
+/// What an entry takes from its experiment.
+#[derive(Clone, Default)]
+struct Experiment {
+    class: Option<String>,
+    kind: Option<ExperimentKind>,
+    workspace: Option<RecordedPath>,
+    metrics: Option<Metrics>,
 }
 
 fn describe_class(graph: &Graph, value: &Value) -> String {
@@ -127,39 +155,88 @@ fn loop_ids(graph: &Graph, trace: &Value) -> BTreeMap<usize, u64> {
         .collect()
 }
 
-fn entry(graph: &Graph, index: usize, item: &Value, loop_id: Option<u64>) -> HistoryEntry {
+fn entry(
+    graph: &Graph,
+    index: usize,
+    item: &Value,
+    loop_id: Option<u64>,
+    seen: &mut Seen,
+    budget: &mut CopyBudget,
+) -> Result<HistoryEntry, Exhausted> {
     let (experiment, feedback) = match graph.items(item) {
         Some([experiment, feedback, ..]) => (Some(experiment), Some(feedback)),
         Some([experiment]) => (Some(experiment), None),
         _ => (graph.object(item).map(|_| item), None),
     };
-    let class_parts = experiment.and_then(|e| graph.class_of(e));
-    let class = class_parts.map(|(m, n)| format!("{m}.{n}"));
-    let kind = class_parts.map_or(ExperimentKind::Other, |(_, n)| {
-        ExperimentKind::from_class_name(n)
+    let read = match experiment {
+        Some(Value::Node(id)) => match seen.experiments.get(id) {
+            Some(read) => read.clone(),
+            None => {
+                let read = read_experiment(graph, experiment.expect("matched"), budget)?;
+                seen.experiments.insert(*id, read.clone());
+                read
+            }
+        },
+        Some(other) => read_experiment(graph, other, budget)?,
+        None => Experiment::default(),
+    };
+    // The copies each entry holds (its class and path text; metrics are shared).
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    budget.charge(
+        text(&read.class)
+            + read
+                .workspace
+                .as_ref()
+                .map_or(0, |w| w.text.len() + w.stored_as.len()),
+    )?;
+    let decision = feedback.and_then(|f| match f {
+        Value::Node(id) => *seen
+            .decisions
+            .entry(*id)
+            .or_insert_with(|| decision(graph, f)),
+        _ => None,
     });
-    let decision = feedback
-        .and_then(|f| graph.attr(f, "decision"))
-        .and_then(|d| match d {
-            Value::Bool(b) => Some(*b),
-            other => scalar_bool(graph, other),
-        });
-    let workspace = experiment
-        .and_then(|e| graph.attr(e, "experiment_workspace"))
-        .and_then(|w| graph.attr(w, "workspace_path"))
-        .and_then(|p| recorded_path(graph, p));
-    let metrics = experiment
-        .and_then(|e| experiment_result(graph, e))
-        .and_then(|r| series_metrics(graph, r));
-    HistoryEntry {
+    Ok(HistoryEntry {
         index,
         loop_id,
-        class,
-        kind,
+        class: read.class,
+        kind: read.kind.unwrap_or(ExperimentKind::Other),
         decision,
+        workspace: read.workspace,
+        metrics: read.metrics,
+    })
+}
+
+fn decision(graph: &Graph, feedback: &Value) -> Option<bool> {
+    graph.attr(feedback, "decision").and_then(|d| match d {
+        Value::Bool(b) => Some(*b),
+        other => scalar_bool(graph, other),
+    })
+}
+
+fn read_experiment(
+    graph: &Graph,
+    experiment: &Value,
+    budget: &mut CopyBudget,
+) -> Result<Experiment, Exhausted> {
+    let class_parts = graph.class_of(experiment);
+    if let Some((m, n)) = class_parts {
+        budget.charge(m.len() + n.len() + 1)?;
+    }
+    let workspace = graph
+        .attr(experiment, "experiment_workspace")
+        .and_then(|w| graph.attr(w, "workspace_path"))
+        .and_then(|p| recorded_path(graph, p));
+    let metrics = match experiment_result(graph, experiment) {
+        Some(result) => series_metrics_within(graph, result, budget)?,
+        None => None,
+    };
+    Ok(Experiment {
+        class: class_parts.map(|(m, n)| format!("{m}.{n}")),
+        kind: class_parts.map(|(_, n)| ExperimentKind::from_class_name(n)),
         workspace,
         metrics,
-    }
+    })
 }
 
 /// An experiment's `result`: an instance attribute up to RD-Agent 0.6; from 0.7 on a property over

@@ -2,15 +2,99 @@
 //! ...) as (label, value) pairs.
 //!
 //! Liberal in the pandas layouts it accepts (`_mgr` or `_data`; an object-ndarray index, pandas 3's
-//! `StringArray`, or a pyarrow-backed `ArrowStringArray`), strict about the values: only a 1-D little-endian float64 block whose length matches the
-//! string labels becomes metrics. Anything else is `None`, never a guess.
+//! `StringArray`, or a pyarrow-backed `ArrowStringArray`), strict about the values: only a 1-D little-endian
+//! float64 block whose length matches the string labels becomes metrics. Anything else is `None`, never a guess.
+//!
+//! Every label and value copied out of the graph is charged to a `CopyBudget` before it is copied, so labels
+//! that all reference one huge memoized string cannot make a small snapshot cost gigabytes; the result is
+//! shared (`Metrics` is reference-counted), so entries reading the same Series hold one copy.
 
-use crate::pickle::{Graph, Node, Value};
+use std::ops::Deref;
+use std::rc::Rc;
+
+use crate::pickle::{work, Graph, Node, Value};
 
 use super::numpy::{bytes_of, f64_vector, ndarray, str_vector};
 
-/// The metrics a pandas Series holds, in index order.
-pub type Metrics = Vec<(String, f64)>;
+/// The metrics a pandas Series holds, in index order. Cloning shares them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metrics(Rc<[(String, f64)]>);
+
+impl Deref for Metrics {
+    type Target = [(String, f64)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Metrics {
+    type Item = &'a (String, f64);
+    type IntoIter = std::slice::Iter<'a, (String, f64)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl From<Vec<(String, f64)>> for Metrics {
+    fn from(pairs: Vec<(String, f64)>) -> Self {
+        Metrics(pairs.into())
+    }
+}
+
+/// How many bytes may still be copied out of a graph into what is read from it (history text, metric labels
+/// and values). Exhausting it means the input references a few objects far more often than any real snapshot
+/// does; the reader then gives up on the input instead of amplifying it.
+#[derive(Clone, Debug)]
+pub struct CopyBudget {
+    left: usize,
+    limit: usize,
+}
+
+/// The budget ran out (see `CopyBudget`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exhausted {
+    pub limit: usize,
+}
+
+impl CopyBudget {
+    /// Bytes that may be copied out of any graph, however small.
+    pub const ALLOWANCE: usize = 64 * 1024;
+    /// Bytes that may be copied per byte of pickle input.
+    pub const PER_INPUT_BYTE: usize = 8;
+
+    /// The budget for a graph decoded from `input_len` bytes.
+    pub fn for_input(input_len: usize) -> CopyBudget {
+        let limit = input_len
+            .saturating_mul(Self::PER_INPUT_BYTE)
+            .saturating_add(Self::ALLOWANCE);
+        CopyBudget { left: limit, limit }
+    }
+
+    pub fn unlimited() -> CopyBudget {
+        CopyBudget {
+            left: usize::MAX,
+            limit: usize::MAX,
+        }
+    }
+
+    /// Account for `n` bytes about to be copied.
+    pub fn charge(&mut self, n: usize) -> Result<(), Exhausted> {
+        work::add(n);
+        match self.left.checked_sub(n) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => {
+                self.left = 0;
+                Err(Exhausted { limit: self.limit })
+            }
+        }
+    }
+}
+
+/// Per label: its bytes plus this, for the `String` and the pair around them.
+const LABEL_OVERHEAD: usize = 32;
 
 fn is_pandas(graph: &Graph, value: &Value, names: &[&str]) -> bool {
     matches!(graph.class_of(value), Some((m, n)) if (m == "pandas" || m.starts_with("pandas.")) && names.contains(&n))
@@ -18,19 +102,42 @@ fn is_pandas(graph: &Graph, value: &Value, names: &[&str]) -> bool {
 
 /// The metrics of a pickled `pandas.Series` of float64 with str labels; `None` for anything else.
 pub fn series_metrics(graph: &Graph, value: &Value) -> Option<Metrics> {
+    series_metrics_within(graph, value, &mut CopyBudget::unlimited())
+        .ok()
+        .flatten()
+}
+
+/// `series_metrics`, charging what it copies to `budget`.
+pub fn series_metrics_within(
+    graph: &Graph,
+    value: &Value,
+    budget: &mut CopyBudget,
+) -> Result<Option<Metrics>, Exhausted> {
     if !is_pandas(graph, value, &["Series"]) {
-        return None;
+        return Ok(None);
     }
-    let manager = graph
+    let Some(manager) = graph
         .attr(value, "_mgr")
-        .or_else(|| graph.attr(value, "_data"))?;
-    let (index, values) = manager_parts(graph, manager)?;
-    let labels = index_labels(graph, index)?;
-    let numbers = f64_vector(graph, values)?;
+        .or_else(|| graph.attr(value, "_data"))
+    else {
+        return Ok(None);
+    };
+    let Some((index, values)) = manager_parts(graph, manager) else {
+        return Ok(None);
+    };
+    let Some(labels) = index_labels(graph, index, budget)? else {
+        return Ok(None);
+    };
+    let Some(numbers) = f64_vector(graph, values) else {
+        return Ok(None);
+    };
+    budget.charge(numbers.len().saturating_mul(8))?;
     if labels.len() != numbers.len() {
-        return None;
+        return Ok(None);
     }
-    Some(labels.into_iter().zip(numbers).collect())
+    Ok(Some(Metrics::from(
+        labels.into_iter().zip(numbers).collect::<Vec<_>>(),
+    )))
 }
 
 /// The index and the values array of a `SingleBlockManager`, whose BUILD state is
@@ -63,97 +170,216 @@ fn manager_parts<'g>(graph: &'g Graph, manager: &'g Value) -> Option<(&'g Value,
 
 /// The str labels of a pandas Index: `_new_Index(cls, {"data": array, "name": ...})` where the array is an
 /// object ndarray, an `NDArrayBacked` extension array (pandas 3's `StringArray`) wrapping one, or an
-/// `ArrowStringArray` whose `_pa_array` is a pyarrow string array.
-fn index_labels(graph: &Graph, index: &Value) -> Option<Vec<String>> {
-    let obj = graph.object(index)?;
-    let (_, func) = graph.class_of(index)?;
+/// `ArrowStringArray` whose `_pa_array` is a pyarrow string array. Each label is charged before it is copied.
+fn index_labels(
+    graph: &Graph,
+    index: &Value,
+    budget: &mut CopyBudget,
+) -> Result<Option<Vec<String>>, Exhausted> {
+    let Some(obj) = graph.object(index) else {
+        return Ok(None);
+    };
+    let Some((_, func)) = graph.class_of(index) else {
+        return Ok(None);
+    };
     if func != "_new_Index" {
-        return None;
+        return Ok(None);
     }
-    let fields = obj.args.get(1)?;
-    let data = graph.dict_get(fields, &Value::Str("data".into()))?;
-    let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
+    let Some(data) = obj
+        .args
+        .get(1)
+        .and_then(|fields| graph.dict_get(fields, &Value::Str("data".into())))
+    else {
+        return Ok(None);
+    };
     if ndarray(graph, data).is_some() {
-        return str_vector(graph, data).map(owned);
+        return owned(str_vector(graph, data), budget);
     }
     if let Some(arrow) = graph.attr(data, "_pa_array") {
-        return arrow_strings(graph, arrow);
+        return arrow_strings_within(graph, arrow, budget);
     }
     // NDArrayBacked: BUILD((dtype, ndarray, attrs)); use the one element that is an object ndarray.
-    let backed = graph.object(data)?;
-    let parts = match graph.deref(backed.state.as_ref()?)? {
-        Node::Tuple(parts) => parts,
-        _ => return None,
+    let parts = match graph
+        .object(data)
+        .and_then(|backed| backed.state.as_ref())
+        .and_then(|state| graph.deref(state))
+    {
+        Some(Node::Tuple(parts)) => parts,
+        _ => return Ok(None),
     };
-    parts
-        .iter()
-        .find_map(|part| str_vector(graph, part))
-        .map(owned)
+    owned(
+        parts.iter().find_map(|part| str_vector(graph, part)),
+        budget,
+    )
+}
+
+/// Copy borrowed labels, charging each to the budget first.
+fn owned(
+    labels: Option<Vec<&str>>,
+    budget: &mut CopyBudget,
+) -> Result<Option<Vec<String>>, Exhausted> {
+    let Some(labels) = labels else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(labels.len());
+    for label in labels {
+        budget.charge(label.len().saturating_add(LABEL_OVERHEAD))?;
+        out.push(label.to_string());
+    }
+    Ok(Some(out))
 }
 
 fn is_pyarrow(graph: &Graph, value: &Value, name: &str) -> bool {
     matches!(graph.class_of(value), Some((m, n)) if n == name && (m == "pyarrow" || m.starts_with("pyarrow.")))
 }
 
+#[cfg(test)]
+fn arrow_strings(graph: &Graph, value: &Value) -> Option<Vec<String>> {
+    arrow_strings_within(graph, value, &mut CopyBudget::unlimited())
+        .ok()
+        .flatten()
+}
+
 /// A pyarrow string array without nulls: `_restore_array((type_for_alias('string' | 'large_string'), length,
 /// null_count, offset, [validity, py_buffer(offsets), py_buffer(data)], children, dictionary))`, or a
 /// `chunked_array([...], type)` of such arrays.
-fn arrow_strings(graph: &Graph, value: &Value) -> Option<Vec<String>> {
+fn arrow_strings_within(
+    graph: &Graph,
+    value: &Value,
+    budget: &mut CopyBudget,
+) -> Result<Option<Vec<String>>, Exhausted> {
     if is_pyarrow(graph, value, "chunked_array") {
-        let chunks = graph.items(graph.object(value)?.args.first()?)?;
+        let Some(chunks) = graph
+            .object(value)
+            .and_then(|obj| obj.args.first())
+            .and_then(|list| graph.items(list))
+        else {
+            return Ok(None);
+        };
         let mut out = Vec::new();
         for chunk in chunks {
-            out.extend(arrow_strings(graph, chunk)?);
+            match arrow_strings_within(graph, chunk, budget)? {
+                Some(strings) => out.extend(strings),
+                None => return Ok(None),
+            }
         }
-        return Some(out);
+        return Ok(Some(out));
     }
-    if !is_pyarrow(graph, value, "_restore_array") {
-        return None;
+    let Some(array) = arrow_array(graph, value, budget)? else {
+        return Ok(None);
+    };
+    let Some(end) = array.offset.checked_add(array.length) else {
+        return Ok(None);
+    };
+    // Never reserve for a declared length: the offsets buffer bounds how many strings there can be.
+    let mut out = Vec::with_capacity(array.length.min(array.offsets.len() / array.offset_width));
+    for i in array.offset..end {
+        let Some(bytes) = array
+            .at(i)
+            .zip(array.at(i + 1))
+            .and_then(|(a, b)| array.data.get(a..b))
+        else {
+            return Ok(None);
+        };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Ok(None);
+        };
+        budget.charge(text.len().saturating_add(LABEL_OVERHEAD))?;
+        out.push(text.to_string());
     }
-    let fields = graph.items(graph.object(value)?.args.first()?)?;
-    let [arrow_type, length, null_count, offset, buffers, ..] = fields else {
-        return None;
-    };
-    if !is_pyarrow(graph, arrow_type, "type_for_alias") {
-        return None;
-    }
-    let offset_width = match graph.object(arrow_type)?.args.first()?.as_str()? {
-        "string" | "utf8" => 4,
-        "large_string" | "large_utf8" => 8,
-        _ => return None,
-    };
-    let length = usize::try_from(length.as_i64()?).ok()?;
-    let offset = usize::try_from(offset.as_i64()?).ok()?;
-    if null_count.as_i64()? != 0 {
-        return None;
-    }
-    let buffer = |v: &Value| -> Option<Vec<u8>> {
-        if !is_pyarrow(graph, v, "py_buffer") {
-            return None;
-        }
-        bytes_of(graph, graph.object(v)?.args.first()?).map(|b| b.into_owned())
-    };
-    let [_validity, offsets, data] = graph.items(buffers)? else {
-        return None;
-    };
-    let offsets = buffer(offsets)?;
-    let data = buffer(data)?;
-    let at = |i: usize| -> Option<usize> {
-        let start = i.checked_mul(offset_width)?;
-        let raw = offsets.get(start..start.checked_add(offset_width)?)?;
-        let n = if offset_width == 4 {
+    Ok(Some(out))
+}
+
+/// The parts of one pyarrow string array that `arrow_strings_within` reads.
+struct ArrowArray {
+    offset_width: usize,
+    length: usize,
+    offset: usize,
+    offsets: Vec<u8>,
+    data: Vec<u8>,
+}
+
+impl ArrowArray {
+    fn at(&self, i: usize) -> Option<usize> {
+        let start = i.checked_mul(self.offset_width)?;
+        let raw = self
+            .offsets
+            .get(start..start.checked_add(self.offset_width)?)?;
+        let n = if self.offset_width == 4 {
             i64::from(i32::from_le_bytes(raw.try_into().ok()?))
         } else {
             i64::from_le_bytes(raw.try_into().ok()?)
         };
         usize::try_from(n).ok()
+    }
+}
+
+fn arrow_array(
+    graph: &Graph,
+    value: &Value,
+    budget: &mut CopyBudget,
+) -> Result<Option<ArrowArray>, Exhausted> {
+    if !is_pyarrow(graph, value, "_restore_array") {
+        return Ok(None);
+    }
+    let Some(fields) = graph
+        .object(value)
+        .and_then(|obj| obj.args.first())
+        .and_then(|t| graph.items(t))
+    else {
+        return Ok(None);
     };
-    (offset..offset.checked_add(length)?)
-        .map(|i| {
-            let bytes = data.get(at(i)?..at(i + 1)?)?;
-            std::str::from_utf8(bytes).ok().map(str::to_string)
-        })
-        .collect()
+    let [arrow_type, length, null_count, offset, buffers, ..] = fields else {
+        return Ok(None);
+    };
+    if !is_pyarrow(graph, arrow_type, "type_for_alias") {
+        return Ok(None);
+    }
+    let offset_width = match graph
+        .object(arrow_type)
+        .and_then(|t| t.args.first())
+        .and_then(Value::as_str)
+    {
+        Some("string" | "utf8") => 4,
+        Some("large_string" | "large_utf8") => 8,
+        _ => return Ok(None),
+    };
+    let (Some(length), Some(offset), Some(0)) = (
+        length.as_i64().and_then(|n| usize::try_from(n).ok()),
+        offset.as_i64().and_then(|n| usize::try_from(n).ok()),
+        null_count.as_i64(),
+    ) else {
+        return Ok(None);
+    };
+    let Some([_validity, offsets, data]) = graph.items(buffers) else {
+        return Ok(None);
+    };
+    let mut buffer = |v: &Value| -> Result<Option<Vec<u8>>, Exhausted> {
+        if !is_pyarrow(graph, v, "py_buffer") {
+            return Ok(None);
+        }
+        match graph
+            .object(v)
+            .and_then(|b| b.args.first())
+            .and_then(|b| bytes_of(graph, b))
+        {
+            Some(bytes) => {
+                budget.charge(bytes.len())?;
+                Ok(Some(bytes.into_owned()))
+            }
+            None => Ok(None),
+        }
+    };
+    let (Some(offsets), Some(data)) = (buffer(offsets)?, buffer(data)?) else {
+        return Ok(None);
+    };
+    Ok(Some(ArrowArray {
+        offset_width,
+        length,
+        offset,
+        offsets,
+        data,
+    }))
 }
 
 #[cfg(test)]
@@ -288,7 +514,7 @@ mod tests {
         let mgr = b.object(BuildKind::NewObj, mgr_cls, vec![], Some(state));
         let v = b.instance("pandas.core.series", "Series", vec![("_data", mgr)]);
         assert_eq!(
-            series_metrics(&b.graph, &v),
+            series_metrics(&b.graph, &v).map(|m| m.to_vec()),
             Some(vec![("IC".to_string(), 0.5)])
         );
     }

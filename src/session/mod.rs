@@ -5,6 +5,8 @@
 //! snapshot, and never looks at workspaces (that is `resolve`).
 
 pub mod history;
+#[cfg(test)]
+pub(crate) mod hostile;
 pub mod metrics;
 pub mod numpy;
 pub mod paths;

@@ -444,6 +444,7 @@ mod tests {
             nodes,
             root: Value::Node(NodeId(1)),
             protocol: 4,
+            ..Graph::default()
         };
         (graph, Value::Node(NodeId(1)))
     }

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -24,6 +25,10 @@ pub const SIGNED_MAGIC: &[u8] = b"RDAGENT_SIGNED_PICKLE_V1\n";
 pub const HMAC_LEN: usize = 32;
 /// How many of the highest-numbered loops contribute their last snapshot as a candidate.
 pub const LAST_LOOPS: usize = 3;
+/// Snapshot files larger than this are skipped with a warning instead of read (the whole file is held in memory
+/// while it is decoded). RD-Agent's snapshots are a few MB, and hundreds of MB for very long runs; 4 GiB leaves
+/// an order of magnitude above those, and stops a multi-GB file that is no snapshot from costing that much RAM.
+pub const MAX_SNAPSHOT_BYTES: u64 = 4 << 30;
 /// Payloads longer than this stay lengths only: metrics need a few floats, numpy blobs are never copied.
 pub const KEEP_BYTES_UP_TO: usize = 4096;
 
@@ -250,20 +255,30 @@ pub fn choose<T>(
         tried: Vec::new(),
         skipped: Vec::new(),
     };
+    // `tried` as a bitmap, and where the descending fallback scan has got to: every file is looked at a
+    // bounded number of times however many fail (no scan of `tried` inside a scan of the files).
+    let mut was_tried = vec![false; files.len()];
+    let mut fallback = files.len();
     loop {
         let next = match queue.pop_last() {
             Some(i) => i,
             None if choice.best.is_none() => {
-                match (0..files.len()).rev().find(|j| !choice.tried.contains(j)) {
+                while fallback > 0 && was_tried[fallback - 1] {
+                    crate::pickle::work::add(1);
+                    fallback -= 1;
+                }
+                match fallback.checked_sub(1) {
                     Some(j) => j,
                     None => break,
                 }
             }
             None => break,
         };
-        if choice.tried.contains(&next) {
+        crate::pickle::work::add(1);
+        if was_tried[next] {
             continue;
         }
+        was_tried[next] = true;
         choice.tried.push(next);
         match read(&files[next]) {
             Ok(value) => {
@@ -284,7 +299,7 @@ pub fn choose<T>(
                 choice.skipped.push((next, reason));
                 if next > 0
                     && files[next - 1].loop_id == files[next].loop_id
-                    && !choice.tried.contains(&(next - 1))
+                    && !was_tried[next - 1]
                 {
                     queue.insert(next - 1);
                 }
@@ -340,12 +355,52 @@ pub struct ReadSnapshot {
 }
 
 /// Read, unwrap and decode one snapshot file, and take its history; the error is the reason, for a warning.
+/// Files larger than `MAX_SNAPSHOT_BYTES` are refused.
 pub fn read_snapshot(path: &Path, key: Option<&SigningKey>) -> Result<ReadSnapshot, String> {
-    let data = fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    read_snapshot_within(path, key, MAX_SNAPSHOT_BYTES)
+}
+
+/// `read_snapshot` with the size limit given. Reads at most the size the file had when it was opened: a file
+/// still being appended to is read as it was then (and is normally cut short, so it fails to decode).
+pub fn read_snapshot_within(
+    path: &Path,
+    key: Option<&SigningKey>,
+    limit: u64,
+) -> Result<ReadSnapshot, String> {
+    let data = read_capped(path, limit)?;
     if data.is_empty() {
         return Err("empty file (0 bytes): being written, or cut short".to_string());
     }
-    let envelope = open_envelope(&data)?;
+    snapshot_from_bytes(&data, key, path)
+}
+
+fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read it: {e}");
+    let file = fs::File::open(path).map_err(cannot)?;
+    let len = file.metadata().map_err(cannot)?.len();
+    if len > limit {
+        return Err(format!(
+            "it is {len} bytes, more than the {limit}-byte limit for a snapshot (RD-Agent writes a few MB): \
+             not read; move it out of the session directory if it is in the way"
+        ));
+    }
+    read_at_most(file, len).map_err(cannot)
+}
+
+/// The first `len` bytes of an open file (fewer if it shrank), never more, whatever is appended meanwhile.
+fn read_at_most(file: fs::File, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(len).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Unwrap and decode the bytes of one snapshot file (`path` only names it in warnings), and take its history.
+pub fn snapshot_from_bytes(
+    data: &[u8],
+    key: Option<&SigningKey>,
+    path: &Path,
+) -> Result<ReadSnapshot, String> {
+    let envelope = open_envelope(data)?;
     let options = Options {
         keep_bytes_up_to: KEEP_BYTES_UP_TO,
         ..Options::default()
@@ -537,6 +592,40 @@ mod tests {
     }
 
     #[test]
+    fn when_every_file_fails_choosing_costs_linear_work() {
+        let count = |n: usize| {
+            let f: Vec<SnapshotFile> = (0..n as u64)
+                .map(|l| SnapshotFile {
+                    loop_id: l,
+                    step: 0,
+                    path: PathBuf::from(format!("{l}/0_x")),
+                })
+                .collect();
+            crate::pickle::work::take();
+            let mut reads = 0;
+            let choice = choose(
+                &f,
+                None,
+                n,
+                |_| -> Result<usize, String> {
+                    reads += 1;
+                    Err("truncated".to_string())
+                },
+                |len| *len,
+            );
+            let work = crate::pickle::work::take();
+            assert!(choice.best.is_none());
+            assert_eq!((reads, choice.tried.len(), choice.skipped.len()), (n, n, n));
+            work
+        };
+        let (w1, w2) = (count(200), count(800));
+        assert!(
+            w2 <= 5 * w1 && w2 <= 16 * 800,
+            "choosing among failing files: work grew from {w1} (200 files) to {w2} (800 files)"
+        );
+    }
+
+    #[test]
     fn envelope_signed_bare_and_cut_short() {
         let mut signed = SIGNED_MAGIC.to_vec();
         signed.extend_from_slice(&[7u8; HMAC_LEN]);
@@ -668,6 +757,56 @@ mod tests {
             loop_dirs: 3,
         };
         assert_eq!(listing.newest(), Some(0));
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_skipped_with_a_reason_naming_the_limit() {
+        let dir = temp_dir("cap");
+        let data = crate::session::hostile::shared_experiment(2, 1);
+        let path = dir.join("0_x");
+        fs::write(&path, &data).unwrap();
+        let n = data.len() as u64;
+        let read = read_snapshot_within(&path, None, n).expect("at the limit it is read");
+        assert_eq!((read.bytes, read.history.len()), (n, 2));
+        let reason = read_snapshot_within(&path, None, n - 1).unwrap_err();
+        assert!(
+            reason.contains(&format!("{n} bytes"))
+                && reason.contains(&format!("{}-byte limit", n - 1)),
+            "{reason}"
+        );
+        // In a session directory the file is skipped and the one before it used; the warning names it.
+        let f = files(&[(0, 0), (0, 1)]);
+        let choice = choose(
+            &f,
+            None,
+            5,
+            |file| {
+                if file.step == 1 {
+                    read_snapshot_within(&path, None, n - 1)
+                } else {
+                    read_snapshot_within(&path, None, n)
+                }
+            },
+            |r| r.history.len(),
+        );
+        assert_eq!(choice.best.map(|(i, _)| i), Some(0));
+        assert!(choice.skipped[0].1.contains("limit"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_growing_file_is_read_only_up_to_its_size_at_open_time() {
+        use std::io::Write;
+        let dir = temp_dir("grow");
+        let path = dir.join("0_x");
+        fs::write(&path, b"first part").unwrap();
+        let file = fs::File::open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        let mut writer = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        writer.write_all(&[b'x'; 100_000]).unwrap();
+        writer.flush().unwrap();
+        assert_eq!(read_at_most(file, len).unwrap(), b"first part");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

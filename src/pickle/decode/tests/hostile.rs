@@ -335,7 +335,7 @@ fn huge_memo_ids_do_not_allocate_a_huge_memo() {
 }
 
 #[test]
-fn memo_entries_survive_moving_from_sparse_to_dense() {
+fn memo_entries_stored_sparse_stay_reachable_after_the_dense_part_grows() {
     let mut memo = Memo::default();
     memo.put(5000, Value::Int(-1));
     assert!(
@@ -388,4 +388,36 @@ fn reusing_a_big_argument_tuple_cannot_multiply_memory() {
     let g = ok(&data);
     let items = g.items(&g.root).unwrap();
     assert_eq!(g.object(&items[1]).unwrap().args.len(), 1000);
+}
+
+/// `s` PUTs of ids far beyond the dense limit, then `s` PUTs each at the id just below the dense limit.
+pub(crate) fn memo_below_the_dense_limit(s: usize) -> Vec<u8> {
+    let mut w = crate::pickle::testpickle::Writer::default();
+    w.none();
+    for i in 0..s {
+        w.put(4_000_000_000 - i as u32);
+    }
+    for i in 0..s {
+        // The limit is twice the distinct ids stored plus 1024.
+        w.put((2 * (s + i) + 1024 - 1) as u32);
+    }
+    w.stop()
+}
+
+#[test]
+fn memo_ids_just_below_the_dense_limit_cost_linear_work() {
+    let count = |s: usize| {
+        let data = memo_below_the_dense_limit(s);
+        crate::pickle::work::take();
+        let g = ok(&data);
+        assert_eq!(g.root, Value::None);
+        (data.len(), crate::pickle::work::take())
+    };
+    let (n1, w1) = count(2000);
+    let (n2, w2) = count(8000);
+    assert!(n2 <= 5 * n1);
+    assert!(
+        w2 <= 5 * w1 && w2 <= 16 * n2 as u64,
+        "memo work grew from {w1} ({n1} bytes) to {w2} ({n2} bytes): more than linear"
+    );
 }

@@ -1,0 +1,30 @@
+//! A count of the elementary steps taken by the decoder, the graph accessors and the session reader (opcodes
+//! run, pairs scanned or indexed, memo slots touched, bytes copied, candidates compared), so tests can check
+//! that cost grows linearly with the input by counting work, never by timing it. Outside tests `add`
+//! compiles to nothing.
+
+#[cfg(test)]
+use std::cell::Cell;
+
+#[cfg(test)]
+thread_local! {
+    static STEPS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Count `n` steps on this thread (a no-op outside tests).
+#[cfg(test)]
+#[inline]
+pub fn add(n: usize) {
+    STEPS.with(|s| s.set(s.get().saturating_add(n as u64)));
+}
+
+/// Count `n` steps on this thread (a no-op outside tests).
+#[cfg(not(test))]
+#[inline(always)]
+pub fn add(_n: usize) {}
+
+/// The steps counted on this thread since the last `take`; resets the count.
+#[cfg(test)]
+pub fn take() -> u64 {
+    STEPS.with(|s| s.replace(0))
+}
