@@ -83,3 +83,17 @@ impl Writer {
         std::mem::take(&mut self.out)
     }
 }
+
+/// `s` PUTs of ids far beyond the memo's dense limit, then `s` PUTs each at the id just below the limit (which
+/// grows by two with every distinct id stored).
+pub fn memo_below_the_dense_limit(s: usize) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.none();
+    for i in 0..s {
+        w.put(4_000_000_000 - i as u32);
+    }
+    for i in 0..s {
+        w.put((2 * (s + i) + 1024 - 1) as u32);
+    }
+    w.stop()
+}

@@ -267,3 +267,48 @@ fn index_labels_sharing_one_huge_string_cost_linear_work_and_memory() {
     assert_eq!(metrics.len(), 4);
     assert_eq!((metrics[3].0.as_str(), metrics[3].1), ("LL", 3.0));
 }
+
+/// One large instance of each shape, kept in the fuzz corpus (`fuzz/corpus/<target>/hostile-*`) so fuzzing
+/// starts from them. Fails if a file is missing or differs from what the builders write; run with
+/// `RD_CHAIN_WRITE_FUZZ_SEEDS=1` to (re)write them.
+#[test]
+fn the_fuzz_corpus_keeps_a_large_instance_of_each_shape() {
+    let shapes: [(&str, Vec<u8>); 3] = [
+        ("hostile-shared-experiment", shared_experiment(4000, 4000)),
+        (
+            "hostile-shared-label-metrics",
+            shared_label_metrics(4000, 500, 256 * 1024),
+        ),
+        (
+            "hostile-memo-below-dense-limit",
+            crate::pickle::testpickle::memo_below_the_dense_limit(20_000),
+        ),
+    ];
+    let write = std::env::var_os("RD_CHAIN_WRITE_FUZZ_SEEDS").is_some();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for target in ["decode", "snapshot"] {
+        for (name, data) in &shapes {
+            let path = root.join(target).join(name);
+            if write {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, data).unwrap();
+            }
+            let kept = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (RD_CHAIN_WRITE_FUZZ_SEEDS=1 writes it)",
+                    path.display()
+                )
+            });
+            assert!(kept == *data, "{} differs from its builder", path.display());
+        }
+    }
+    // And each large instance reads in linear work.
+    for (name, data) in &shapes[..2] {
+        let (_, steps) = extract(data);
+        assert!(
+            steps <= 64 * data.len() as u64,
+            "{name}: {steps} steps for {} bytes",
+            data.len()
+        );
+    }
+}

@@ -390,24 +390,10 @@ fn reusing_a_big_argument_tuple_cannot_multiply_memory() {
     assert_eq!(g.object(&items[1]).unwrap().args.len(), 1000);
 }
 
-/// `s` PUTs of ids far beyond the dense limit, then `s` PUTs each at the id just below the dense limit.
-pub(crate) fn memo_below_the_dense_limit(s: usize) -> Vec<u8> {
-    let mut w = crate::pickle::testpickle::Writer::default();
-    w.none();
-    for i in 0..s {
-        w.put(4_000_000_000 - i as u32);
-    }
-    for i in 0..s {
-        // The limit is twice the distinct ids stored plus 1024.
-        w.put((2 * (s + i) + 1024 - 1) as u32);
-    }
-    w.stop()
-}
-
 #[test]
 fn memo_ids_just_below_the_dense_limit_cost_linear_work() {
     let count = |s: usize| {
-        let data = memo_below_the_dense_limit(s);
+        let data = crate::pickle::testpickle::memo_below_the_dense_limit(s);
         crate::pickle::work::take();
         let g = ok(&data);
         assert_eq!(g.root, Value::None);
