@@ -11,7 +11,7 @@ use crate::pickle::{Graph, NodeId, Value};
 
 use super::metrics::{series_metrics_within, CopyBudget, Exhausted, Metrics};
 use super::numpy::scalar_bool;
-use super::paths::{recorded_path, RecordedPath};
+use super::paths::{recorded_path_within, RecordedPath};
 
 /// What an experiment evolves, from its class name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +121,8 @@ pub fn read_history(graph: &Graph) -> Result<Vec<HistoryEntry>, NotALoop> {
 struct Seen {
     experiments: HashMap<NodeId, Experiment>,
     decisions: HashMap<NodeId, Option<bool>>,
+    /// Metrics by result (Series) node: experiments that are distinct objects may share one result.
+    metrics: HashMap<NodeId, Option<Metrics>>,
 }
 
 /// What an entry takes from its experiment.
@@ -172,12 +174,12 @@ fn entry(
         Some(Value::Node(id)) => match seen.experiments.get(id) {
             Some(read) => read.clone(),
             None => {
-                let read = read_experiment(graph, experiment.expect("matched"), budget)?;
+                let read = read_experiment(graph, experiment.expect("matched"), seen, budget)?;
                 seen.experiments.insert(*id, read.clone());
                 read
             }
         },
-        Some(other) => read_experiment(graph, other, budget)?,
+        Some(other) => read_experiment(graph, other, seen, budget)?,
         None => Experiment::default(),
     };
     // The copies each entry holds (its class and path text; metrics are shared).
@@ -217,19 +219,30 @@ fn decision(graph: &Graph, feedback: &Value) -> Option<bool> {
 fn read_experiment(
     graph: &Graph,
     experiment: &Value,
+    seen: &mut Seen,
     budget: &mut CopyBudget,
 ) -> Result<Experiment, Exhausted> {
     let class_parts = graph.class_of(experiment);
     if let Some((m, n)) = class_parts {
         budget.charge(m.len() + n.len() + 1)?;
     }
-    let workspace = graph
+    let workspace = match graph
         .attr(experiment, "experiment_workspace")
         .and_then(|w| graph.attr(w, "workspace_path"))
-        .and_then(|p| recorded_path(graph, p));
-    let metrics = match experiment_result(graph, experiment) {
-        Some(result) => series_metrics_within(graph, result, budget)?,
+    {
+        Some(path) => recorded_path_within(graph, path, budget)?,
         None => None,
+    };
+    let metrics = match experiment_result(graph, experiment) {
+        Some(result @ Value::Node(id)) => match seen.metrics.get(id) {
+            Some(metrics) => metrics.clone(),
+            None => {
+                let metrics = series_metrics_within(graph, result, budget)?;
+                seen.metrics.insert(*id, metrics.clone());
+                metrics
+            }
+        },
+        _ => None,
     };
     Ok(Experiment {
         class: class_parts.map(|(m, n)| format!("{m}.{n}")),

@@ -144,6 +144,17 @@ fn ndarray(w: &mut Writer, n: usize, code: &str, order: &str, data: impl FnOnce(
 
 /// A float Series whose `k` index labels are all one memoized string of `label_len` bytes.
 fn series_with_shared_label(w: &mut Writer, k: usize, label_len: usize) {
+    series_with_labels(w, k, |w| {
+        w.str(&"L".repeat(label_len));
+        let label = w.memoize();
+        for _ in 1..k {
+            w.get(label);
+        }
+    });
+}
+
+/// A float Series of `k` values whose index labels are pushed by `labels`.
+fn series_with_labels(w: &mut Writer, k: usize, labels: impl FnOnce(&mut Writer)) {
     w.global("pandas.core.series", "Series")
         .op(b')')
         .op(0x81)
@@ -163,11 +174,8 @@ fn series_with_shared_label(w: &mut Writer, k: usize, label_len: usize) {
         .mark()
         .str("data");
     ndarray(w, k, "O8", "|", |w| {
-        w.op(b']').mark().str(&"L".repeat(label_len));
-        let label = w.memoize();
-        for _ in 1..k {
-            w.get(label);
-        }
+        w.op(b']').mark();
+        labels(w);
         w.op(b'e');
     });
     w.str("name").none().op(b'u').op(0x86).op(b'R').op(b'e');
@@ -212,6 +220,88 @@ pub(crate) fn shared_label_metrics(n: usize, k: usize, label_len: usize) -> Vec<
     w.op(b'0');
     open_loop(&mut w);
     shared_entries(&mut w, n, experiment, feedback);
+    close_loop(&mut w)
+}
+
+/// A loop whose `n` history entries are distinct experiment and feedback objects that share their state dicts:
+/// the experiment's holds a workspace path of `k` segments and a Series of `k` labels, each failing only at
+/// its last element (a None), and the feedback's a numpy bool scalar whose latin-1 payload is `payload_len`
+/// characters. Nothing is shared at the level of the objects, everything below them.
+pub(crate) fn distinct_objects_sharing_large_parts(
+    n: usize,
+    k: usize,
+    payload_len: usize,
+) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.global(FACTOR_MODULE, "QlibFactorExperiment");
+    let experiment_class = w.memoize();
+    w.op(b'0');
+    w.global("rdagent.core.proposal", "HypothesisFeedback");
+    let feedback_class = w.memoize();
+    w.op(b'0');
+    // The experiments' state: {"experiment_workspace": ws, "result": series}.
+    w.op(b'}')
+        .mark()
+        .str("experiment_workspace")
+        .global(
+            "rdagent.scenarios.qlib.experiment.workspace",
+            "QlibFBWorkspace",
+        )
+        .op(b')')
+        .op(0x81)
+        .op(b'}')
+        .mark()
+        .str("workspace_path")
+        .global("pathlib", "PosixPath")
+        .mark();
+    for i in 0..k.saturating_sub(1) {
+        w.str(&format!("s{i}"));
+    }
+    w.none().op(b't').op(0x85).op(b'R').op(b'u').op(b'b');
+    w.str("result");
+    series_with_labels(&mut w, k, |w| {
+        w.str("IC");
+        let label = w.memoize();
+        for _ in 2..k {
+            w.get(label);
+        }
+        w.none();
+    });
+    w.op(b'u');
+    let experiment_state = w.memoize();
+    w.op(b'0');
+    // The feedbacks' state: {"decision": numpy scalar(dtype('b1'), _codecs.encode(<payload>, 'latin1'))}.
+    w.op(b'}').mark().str("decision");
+    w.global("numpy.core.multiarray", "scalar");
+    dtype(&mut w, "b1", "|");
+    w.global("_codecs", "encode")
+        .str(&"\u{1}".repeat(payload_len))
+        .str("latin1")
+        .op(0x86)
+        .op(b'R')
+        .op(0x86)
+        .op(b'R')
+        .op(b'u');
+    let feedback_state = w.memoize();
+    w.op(b'0');
+    open_loop(&mut w);
+    for chunk in 0..n.div_ceil(1000) {
+        w.mark();
+        for _ in 0..(n - chunk * 1000).min(1000) {
+            w.get(experiment_class)
+                .op(b')')
+                .op(0x81)
+                .get(experiment_state)
+                .op(b'b');
+            w.get(feedback_class)
+                .op(b')')
+                .op(0x81)
+                .get(feedback_state)
+                .op(b'b');
+            w.op(0x86);
+        }
+        w.op(b'e');
+    }
     close_loop(&mut w)
 }
 
@@ -268,16 +358,33 @@ fn index_labels_sharing_one_huge_string_cost_linear_work_and_memory() {
     assert_eq!((metrics[3].0.as_str(), metrics[3].1), ("LL", 3.0));
 }
 
+#[test]
+fn distinct_objects_sharing_large_parts_cost_linear_work() {
+    let sizes = two_sizes(|s| distinct_objects_sharing_large_parts(s, s, 16 * s), 500);
+    assert_linear("distinct objects sharing large parts", sizes);
+    // With small parts the same shape reads: a path and labels that fail give none, the decision is unread.
+    let (history, _) = extract(&distinct_objects_sharing_large_parts(3, 4, 1));
+    let history = history.expect("a loop snapshot");
+    assert_eq!(history.len(), 3);
+    assert!(history
+        .iter()
+        .all(|e| e.workspace.is_none() && e.metrics.is_none() && e.decision == Some(true)));
+}
+
 /// One large instance of each shape, kept in the fuzz corpus (`fuzz/corpus/<target>/hostile-*`) so fuzzing
 /// starts from them. Fails if a file is missing or differs from what the builders write; run with
 /// `RD_CHAIN_WRITE_FUZZ_SEEDS=1` to (re)write them.
 #[test]
 fn the_fuzz_corpus_keeps_a_large_instance_of_each_shape() {
-    let shapes: [(&str, Vec<u8>); 3] = [
+    let shapes: [(&str, Vec<u8>); 4] = [
         ("hostile-shared-experiment", shared_experiment(4000, 4000)),
         (
             "hostile-shared-label-metrics",
             shared_label_metrics(4000, 500, 256 * 1024),
+        ),
+        (
+            "hostile-distinct-objects-sharing-parts",
+            distinct_objects_sharing_large_parts(4000, 4000, 64 * 1024),
         ),
         (
             "hostile-memo-below-dense-limit",
@@ -303,7 +410,7 @@ fn the_fuzz_corpus_keeps_a_large_instance_of_each_shape() {
         }
     }
     // And each large instance reads in linear work.
-    for (name, data) in &shapes[..2] {
+    for (name, data) in &shapes[..3] {
         let (_, steps) = extract(data);
         assert!(
             steps <= 64 * data.len() as u64,

@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use crate::pickle::{work, Graph, Node, Value};
 
-use super::numpy::{bytes_of, f64_vector, ndarray, str_vector};
+use super::numpy::{bytes_of, f64_vector, ndarray, str_vector, ArrayData};
 
 /// The metrics a pandas Series holds, in index order. Cloning shares them.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,10 +128,13 @@ pub fn series_metrics_within(
     let Some(labels) = index_labels(graph, index, budget)? else {
         return Ok(None);
     };
+    // Charged before it is converted (whether it turns out to be float64 or not).
+    if let Some(ArrayData::Raw(raw)) = ndarray(graph, values).map(|a| a.data) {
+        budget.charge(raw.len())?;
+    }
     let Some(numbers) = f64_vector(graph, values) else {
         return Ok(None);
     };
-    budget.charge(numbers.len().saturating_mul(8))?;
     if labels.len() != numbers.len() {
         return Ok(None);
     }
@@ -193,7 +196,7 @@ fn index_labels(
         return Ok(None);
     };
     if ndarray(graph, data).is_some() {
-        return owned(str_vector(graph, data), budget);
+        return labels_of_array(graph, data, budget);
     }
     if let Some(arrow) = graph.attr(data, "_pa_array") {
         return arrow_strings_within(graph, arrow, budget);
@@ -207,10 +210,26 @@ fn index_labels(
         Some(Node::Tuple(parts)) => parts,
         _ => return Ok(None),
     };
-    owned(
-        parts.iter().find_map(|part| str_vector(graph, part)),
-        budget,
-    )
+    budget.charge(parts.len())?;
+    for part in parts {
+        if let Some(labels) = labels_of_array(graph, part, budget)? {
+            return Ok(Some(labels));
+        }
+    }
+    Ok(None)
+}
+
+/// The str elements of a 1-D object array, copied; the elements scanned are charged before the scan, so an
+/// array that fails late (its last element not a str) still costs its length once from the budget.
+fn labels_of_array(
+    graph: &Graph,
+    array: &Value,
+    budget: &mut CopyBudget,
+) -> Result<Option<Vec<String>>, Exhausted> {
+    if let Some(ArrayData::Objects(items)) = ndarray(graph, array).map(|a| a.data) {
+        budget.charge(items.len())?;
+    }
+    owned(str_vector(graph, array), budget)
 }
 
 /// Copy borrowed labels, charging each to the budget first.
@@ -248,6 +267,7 @@ fn arrow_strings_within(
     value: &Value,
     budget: &mut CopyBudget,
 ) -> Result<Option<Vec<String>>, Exhausted> {
+    // A chunked array holds plain arrays (pyarrow never nests them): no recursion on hostile nesting.
     if is_pyarrow(graph, value, "chunked_array") {
         let Some(chunks) = graph
             .object(value)
@@ -256,15 +276,25 @@ fn arrow_strings_within(
         else {
             return Ok(None);
         };
+        budget.charge(chunks.len())?;
         let mut out = Vec::new();
         for chunk in chunks {
-            match arrow_strings_within(graph, chunk, budget)? {
+            match arrow_chunk(graph, chunk, budget)? {
                 Some(strings) => out.extend(strings),
                 None => return Ok(None),
             }
         }
         return Ok(Some(out));
     }
+    arrow_chunk(graph, value, budget)
+}
+
+/// The strings of one (not chunked) pyarrow string array.
+fn arrow_chunk(
+    graph: &Graph,
+    value: &Value,
+    budget: &mut CopyBudget,
+) -> Result<Option<Vec<String>>, Exhausted> {
     let Some(array) = arrow_array(graph, value, budget)? else {
         return Ok(None);
     };

@@ -7,10 +7,15 @@
 
 use std::borrow::Cow;
 
-use crate::pickle::{Graph, Node, Value};
+use crate::pickle::{work, Graph, Node, Value};
 
-/// The longest protocol-2 latin-1 string turned back into bytes (metrics are tiny; numpy blobs are not).
-const MAX_LATIN1_BYTES: usize = 1 << 20;
+/// The longest protocol-2 latin-1 string turned back into bytes (metrics are tiny; numpy blobs are not, and the
+/// session reader keeps real bytes payloads only up to 4 KiB).
+const MAX_LATIN1_BYTES: usize = 64 * 1024;
+/// How many `bytes(bytes(...))` / `bytearray(...)` wrappers are looked through (writers use one at most).
+const MAX_WRAPPERS: usize = 4;
+/// The most dimensions a shape may have (numpy's own limit is 64).
+const MAX_DIMS: usize = 64;
 
 /// A numpy dtype as pickled: `numpy.dtype(code, align, copy)` + BUILD(state) whose second field is the byte order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,46 +63,60 @@ fn is_numpy_callable(graph: &Graph, value: &Value, name: &str) -> bool {
 /// The bytes a value holds: `bytes`, `bytearray`, or protocol 2's `_codecs.encode(s, 'latin1')` /
 /// `bytearray(s, 'latin-1')` / `bytes()`. `None` when the payload was dropped by the decoder.
 pub fn bytes_of<'g>(graph: &'g Graph, value: &'g Value) -> Option<Cow<'g, [u8]>> {
-    match value {
-        Value::Bytes(blob) => blob.data.as_deref().map(Cow::Borrowed),
-        Value::Node(_) => match graph.deref(value)? {
-            Node::ByteArray(blob) => blob.data.as_deref().map(Cow::Borrowed),
-            Node::Object(obj) => {
-                let (module, name) = graph.class_of(value)?;
-                let known = matches!(
-                    (module, name),
-                    ("_codecs", "encode")
-                        | ("codecs", "encode")
-                        | ("builtins" | "__builtin__", "bytearray" | "bytes")
-                );
-                if !known {
+    bytes_at_most(graph, value, MAX_LATIN1_BYTES)
+}
+
+/// `bytes_of`, or `None` without converting anything when a latin-1 text holds more than `max` bytes. Looks
+/// through at most `MAX_WRAPPERS` nested `bytes(...)`/`bytearray(...)` calls (no recursion on hostile nesting).
+pub fn bytes_at_most<'g>(graph: &'g Graph, value: &'g Value, max: usize) -> Option<Cow<'g, [u8]>> {
+    let mut value = value;
+    for _ in 0..=MAX_WRAPPERS {
+        let obj = match value {
+            Value::Bytes(blob) => return blob.data.as_deref().map(Cow::Borrowed),
+            Value::Node(_) => match graph.deref(value)? {
+                Node::ByteArray(blob) => return blob.data.as_deref().map(Cow::Borrowed),
+                Node::Object(obj) => obj,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let (module, name) = graph.class_of(value)?;
+        let known = matches!(
+            (module, name),
+            ("_codecs", "encode")
+                | ("codecs", "encode")
+                | ("builtins" | "__builtin__", "bytearray" | "bytes")
+        );
+        if !known {
+            return None;
+        }
+        match obj.args.as_slice() {
+            [] => return Some(Cow::Owned(Vec::new())),
+            [Value::Str(text), Value::Str(encoding)]
+                if matches!(&**encoding, "latin1" | "latin-1" | "iso-8859-1") =>
+            {
+                // A latin-1 char is at most 2 bytes of UTF-8: longer text cannot fit `max` bytes.
+                if text.len() > 2 * max {
                     return None;
                 }
-                match obj.args.as_slice() {
-                    [] => Some(Cow::Owned(Vec::new())),
-                    [Value::Str(text), Value::Str(encoding)]
-                        if matches!(&**encoding, "latin1" | "latin-1" | "iso-8859-1") =>
-                    {
-                        latin1_bytes(text).map(Cow::Owned)
-                    }
-                    [Value::Bytes(_) | Value::Node(_)]
-                        if name == "bytearray" || name == "bytes" =>
-                    {
-                        bytes_of(graph, &obj.args[0])
-                    }
-                    _ => None,
-                }
+                return latin1_bytes(text).map(Cow::Owned);
             }
-            _ => None,
-        },
-        _ => None,
+            [inner @ (Value::Bytes(_) | Value::Node(_))]
+                if name == "bytearray" || name == "bytes" =>
+            {
+                value = inner;
+            }
+            _ => return None,
+        }
     }
+    None
 }
 
 fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
     if text.len() > 2 * MAX_LATIN1_BYTES {
         return None;
     }
+    work::add(text.len());
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect()
@@ -126,7 +145,8 @@ fn shape_of(graph: &Graph, value: &Value) -> Option<Vec<usize>> {
     match value {
         Value::Int(n) => usize::try_from(*n).ok().map(|n| vec![n]),
         _ => graph
-            .items(value)?
+            .items(value)
+            .filter(|dims| dims.len() <= MAX_DIMS)?
             .iter()
             .map(|v| v.as_i64().and_then(|n| usize::try_from(n).ok()))
             .collect(),
@@ -202,6 +222,7 @@ pub fn str_vector<'g>(graph: &'g Graph, value: &'g Value) -> Option<Vec<&'g str>
     if array.shape.len() != 1 || array.shape[0] != items.len() {
         return None;
     }
+    work::add(items.len());
     items.iter().map(Value::as_str).collect()
 }
 
@@ -217,7 +238,7 @@ pub fn scalar_bool(graph: &Graph, value: &Value) -> Option<bool> {
     if dtype(graph, dtype_value)?.code != "b1" {
         return None;
     }
-    match bytes_of(graph, payload)?.as_ref() {
+    match bytes_at_most(graph, payload, 1)?.as_ref() {
         [0] => Some(false),
         [1] => Some(true),
         _ => None,

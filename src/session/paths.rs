@@ -4,7 +4,9 @@
 //! Pure text work: nothing here touches the file system or guesses where a path lives now (that is
 //! `resolve`'s mapping). Segments are joined like `os.path.join` of the recorded flavour.
 
-use crate::pickle::{Graph, Value};
+use crate::pickle::{work, Graph, Value};
+
+use super::metrics::{CopyBudget, Exhausted};
 
 /// The path syntax a recorded path uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,11 +110,43 @@ pub struct SplitPath<'a> {
     pub segments: Vec<&'a str>,
 }
 
+/// The most segments and bytes a recorded path may have; more is no path any OS takes (PATH_MAX is 4 KiB on
+/// Linux, 32 Ki UTF-16 units on Windows), and is read as no path rather than joined.
+pub const MAX_PATH_SEGMENTS: usize = 4096;
+pub const MAX_PATH_BYTES: usize = 64 * 1024;
+
 /// The recorded workspace path a snapshot value holds, if it is a `pathlib` path or a str.
 pub fn recorded_path(graph: &Graph, value: &Value) -> Option<RecordedPath> {
+    recorded_path_within(graph, value, &mut CopyBudget::unlimited())
+        .ok()
+        .flatten()
+}
+
+/// `recorded_path`, charging the segments it looks at and the text it copies to `budget` first.
+pub fn recorded_path_within(
+    graph: &Graph,
+    value: &Value,
+    budget: &mut CopyBudget,
+) -> Result<Option<RecordedPath>, Exhausted> {
     if let Value::Str(s) = value {
-        return Some(RecordedPath::from_str_value(s));
+        if s.len() > MAX_PATH_BYTES {
+            return Ok(None);
+        }
+        budget.charge(s.len())?;
+        return Ok(Some(RecordedPath::from_str_value(s)));
     }
+    let mut args: &[Value] = match graph.object(value) {
+        Some(object) => &object.args,
+        None => return Ok(None),
+    };
+    if let [only @ Value::Node(_)] = args {
+        args = graph.items(only).unwrap_or(&[]);
+    }
+    budget.charge(args.len().min(MAX_PATH_SEGMENTS + 1))?;
+    Ok(pathlib_path(graph, value))
+}
+
+fn pathlib_path(graph: &Graph, value: &Value) -> Option<RecordedPath> {
     let (module, name) = graph.class_of(value)?;
     let object = graph.object(value)?;
     if module != "pathlib" && !module.starts_with("pathlib.") {
@@ -129,14 +163,27 @@ pub fn recorded_path(graph: &Graph, value: &Value) -> Option<RecordedPath> {
     if let [only @ Value::Node(_)] = args {
         args = graph.items(only)?;
     }
+    if args.len() > MAX_PATH_SEGMENTS {
+        return None;
+    }
     let mut segments = Vec::with_capacity(args.len());
+    let mut bytes = 0usize;
     for arg in args {
-        segments.push(arg.as_str()?);
+        work::add(1);
+        let segment = arg.as_str()?;
+        bytes = bytes.saturating_add(segment.len());
+        if bytes > MAX_PATH_BYTES {
+            return None;
+        }
+        segments.push(segment);
     }
     let flavour = flavour_from_class.unwrap_or_else(|| guess_flavour(&segments));
     Some(RecordedPath {
         flavour,
-        text: join(flavour, &segments),
+        text: {
+            work::add(bytes);
+            join(flavour, &segments)
+        },
         stored_as: format!("{module}.{name}"),
     })
 }
