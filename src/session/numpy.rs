@@ -398,6 +398,22 @@ mod tests {
     use crate::pickle::BuildKind;
 
     #[test]
+    fn bytes_wrappers_nested_deeper_than_any_stack_are_not_followed() {
+        // bytearray(bytearray(...(b'\x01')...)) 300 000 deep: no recursion, no answer past a few wrappers.
+        let mut b = GraphBuilder::default();
+        let cls = b.global("builtins", "bytearray");
+        let mut value = bytes(b"\x01");
+        for _ in 0..300_000 {
+            value = b.object(BuildKind::Reduce, cls.clone(), vec![value], None);
+        }
+        assert_eq!(bytes_of(&b.graph, &value), None);
+        let mut b = GraphBuilder::default();
+        let cls = b.global("builtins", "bytearray");
+        let once = b.object(BuildKind::Reduce, cls, vec![bytes(b"\x01")], None);
+        assert_eq!(bytes_of(&b.graph, &once).as_deref(), Some(&b"\x01"[..]));
+    }
+
+    #[test]
     fn reads_f64_vectors_from_every_array_spelling() {
         let raw = le_f64(&[0.5, -1.25, 3.0]);
         for module in ["numpy.core.multiarray", "numpy._core.multiarray"] {
