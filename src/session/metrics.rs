@@ -10,7 +10,7 @@
 //! shared (`Metrics` is reference-counted), so entries reading the same Series hold one copy.
 
 use std::ops::Deref;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::pickle::{work, Graph, Node, Value};
 
@@ -18,7 +18,7 @@ use super::numpy::{bytes_of, f64_vector, ndarray, str_vector, ArrayData};
 
 /// The metrics a pandas Series holds, in index order. Cloning shares them.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Metrics(Rc<[(String, f64)]>);
+pub struct Metrics(Arc<[(String, f64)]>);
 
 impl Deref for Metrics {
     type Target = [(String, f64)];
