@@ -84,6 +84,10 @@ pub struct RunConfig {
     pub hook: Setting<HookMode>,
     pub kill_after: Setting<u64>,
     pub dry_run: Setting<bool>,
+    /// Append one JSON line per progress event to this file.
+    pub events: Setting<Option<PathBuf>>,
+    /// Keep rdagent's output on the terminal (no status line).
+    pub show_output: Setting<bool>,
     pub json: bool,
     /// A `LOG_TRACE_PATH` the user set: the first phase writes there instead of a fresh dir.
     pub log_trace_path: Option<PathBuf>,
@@ -177,6 +181,8 @@ impl RunConfig {
             hook: Setting::default(hook),
             kill_after: Setting::default(count_default("kill-after")),
             dry_run: Setting::default(bool_default("dry-run")),
+            events: Setting::default(None),
+            show_output: Setting::default(bool_default("show-output")),
             json: false,
             log_trace_path: None,
             workspace_path_env: None,
@@ -328,6 +334,28 @@ pub const SETTINGS: &[SettingEntry] = &[
         label: Some("kill after"),
         read: |long, g, e, c| read_into(&mut c.kill_after, long, g, e, kill_after_seconds),
         show: |c| shown(&c.kill_after, format!("{}s", c.kill_after.value)),
+    },
+    SettingEntry {
+        key: "events",
+        flag: "events",
+        label: Some("events"),
+        read: |long, g, e, c| read_into(&mut c.events, long, g, e, |t| Ok(Some(PathBuf::from(t)))),
+        show: |c| {
+            let text = c
+                .events
+                .value
+                .as_ref()
+                .map_or_else(|| "none".into(), |p| p.display().to_string());
+            let json = c.events.value.as_ref().map(|p| Json::from(p.as_path()));
+            (json.into(), text, c.events.origin.clone())
+        },
+    },
+    SettingEntry {
+        key: "show_output",
+        flag: "show-output",
+        label: Some("show output"),
+        read: read_show_output,
+        show: |c| shown(&c.show_output, c.show_output.value.to_string()),
     },
     SettingEntry {
         key: "dry_run",
@@ -520,6 +548,26 @@ const FLAGS: &[Flag] = &[
         default: DefaultValue::Count(10),
         help: "After SIGTERM/SIGHUP is forwarded to rdagent's process group, wait this long before SIGKILL (at \
                most 86400, one day).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "events",
+        short: None,
+        value: Some("FILE"),
+        env: Some("RD_CHAIN_EVENTS"),
+        default: DefaultValue::Nothing,
+        help: "Append one JSON object per line to FILE for each event (phase start/end, finished loop, new \
+               SOTA, retry, stall), flushed as it happens (fields in docs/usage.md).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "show-output",
+        short: None,
+        value: None,
+        env: Some("RD_CHAIN_SHOW_OUTPUT"),
+        default: DefaultValue::Bool(false),
+        help: "On a terminal, keep rdagent's output there instead of <log root>/rd-chain/<run>/<phase>.out \
+               (progress then comes as one line per finished loop, not a status line).",
         scope: Scope::Run,
     },
     Flag {
@@ -987,6 +1035,19 @@ fn read_alpha_factors(
         };
     } else {
         read_bool_env(&mut c.alpha_factors, long, env)?;
+    }
+    Ok(())
+}
+
+/// --show-output (a switch: given means true); else the variable; else the default.
+fn read_show_output(long: &'static str, given: &Given, env: &Env, c: &mut RunConfig) -> Result<()> {
+    if let Some((f, _)) = given.iter().find(|(f, _)| f.long == long) {
+        c.show_output = Setting {
+            value: true,
+            origin: Origin::Flag(f.long),
+        };
+    } else {
+        read_bool_env(&mut c.show_output, long, env)?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::record::{self, Outcome, PhaseEnd, PhaseRecord, RunRecord, SotaRecord}
 use crate::resolve::{self, ResolveRequest};
 use crate::signals::{self, Received, Stop};
 use crate::timestamp::Utc;
-use crate::{exit, hook, render, Error, Result};
+use crate::{exit, hook, progress, render, Error, Result};
 
 /// Create a fresh `<root>/<UTC time>` dir; never reuses an existing one.
 pub fn fresh_log_dir(root: &Path) -> Result<PathBuf> {
@@ -40,6 +40,8 @@ pub fn run(plan: Plan) -> Result<()> {
     }
     signals::install().map_err(|e| Error::Internal(e.to_string()))?;
     process::adopt_orphans();
+    // A bad --events file stops the run before anything starts.
+    progress::Live::new(&plan)?;
     let record_dir = plan
         .run_record
         .parent()
@@ -358,6 +360,8 @@ fn run_one(
             log_dir.display()
         ))
     );
+    // Live progress (src/progress): route rdagent's output and take the session folder's baseline.
+    let live = progress::Live::new(plan)?.prepare(phase, &log_dir, &mut cmd)?;
     let start = Instant::now();
     let group = process::spawn(&mut cmd, kill_after).map_err(|e| {
         Error::RdagentMissing(format!(
@@ -365,8 +369,13 @@ fn run_one(
             program.display()
         ))
     })?;
+    let watch = live.start();
     let (status, stop) = wait_phase(group, kill_after)?;
     let end = PhaseEnd::from_status(status);
+    watch.finish(
+        end.exit_code(),
+        stop.is_none() && end != PhaseEnd::Exited(0),
+    );
     if let Some(last) = record.phases.last_mut() {
         last.duration = Some(start.elapsed());
         last.end = Some(end.clone());

@@ -9,6 +9,7 @@
 pub mod chart;
 pub mod cli;
 pub mod error;
+pub mod events;
 pub mod execute;
 pub mod exit;
 pub mod hook;
@@ -19,6 +20,7 @@ pub mod parquet;
 pub mod pickle;
 pub mod plan;
 pub mod process;
+pub mod progress;
 pub mod record;
 pub mod render;
 pub mod report;
