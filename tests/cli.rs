@@ -17,3 +17,6 @@ mod json_read;
 
 #[path = "cli/hardening.rs"]
 mod hardening;
+
+#[path = "cli/progress.rs"]
+mod progress;

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cli::Origin;
 use crate::events::{Events, LoopCounts};
 use crate::plan::{Phase, PhaseKind, Plan};
 use crate::session::SigningKey;
@@ -60,11 +61,13 @@ impl Live {
     pub fn with_terminal(plan: &Plan, terminal: bool) -> Result<Live> {
         let run = run_name(&plan.run_record);
         let events = match &plan.config.events.value {
-            Some(path) => Events::open(
-                &plan.cwd.join(path),
-                &run,
-                &plan.config.events.origin.to_string(),
-            )?,
+            Some(path) => {
+                let from = match &plan.config.events.origin {
+                    Origin::Flag(name) => format!("--{name}"),
+                    other => other.to_string(),
+                };
+                Events::open(&plan.cwd.join(path), &run, &from)?
+            }
             None => Events::none(&run),
         };
         let display = if terminal && !plan.config.show_output.value {

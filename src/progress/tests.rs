@@ -76,7 +76,9 @@ fn copy_step(from: &Path, to: &Path, loop_id: u64, name: &str) {
     let dir = to.join("__session__").join(loop_id.to_string());
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
-        from.join("__session__").join(loop_id.to_string()).join(name),
+        from.join("__session__")
+            .join(loop_id.to_string())
+            .join(name),
         dir.join(name),
     )
     .unwrap();
@@ -103,13 +105,23 @@ fn a_growing_session_is_reported_loop_by_loop_with_one_decode_per_finished_loop(
         // One stat of the session folder, one per loop not finished yet (here at most the loop being written
         // and, right after a loop's last step, none).
         assert!(work.stats - before.stats <= 3, "{before:?} -> {work:?}");
-        assert!(work.listings - before.listings <= 2, "{before:?} -> {work:?}");
+        assert!(
+            work.listings - before.listings <= 2,
+            "{before:?} -> {work:?}"
+        );
         if name.ends_with("_record") {
-            assert_eq!(work.decodes - before.decodes, 1, "loop {loop_id}: one decode when it finishes");
+            assert_eq!(
+                work.decodes - before.decodes,
+                1,
+                "loop {loop_id}: one decode when it finishes"
+            );
             assert_eq!(done.len(), 1, "loop {loop_id}");
             assert_eq!(done[0].loop_id, loop_id);
         } else {
-            assert_eq!(work.decodes, before.decodes, "no decode before loop {loop_id} finishes ({name})");
+            assert_eq!(
+                work.decodes, before.decodes,
+                "no decode before loop {loop_id} finishes ({name})"
+            );
             assert!(done.is_empty(), "{done:?}");
         }
         reported.extend(done);
@@ -128,10 +140,18 @@ fn a_growing_session_is_reported_loop_by_loop_with_one_decode_per_finished_loop(
             .map(|(l, _)| *l)
             .collect();
         assert_eq!(done.counts.finished, k as u64 + 1);
-        assert_eq!(done.counts.accepted, upto.len() as u64, "loop {}", done.loop_id);
+        assert_eq!(
+            done.counts.accepted,
+            upto.len() as u64,
+            "loop {}",
+            done.loop_id
+        );
         assert_eq!(done.counts.sota_loop, upto.last().copied());
         assert_eq!(done.counts.ic.is_some(), upto.last().is_some());
-        assert_eq!(done.new_sota, upto.last() != last_sota.as_ref() && !upto.is_empty());
+        assert_eq!(
+            done.new_sota,
+            upto.last() != last_sota.as_ref() && !upto.is_empty()
+        );
         last_sota = upto.last().copied();
     }
     // The generator accepts some loops and not others: the counts above were not trivially equal.
@@ -181,12 +201,19 @@ fn a_folder_changed_within_the_time_granularity_is_listed_again_until_its_time_i
     watcher.baseline(mtime);
     let after_baseline = watcher.work.listings;
     watcher.poll(mtime + Duration::from_secs(1));
-    assert_eq!(watcher.work.listings, after_baseline + 1, "racy listing is repeated");
+    assert_eq!(
+        watcher.work.listings,
+        after_baseline + 1,
+        "racy listing is repeated"
+    );
     watcher.poll(mtime + Duration::from_secs(10));
     let trusted = watcher.work.listings;
     watcher.poll(mtime + Duration::from_secs(11));
     watcher.poll(mtime + Duration::from_secs(12));
-    assert_eq!(watcher.work.listings, trusted, "a listing taken well after the change is trusted");
+    assert_eq!(
+        watcher.work.listings, trusted,
+        "a listing taken well after the change is trusted"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -214,7 +241,10 @@ fn a_snapshot_cut_short_is_read_again_at_the_next_poll() {
     let full = std::fs::read(source.join("__session__/0").join(&last.1)).unwrap();
     let path = target.join("__session__/0").join(&last.1);
     std::fs::write(&path, &full[..full.len() / 2]).unwrap();
-    assert!(watcher.poll(later()).is_empty(), "not reported from a cut file");
+    assert!(
+        watcher.poll(later()).is_empty(),
+        "not reported from a cut file"
+    );
     assert_eq!(watcher.work.decodes, 1);
     std::fs::write(&path, &full).unwrap();
     let done = watcher.poll(later());
