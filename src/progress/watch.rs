@@ -7,7 +7,7 @@
 //! loop's, once per poll. Nothing is ever written; a file being written right now is read again at the next
 //! poll. `Work` counts every stat, listing and decode so tests can hold the cost constant per poll.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -215,10 +215,8 @@ impl SessionWatcher {
             if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            if !state.steps.contains_key(&step) {
-                state
-                    .steps
-                    .insert(step, name.to_string_lossy().into_owned());
+            if let Entry::Vacant(slot) = state.steps.entry(step) {
+                slot.insert(name.to_string_lossy().into_owned());
                 self.last_snapshot = Some(now);
             }
         }
