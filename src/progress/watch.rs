@@ -121,12 +121,15 @@ impl SessionWatcher {
     }
 
     /// The loop running now (the highest loop folder) and the name of its newest step (`2_running` ->
-    /// `running`).
+    /// `running`; `done` once that loop has finished).
     pub fn current(&self) -> Option<(u64, Option<String>)> {
         let (id, dir) = self.loops.iter().next_back()?;
-        let step = dir
-            .last_step()
-            .map(|(_, name)| step_title(name).to_string());
+        let step = if dir.finished {
+            Some("done".to_string())
+        } else {
+            dir.last_step()
+                .map(|(_, name)| step_title(name).to_string())
+        };
         Some((*id, step))
     }
 
