@@ -231,7 +231,8 @@ impl Status {
         }
     }
 
-    /// The status line: `factor loop 4/10 coding | accepted 2, SOTA loop 1 (IC 0.0412) | elapsed 12m, ETA 25m`.
+    /// The status line: `rd-chain: factor loop 4/10 coding | accepted 2, SOTA loop 1 (IC 0.0412) | elapsed 12m 03s,
+    /// ETA 25m 10s`.
     pub fn line(&self, now: Instant) -> String {
         let at = match &self.current {
             Some((id, Some(step))) => format!(
