@@ -2,15 +2,13 @@
 //! interval, exactly as a running phase is watched, and print the work done as one JSON line. Its CPU time is
 //! measured from outside (wait4), so this program does nothing but watch.
 //!
-//! Usage: progress_bench LOG_DIR SECONDS   (ARTIFACT_SIGNING_KEY, if set, is the key snapshots are checked with)
+//! Usage: progress_bench LOG_DIR SECONDS
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use rd_chain::json::Json;
 use rd_chain::progress::{SessionWatcher, POLL_EVERY};
-use rd_chain::session::SigningKey;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,8 +17,7 @@ fn main() {
         std::process::exit(2);
     };
     let seconds: f64 = seconds.parse().expect("SECONDS is a number");
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    let mut watcher = SessionWatcher::new(&PathBuf::from(log_dir), SigningKey::from_env(&env));
+    let mut watcher = SessionWatcher::new(&PathBuf::from(log_dir));
     watcher.baseline(SystemTime::now());
     let baseline = watcher.work;
     let end = Instant::now() + Duration::from_secs_f64(seconds);

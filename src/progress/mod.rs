@@ -21,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cli::Origin;
 use crate::events::{Events, LoopCounts};
 use crate::plan::{Phase, PhaseKind, Plan};
-use crate::session::SigningKey;
 use crate::{render, Error, Result};
 
 pub use watch::{FinishedLoop, SessionWatcher, Work};
@@ -48,7 +47,6 @@ pub struct Live {
     display: Display,
     /// `<log root>/rd-chain/<run>`: where `<phase>.out` is written.
     output_dir: PathBuf,
-    key: Option<SigningKey>,
 }
 
 impl Live {
@@ -80,7 +78,6 @@ impl Live {
             events: Arc::new(events),
             display,
             output_dir: record_dir.join(&run),
-            key: plan.signing_key.clone(),
         })
     }
 
@@ -104,7 +101,7 @@ impl Live {
             }
             Display::Lines => None,
         };
-        let mut watcher = SessionWatcher::new(log_dir, self.key.clone());
+        let mut watcher = SessionWatcher::new(log_dir);
         watcher.baseline(SystemTime::now());
         Ok(Prepared {
             events: Arc::clone(&self.events),

@@ -93,7 +93,7 @@ fn a_growing_session_is_reported_loop_by_loop_with_one_decode_per_finished_loop(
     let target = dir.join("live");
     std::fs::create_dir_all(&target).unwrap();
 
-    let mut watcher = SessionWatcher::new(&target, None);
+    let mut watcher = SessionWatcher::new(&target);
     watcher.baseline(later());
     assert_eq!(watcher.work.decodes, 0);
     let mut reported = Vec::new();
@@ -171,7 +171,7 @@ fn an_idle_poll_costs_the_same_on_a_long_log_as_on_a_short_one() {
     for loops in [3u32, 24] {
         let run = dir.join(loops.to_string());
         generate(&run, loops);
-        let mut watcher = SessionWatcher::new(&run.join("log"), None);
+        let mut watcher = SessionWatcher::new(&run.join("log"));
         watcher.baseline(later());
         // The baseline reads the newest finished loop once and reports nothing.
         assert_eq!(watcher.work.decodes, 1);
@@ -197,7 +197,7 @@ fn a_folder_changed_within_the_time_granularity_is_listed_again_until_its_time_i
     let dir = temp("racy");
     generate(&dir, 2);
     let log = dir.join("log");
-    let mut watcher = SessionWatcher::new(&log, None);
+    let mut watcher = SessionWatcher::new(&log);
     let mtime = std::fs::metadata(log.join("__session__"))
         .unwrap()
         .modified()
@@ -231,7 +231,7 @@ fn a_snapshot_cut_short_is_read_again_at_the_next_poll() {
     let source = dir.join("log");
     let target = dir.join("live");
     std::fs::create_dir_all(&target).unwrap();
-    let mut watcher = SessionWatcher::new(&target, None);
+    let mut watcher = SessionWatcher::new(&target);
     watcher.baseline(later());
     let files: Vec<(u64, String)> = step_files(&source)
         .into_iter()

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::events::LoopCounts;
 use crate::session::snapshot::{parse_loop_name, parse_step_name, read_snapshot};
-use crate::session::{HistoryEntry, SigningKey};
+use crate::session::HistoryEntry;
 
 /// A listing is trusted only when it was taken this long after the folder's modification time: a change in
 /// the same time tick (1 s or 2 s on coarse file systems) would not move the time.
@@ -74,7 +74,6 @@ impl LoopDir {
 #[derive(Debug)]
 pub struct SessionWatcher {
     session_dir: PathBuf,
-    key: Option<SigningKey>,
     listed: Option<Listed>,
     loops: BTreeMap<u64, LoopDir>,
     /// The index of a loop's last step, once known (RD-Agent 1.0: 4, `record`).
@@ -92,11 +91,11 @@ pub struct SessionWatcher {
 }
 
 impl SessionWatcher {
-    /// Watch `<log_dir>/__session__`; signed snapshots are checked with `key` (a mismatch is only a warning).
-    pub fn new(log_dir: &Path, key: Option<SigningKey>) -> SessionWatcher {
+    /// Watch `<log_dir>/__session__`. Signatures are not checked here (progress only shows counts; the SOTA's
+    /// snapshot is checked when it is resolved), so a key mismatch is not warned about once per loop.
+    pub fn new(log_dir: &Path) -> SessionWatcher {
         SessionWatcher {
             session_dir: log_dir.join(crate::session::SESSION_DIR),
-            key,
             listed: None,
             loops: BTreeMap::new(),
             last_step: None,
@@ -293,7 +292,7 @@ impl SessionWatcher {
         let (_, name) = self.loops.get(&id)?.last_step()?;
         let path = self.session_dir.join(id.to_string()).join(name);
         self.work.decodes += 1;
-        match read_snapshot(&path, self.key.as_ref()) {
+        match read_snapshot(&path, None) {
             Ok(read) => Some(read.history),
             Err(why) => {
                 log::debug!("progress: cannot read {} yet: {why}", path.display());
