@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::json_read::{parse, J};
-use crate::util::{describe, expect_code, rd_chain, run, script, TempDir};
+use crate::util::{describe, expect_code, rd_chain, script, TempDir};
 
 fn chain(dir: &Path) -> Command {
     let mut cmd = rd_chain(dir);
@@ -195,7 +195,9 @@ fn on_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String)
     cmd.envs(env.iter().copied());
     cmd.args(["-qec", &line, "/dev/null"])
         .stdin(std::process::Stdio::null());
-    let out = run(&mut cmd);
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot start util-linux `script` for a pseudo-terminal ({e}): install util-linux")
+    });
     assert!(out.status.code().is_some(), "{}", describe(&cmd, &out));
     (
         out.status.code().unwrap_or(-1),
