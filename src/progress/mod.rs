@@ -5,7 +5,8 @@
 //! On a terminal (stderr is a tty) rdagent's stdout and stderr go to `<log root>/rd-chain/<run>/<phase>.out`
 //! (its last lines are shown if the phase fails) unless `--show-output`; elsewhere they pass through unchanged.
 //! The watcher only stats and lists the session folder and reads a snapshot when a loop finishes; it never
-//! writes there. Text that came from the session folder or rdagent is escaped before it reaches the terminal.
+//! writes there. Text that came from the session folder or rdagent is escaped (`render::escape_value`) before
+//! it reaches the terminal.
 
 pub mod watch;
 
@@ -138,8 +139,11 @@ impl Prepared {
             .phase_start(self.kind, self.loops_total, &self.log_dir);
         if let Some(out) = &self.output {
             eprintln!(
-                "rd-chain: rdagent's output goes to {} (--show-output keeps it here)",
-                out.display()
+                "{}",
+                render::escape_message(&format!(
+                    "rd-chain: rdagent's output goes to {} (--show-output keeps it here)",
+                    out.display()
+                ))
             );
         }
         let started = Instant::now();
@@ -236,7 +240,7 @@ impl Status {
                 "loop {}/{} {}",
                 id + 1,
                 self.loops_total,
-                escape_for_terminal(step)
+                render::escape_value(step)
             ),
             Some((id, None)) => format!("loop {}/{}", id + 1, self.loops_total),
             None => format!("starting, {} loops", self.loops_total),
@@ -416,20 +420,20 @@ pub fn tail_text(path: &Path, n: usize) -> String {
     let lines = match last_lines(path, n) {
         Ok(lines) => lines,
         Err(e) => {
-            return format!(
+            return render::escape_message(&format!(
                 "rd-chain: cannot read rdagent's output {}: {e}\n",
                 path.display()
-            )
+            ))
         }
     };
-    let mut out = format!(
+    let mut out = render::escape_message(&format!(
         "rd-chain: the last {} line(s) of rdagent's output ({}):\n",
         lines.len(),
         path.display()
-    );
+    ));
     for line in lines {
         out.push_str("  ");
-        out.push_str(&escape_for_terminal(&line));
+        out.push_str(&render::escape_value(&line));
         out.push('\n');
     }
     out
@@ -452,25 +456,6 @@ fn last_lines(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
     }
     let skip = lines.len().saturating_sub(n);
     Ok(lines[skip..].iter().map(|l| l.to_string()).collect())
-}
-
-/// Text from a snapshot or from rdagent, made safe for a terminal: control characters (C0 except tab, DEL,
-/// C1) become visible `\xNN` / `\u{NNNN}` escapes, so nothing in them can move the cursor or retitle the window.
-pub fn escape_for_terminal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\t' => out.push(c),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if (0x80..0xa0).contains(&(c as u32)) => {
-                out.push_str(&format!("\\u{{{:04x}}}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -262,15 +262,6 @@ fn a_snapshot_cut_short_is_read_again_at_the_next_poll() {
 }
 
 #[test]
-fn terminal_text_is_escaped() {
-    assert_eq!(escape_for_terminal("coding"), "coding");
-    assert_eq!(
-        escape_for_terminal("a\x1b]0;title\x07b\r\n\u{9b}c\td\u{7f}é"),
-        "a\\x1b]0;title\\x07b\\x0d\\x0a\\u{009b}c\td\\x7fé"
-    );
-}
-
-#[test]
 fn the_tail_is_the_last_lines_escaped_under_a_heading() {
     let dir = temp("tail");
     let path = dir.join("factor.out");
