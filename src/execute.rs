@@ -1,7 +1,8 @@
 //! Runs a plan: the factor phase, the resolution of its SOTA workspace, the model phase with the factors
 //! handed over, and a run record rewritten atomically after every step so a crash leaves the last true state.
 //!
-//! Phases run one after another in the foreground process group, inheriting stdin/stdout/stderr. rd-chain
+//! Phases run one after another in the foreground process group, inheriting stdin/stdout/stderr (on a
+//! terminal `progress` sends rdagent's stdout/stderr to a file and shows a status line instead). rd-chain
 //! never writes into a user's log or workspace: it creates fresh log dirs for rdagent and writes only its own
 //! files under `<log root>/rd-chain/`. No child may outlive rd-chain: every way out of `wait_phase` has reaped it.
 
