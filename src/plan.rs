@@ -233,7 +233,7 @@ pub fn build(
         } else {
             "false"
         };
-        env_set.push(("USE_ALPHA_FACTORS", EnvValue::Known(alpha.into())));
+        env_set.push((contract::ALPHA_FACTORS_ENV, EnvValue::Known(alpha.into())));
         if hook.as_ref().is_some_and(|h| h.enabled) {
             let existing = env.get("PYTHONPATH").map(OsString::as_os_str);
             env_set.push((

@@ -56,11 +56,9 @@ REPORT_ENV = "RD_CHAIN_HOOK_REPORT"
 REPORT_SEPARATOR = "\t"
 REPORT_ARMED = "armed"
 REPORT_USED = "used"
-# CONTRACT_END
-
 FALSE_WORDS = ("false", "0", "no", "off")
 # With a false value, the SOTA branch trains on the SOTA factors alone (no `exp.base_features`).
-ALPHA_FACTORS_VARIABLE = "USE_ALPHA_FACTORS"
+ALPHA_FACTORS_ENV = "USE_ALPHA_FACTORS"
 # The report's lines for USE_ALPHA_FACTORS=false: `base_features <pid> dropped <n>` when the base features were
 # left out, `template <pid> <reason>` when the SOTA config cannot train without them.
 REPORT_BASE_FEATURES = "base_features"
@@ -69,6 +67,7 @@ REPORT_TEMPLATE = "template"
 # every field group through `D.features`, which refuses an empty field list.
 SOTA_MODEL_TEMPLATE = "conf_sota_factors_model.yaml"
 QLIB_FIELD_LOADERS = ("QlibDataLoader", "Alpha158DL", "Alpha360DL")
+# CONTRACT_END
 
 # Upstream takes the SOTA branch with more than one factor experiment, the fork that
 # run_factor_then_model_with_log.sh's model_runner.py patch made with at least one.
@@ -139,7 +138,7 @@ def alpha_factors(environ=None):
     """USE_ALPHA_FACTORS: True when unset, empty or true; False when false; None for anything else (an error
     once the hook is armed: the hook never guesses what the user meant)."""
     env = os.environ if environ is None else environ
-    value = env.get(ALPHA_FACTORS_VARIABLE, "").strip().lower()
+    value = env.get(ALPHA_FACTORS_ENV, "").strip().lower()
     if value == "" or value in TRUE_WORDS:
         return True
     if value in FALSE_WORDS:
@@ -399,11 +398,11 @@ def drop_base_features(exp):
     if base is not None and not isinstance(base, dict):
         raise RdChainHookError(
             "rd-chain hook: exp.base_features is a {}, not a dict of name -> Qlib expression; {}=false cannot be "
-            "applied: run rd-chain with --alpha-factors or --hook off".format(type(base).__name__, ALPHA_FACTORS_VARIABLE)
+            "applied: run rd-chain with --alpha-factors or --hook off".format(type(base).__name__, ALPHA_FACTORS_ENV)
         )
     exp.base_features = {}
     line = "rd-chain hook: {}=false: the model trains on the SOTA factors alone ({} base feature(s) left out)".format(
-        ALPHA_FACTORS_VARIABLE, dropped
+        ALPHA_FACTORS_ENV, dropped
     )
     _say(line)
     report_event(REPORT_BASE_FEATURES, "dropped", dropped)
@@ -489,7 +488,7 @@ def sota_template_problem(template_text):
         "{} gives {} an empty '{}' field list when the base features are left out, and Qlib's data loader "
         "refuses that at load time (\"fields cannot be empty\"): every model run will fail. Keep the base features "
         "({}=true) with this RD-Agent release".format(
-            SOTA_MODEL_TEMPLATE, empty[0][0], empty[0][1], ALPHA_FACTORS_VARIABLE)
+            SOTA_MODEL_TEMPLATE, empty[0][0], empty[0][1], ALPHA_FACTORS_ENV)
     )
 
 
@@ -608,7 +607,7 @@ def patch_model_runner(module):
     if decision["alpha_factors"] is None:
         raise RdChainHookError(
             "rd-chain hook: {}={!r} is not a boolean: use true/false, 1/0, yes/no or on/off".format(
-                ALPHA_FACTORS_VARIABLE, os.environ.get(ALPHA_FACTORS_VARIABLE)
+                ALPHA_FACTORS_ENV, os.environ.get(ALPHA_FACTORS_ENV)
             )
         )
     check_factors_file(factors_path)

@@ -14,9 +14,6 @@ pub const FACTOR_EXPERIMENT_MODULE: &str = "rdagent.scenarios.qlib.experiment.fa
 pub const FACTORS_FILE: &str = "combined_factors_df.parquet";
 /// The words (any case, surrounding blanks ignored) that make a boolean variable true.
 pub const TRUE_WORDS: [&str; 4] = ["true", "1", "yes", "on"];
-/// The words that make a boolean variable false (rd-chain's own variables; the hook treats anything not true
-/// as false).
-pub const FALSE_WORDS: [&str; 4] = ["false", "0", "no", "off"];
 /// Turns the hand-over on (a true word).
 pub const LOAD_ENV: &str = "LOAD_SOTA_FROM_WORKSPACE";
 /// The factors file itself; wins over `WORKSPACE_ENV`.
@@ -33,9 +30,44 @@ pub const REPORT_SEPARATOR: &str = "\t";
 pub const REPORT_ARMED: &str = "armed";
 /// The event of one hand-over of the factors to the model runner.
 pub const REPORT_USED: &str = "used";
+/// The words that make a boolean variable false. (`LOAD_ENV` is true only for a true word; for
+/// `ALPHA_FACTORS_ENV` anything neither true nor false stops the run.)
+pub const FALSE_WORDS: [&str; 4] = ["false", "0", "no", "off"];
+/// With a false word, the model phase trains on the SOTA factors alone: the hook empties the experiment's
+/// base features (RD-Agent's `exp.base_features`).
+pub const ALPHA_FACTORS_ENV: &str = "USE_ALPHA_FACTORS";
+/// The event of one model experiment whose base features the hook left out:
+/// `base_features<TAB><pid><TAB>dropped<TAB><n>`.
+pub const REPORT_BASE_FEATURES: &str = "base_features";
+/// The event of a SOTA config that cannot train without the base features: `template<TAB><pid><TAB><reason>`.
+pub const REPORT_TEMPLATE: &str = "template";
+/// The Qlib config RD-Agent's model runner renders for its SOTA-factors branch.
+pub const SOTA_MODEL_TEMPLATE: &str = "conf_sota_factors_model.yaml";
+/// Qlib's data loaders that load every field group through `D.features`, which refuses an empty field list.
+pub const QLIB_FIELD_LOADERS: [&str; 3] = ["QlibDataLoader", "Alpha158DL", "Alpha360DL"];
 
 /// The report's file name in the hook dir (rd-chain's choice; the hook reads the path from `REPORT_ENV`).
 pub const REPORT_FILE: &str = "report.tsv";
+
+/// The SOTA config template inside the `rdagent` package directory (rd-chain's knowledge of RD-Agent's layout;
+/// the hook reads the rendered copy in the experiment's workspace instead).
+pub fn sota_template_file(package_dir: &Path) -> PathBuf {
+    package_dir
+        .join("scenarios")
+        .join("qlib")
+        .join("experiment")
+        .join("model_template")
+        .join(SOTA_MODEL_TEMPLATE)
+}
+
+/// The `rdagent` package directory of a model runner file (`model_runner_file`'s inverse).
+pub fn package_of_model_runner(runner: &Path) -> Option<PathBuf> {
+    let mut dir = runner;
+    for _ in model_runner_parts() {
+        dir = dir.parent()?;
+    }
+    Some(dir.to_path_buf())
+}
 
 /// The model runner's file inside the `rdagent` package directory, derived from `TARGET_MODULE`.
 pub fn model_runner_file(package_dir: &Path) -> PathBuf {
@@ -89,6 +121,12 @@ pub fn python_constants() -> Vec<(&'static str, String)> {
         ("REPORT_SEPARATOR", REPORT_SEPARATOR.to_string()),
         ("REPORT_ARMED", REPORT_ARMED.to_string()),
         ("REPORT_USED", REPORT_USED.to_string()),
+        ("FALSE_WORDS", FALSE_WORDS.join(",")),
+        ("ALPHA_FACTORS_ENV", ALPHA_FACTORS_ENV.to_string()),
+        ("REPORT_BASE_FEATURES", REPORT_BASE_FEATURES.to_string()),
+        ("REPORT_TEMPLATE", REPORT_TEMPLATE.to_string()),
+        ("SOTA_MODEL_TEMPLATE", SOTA_MODEL_TEMPLATE.to_string()),
+        ("QLIB_FIELD_LOADERS", QLIB_FIELD_LOADERS.join(",")),
     ]
 }
 
@@ -181,7 +219,7 @@ mod tests {
             .collect();
         assert_eq!(python, rust);
         // The names and paths are spelled only in the block; the code uses the constants. ("armed" and "used"
-        // are also the keys of RD_CHAIN_HOOK_STATE, a different thing.)
+        // are also the keys of RD_CHAIN_HOOK_STATE, and "base_features" is RD-Agent's attribute: different things.)
         for name in [
             "TARGET_MODULE",
             "FACTOR_EXPERIMENT_MODULE",
@@ -190,6 +228,9 @@ mod tests {
             "FACTORS_PATH_ENV",
             "WORKSPACE_ENV",
             "REPORT_ENV",
+            "ALPHA_FACTORS_ENV",
+            "REPORT_TEMPLATE",
+            "SOTA_MODEL_TEMPLATE",
         ] {
             let value = &rust.iter().find(|(n, _)| n == name).unwrap().1;
             assert_eq!(
@@ -229,6 +270,16 @@ mod tests {
         assert_eq!(
             model_runner_file(Path::new("/p/rdagent")),
             Path::new("/p/rdagent/scenarios/qlib/developer/model_runner.py")
+        );
+        assert_eq!(
+            package_of_model_runner(&model_runner_file(Path::new("/p/rdagent"))),
+            Some(PathBuf::from("/p/rdagent"))
+        );
+        assert_eq!(
+            sota_template_file(Path::new("/p/rdagent")),
+            Path::new(
+                "/p/rdagent/scenarios/qlib/experiment/model_template/conf_sota_factors_model.yaml"
+            )
         );
     }
 

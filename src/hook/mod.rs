@@ -15,6 +15,7 @@ mod decide;
 mod install;
 mod probe;
 mod report;
+pub mod template;
 
 use std::fmt;
 use std::path::PathBuf;
