@@ -39,6 +39,9 @@ pub fn run(plan: Plan) -> Result<()> {
     if let Some(e) = plan.blocking_error() {
         return Err(e);
     }
+    if let Some(warning) = plan.alpha_template.as_ref().and_then(|t| t.undecided()) {
+        log::warn!("{warning}");
+    }
     signals::install().map_err(|e| Error::Internal(e.to_string()))?;
     process::adopt_orphans();
     // A bad --events file stops the run before anything starts.
@@ -559,6 +562,19 @@ pub fn summary(plan: &Plan, record: &RunRecord) -> String {
             (n, None) => format!("the SOTA factors reached RD-Agent's model runner {n} time(s)"),
         };
         out.push_str(&format!("  hook   {line}\n"));
+        if report.base_features_dropped > 0 {
+            out.push_str(&format!(
+                "  hook   {}=false: the base features were left out of {} model experiment(s)\n",
+                contract::ALPHA_FACTORS_ENV,
+                report.base_features_dropped
+            ));
+        }
+        if let Some(problem) = &report.template_problem {
+            out.push_str(&format!(
+                "  hook   WARNING: {}\n",
+                render::escape_value(problem)
+            ));
+        }
     }
     if let Some(outcome) = &record.outcome {
         let code = outcome.ending.exit_code();

@@ -104,13 +104,16 @@ pub struct Plan {
     pub sota: SotaState,
     /// `None` when there is no model phase.
     pub hook: Option<HookDecision>,
+    /// With USE_ALPHA_FACTORS false and the hook on: can the installed rdagent's SOTA template train without
+    /// base features? (`None` otherwise.)
+    pub alpha_template: Option<hook::TemplateCheck>,
     pub phases: Vec<Phase>,
     pub warnings: Vec<String>,
 }
 
 impl Plan {
     /// The first problem that stops the run, in the order the run meets them: rdagent, log root (and the hook dir
-    /// in it), SOTA source.
+    /// in it), a SOTA template that cannot train without the base features asked to be left out, SOTA source.
     pub fn blocking_error(&self) -> Option<Error> {
         if self.needs_rdagent {
             if let Err(why) = &self.rdagent {
@@ -125,6 +128,9 @@ impl Plan {
                 return Some(e);
             }
         }
+        if let Some(e) = self.alpha_template.as_ref().and_then(template_error) {
+            return Some(e);
+        }
         match &self.sota {
             SotaState::Failed(e) => Some(clone_error(e)),
             _ => None,
@@ -134,6 +140,23 @@ impl Plan {
     pub fn phase(&self, kind: PhaseKind) -> Option<&Phase> {
         self.phases.iter().find(|p| p.kind == kind)
     }
+}
+
+/// The refusal of a run whose SOTA template cannot train without the base features USE_ALPHA_FACTORS=false
+/// leaves out (exit 2: the variable asks for what this rdagent cannot do).
+fn template_error(check: &hook::TemplateCheck) -> Option<Error> {
+    let problem = check.verdict.problem()?;
+    let template = check
+        .template
+        .as_ref()
+        .map_or_else(String::new, |p| format!(" ({})", p.display()));
+    Some(Error::usage(format!(
+        "{env}=false (or --no-alpha-factors) asks the model phase to train on the SOTA factors without base \
+         features, but the installed RD-Agent's SOTA template{template} cannot: {problem}. Set {env}=true (or pass \
+         --alpha-factors) to keep the base features, or use an RD-Agent release or SOTA template that loads the \
+         SOTA factors without the base features; nothing was started",
+        env = contract::ALPHA_FACTORS_ENV
+    )))
 }
 
 /// Errors are not `Clone` (they may hold an io::Error); the plan keeps one and reports a copy of its text.
@@ -205,6 +228,17 @@ pub fn build(
         )),
     };
 
+    // Asked to leave the base features out, the hook empties them: check now that RD-Agent's SOTA template can
+    // train that way, so a run that cannot is refused before anything starts.
+    let alpha_template = match &hook {
+        Some(h) if h.enabled && !config.alpha_factors.value => Some(hook::check_installed(
+            h,
+            rdagent.as_deref().map_err(String::as_str),
+            env,
+        )),
+        _ => None,
+    };
+
     let mut phases = Vec::new();
     // A LOG_TRACE_PATH the user set goes to the first phase that runs; later ones get fresh dirs.
     let mut user_log = config.log_trace_path.as_ref().map(|p| absolute(cwd, p));
@@ -265,6 +299,7 @@ pub fn build(
         hook_dir,
         sota,
         hook,
+        alpha_template,
         phases,
         warnings,
     }

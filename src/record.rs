@@ -295,6 +295,8 @@ pub fn hook_report_json(r: &HookReport) -> Json {
         .with("used", r.used)
         .with("rows", r.shape.map(|s| s.0))
         .with("columns", r.shape.map(|s| s.1))
+        .with("base_features_dropped", r.base_features_dropped)
+        .with("template_problem", r.template_problem.as_deref())
 }
 
 /// What one phase will do or did: the fields the dry run and the record share.
@@ -523,6 +525,7 @@ mod tests {
                 armed: 1,
                 used: 1,
                 shape: Some((20, 4)),
+                ..HookReport::default()
             }),
             sota: Some(SotaRecord {
                 log_dir: Some("/log/a".into()),

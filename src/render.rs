@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::cli::{SotaSource, SETTINGS};
+use crate::hook::{contract, TemplateCheck, TemplateVerdict};
 use crate::json::Json;
 use crate::plan::{EnvValue, LogDir, Phase, Plan, SotaState};
 use crate::record::{self, PhaseJson};
@@ -86,6 +87,46 @@ fn phase_argv(plan: &Plan, p: &Phase) -> Vec<String> {
     std::iter::once(program)
         .chain(p.args.iter().map(|a| lossy(a)))
         .collect()
+}
+
+/// The SOTA template check (USE_ALPHA_FACTORS=false with the hook on): the dry run's `alpha_template`.
+fn alpha_template_json(check: &TemplateCheck) -> Json {
+    let (verdict, loader, group, reason) = match &check.verdict {
+        TemplateVerdict::Runs => ("runs", None, None, None),
+        TemplateVerdict::NeedsBaseFeatures { loader, group } => (
+            "needs-base-features",
+            Some(loader.as_str()),
+            Some(group.as_str()),
+            check.verdict.problem(),
+        ),
+        TemplateVerdict::Undecided(_) => ("undecided", None, None, check.undecided()),
+    };
+    Json::object()
+        .with("template", check.template.as_ref())
+        .with("verdict", verdict)
+        .with("loader", loader)
+        .with("group", group)
+        .with("reason", reason)
+}
+
+/// The SOTA template check in words, for the text plan.
+fn alpha_template_text(check: &TemplateCheck) -> String {
+    let template = check.template.as_ref().map_or_else(
+        || contract::SOTA_MODEL_TEMPLATE.to_string(),
+        |p| p.display().to_string(),
+    );
+    match &check.verdict {
+        TemplateVerdict::Runs => format!(
+            "{}=false: {template} can train without base features (no Qlib data loader is left without fields)",
+            contract::ALPHA_FACTORS_ENV
+        ),
+        TemplateVerdict::NeedsBaseFeatures { .. } => format!(
+            "{}=false: {template} CANNOT train without base features: {}",
+            contract::ALPHA_FACTORS_ENV,
+            check.verdict.problem().unwrap_or_default()
+        ),
+        TemplateVerdict::Undecided(_) => format!("warning: {}", check.undecided().unwrap_or_default()),
+    }
 }
 
 /// The plan as one JSON document.
@@ -174,6 +215,10 @@ pub fn plan_json(plan: &Plan) -> Json {
         .with("run_record", plan.run_record.as_path())
         .with("sota", sota)
         .with("hook", plan.hook.as_ref().map(record::hook_json))
+        .with(
+            "alpha_template",
+            plan.alpha_template.as_ref().map(alpha_template_json),
+        )
         .with("phases", phases)
 }
 
@@ -254,6 +299,9 @@ pub fn plan_text(plan: &Plan) -> String {
         );
         if h.enabled {
             let _ = writeln!(out, "  hook dir: {}", plan.hook_dir.display());
+        }
+        if let Some(check) = &plan.alpha_template {
+            let _ = writeln!(out, "  {}", alpha_template_text(check));
         }
     }
 

@@ -20,3 +20,6 @@ mod hardening;
 
 #[path = "cli/progress.rs"]
 mod progress;
+
+#[path = "cli/alpha.rs"]
+mod alpha;

@@ -67,7 +67,53 @@ fn decide_auto(rdagent: &Path, env: ProbeEnv<'_>, timeout: Duration) -> HookDeci
         model_runner: None,
     };
     let mut notes = Vec::new();
+    let (python, package) = locate(rdagent, env, timeout, &mut notes);
+    decision.python = python;
+    let Some(package) = package else {
+        decision.reason = format!("{}: hook on", notes.join("; "));
+        return decision;
+    };
 
+    let runner = contract::model_runner_file(&package);
+    let source = match std::fs::read(&runner) {
+        Ok(source) => source,
+        Err(e) => {
+            notes.push(format!(
+                "the rdagent package at {} has no readable model runner {} ({e})",
+                package.display(),
+                runner.display()
+            ));
+            decision.reason = format!("{}: hook on", notes.join("; "));
+            return decision;
+        }
+    };
+    decision.model_runner = Some(runner.clone());
+    let reads_it = contains(&source, CONSUMER_TEXT.as_bytes());
+    decision.enabled = !reads_it;
+    notes.push(if reads_it {
+        format!(
+            "{} reads {CONSUMER_TEXT} itself: hook off, only the environment variables are set",
+            runner.display()
+        )
+    } else {
+        format!(
+            "{} does not read {CONSUMER_TEXT} (upstream RD-Agent): hook on",
+            runner.display()
+        )
+    });
+    decision.reason = notes.join("; ");
+    decision
+}
+
+/// The rdagent package directory as rdagent's interpreter finds it (read from the script's `#!` line, else
+/// python3 on PATH), without importing rdagent: (the interpreter asked, the package dir). When the package is
+/// not found, `notes` says why.
+fn locate(
+    rdagent: &Path,
+    env: ProbeEnv<'_>,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> (Option<PathBuf>, Option<PathBuf>) {
     let launch = match read_head(rdagent) {
         Ok(head) => match parse_shebang(&head) {
             Ok(launch) => Some(launch),
@@ -100,78 +146,61 @@ fn decide_auto(rdagent: &Path, env: ProbeEnv<'_>, timeout: Duration) -> HookDeci
         }) => match lookup(&program, &env) {
             Some(p) => (p, args),
             None => {
-                decision.reason = format!(
-                    "{}'s #! line runs {} through env, which is not on PATH: hook on",
+                notes.push(format!(
+                    "{}'s #! line runs {} through env, which is not on PATH",
                     rdagent.display(),
                     program.to_string_lossy()
-                );
-                return decision;
+                ));
+                return (None, None);
             }
         },
         None => match lookup(OsStr::new("python3"), &env) {
             Some(p) => (p, Vec::new()),
             None => {
                 notes.push("python3 is not on PATH either".to_string());
-                decision.reason = format!("{}: hook on", notes.join("; "));
-                return decision;
+                return (None, None);
             }
         },
     };
-    decision.python = Some(program.clone());
-
     let script_dir = rdagent
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let package = match probe(&program, &args, script_dir, &env, timeout) {
-        Ok(Some(dir)) => dir,
+    match probe(&program, &args, script_dir, &env, timeout) {
+        Ok(Some(dir)) => (Some(program), Some(dir)),
         Ok(None) => {
             notes.push(format!(
                 "{} cannot find the rdagent package",
                 program.display()
             ));
-            decision.reason = format!("{}: hook on", notes.join("; "));
-            return decision;
+            (Some(program), None)
         }
         Err(why) => {
             notes.push(format!(
                 "could not ask {} where rdagent is ({why})",
                 program.display()
             ));
-            decision.reason = format!("{}: hook on", notes.join("; "));
-            return decision;
+            (Some(program), None)
         }
-    };
+    }
+}
 
-    let runner = contract::model_runner_file(&package);
-    let source = match std::fs::read(&runner) {
-        Ok(source) => source,
-        Err(e) => {
-            notes.push(format!(
-                "the rdagent package at {} has no readable model runner {} ({e})",
-                package.display(),
-                runner.display()
-            ));
-            decision.reason = format!("{}: hook on", notes.join("; "));
-            return decision;
-        }
-    };
-    decision.model_runner = Some(runner.clone());
-    let reads_it = contains(&source, CONSUMER_TEXT.as_bytes());
-    decision.enabled = !reads_it;
-    notes.push(if reads_it {
-        format!(
-            "{} reads {CONSUMER_TEXT} itself: hook off, only the environment variables are set",
-            runner.display()
-        )
-    } else {
-        format!(
-            "{} does not read {CONSUMER_TEXT} (upstream RD-Agent): hook on",
-            runner.display()
-        )
-    });
-    decision.reason = notes.join("; ");
-    decision
+/// The rdagent package directory the model phase's rdagent will import, asked of its interpreter with exactly
+/// `child_env` (as `decide_in_env` does), or why it is not known.
+pub fn find_package_in_env(
+    rdagent: &Path,
+    child_env: &BTreeMap<String, std::ffi::OsString>,
+) -> std::result::Result<PathBuf, String> {
+    let mut notes = Vec::new();
+    match locate(
+        rdagent,
+        ProbeEnv::Exact(child_env),
+        PROBE_TIMEOUT,
+        &mut notes,
+    ) {
+        (_, Some(package)) => Ok(package),
+        _ => Err(notes.join("; ")),
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! - `install`: writes the embedded hook into rd-chain's own run directory and composes PYTHONPATH;
 //! - `decide`: `--hook auto|on|off` -> a `HookDecision`, reading the model runner's source as text;
 //! - `probe`: asks rdagent's interpreter where the rdagent package is, without importing it;
-//! - `report`: reads the report the hook appends to during the model phase.
+//! - `report`: reads the report the hook appends to during the model phase;
+//! - `template`: whether the installed RD-Agent's SOTA config can train without base features
+//!   (`USE_ALPHA_FACTORS=false`), decided from its text.
 //!
 //! The hook is only ever written into rd-chain's own run directory, never into site-packages or the rdagent
 //! installation. Deciding `auto` never imports or runs rdagent code.
@@ -15,7 +17,7 @@ mod decide;
 mod install;
 mod probe;
 mod report;
-pub mod template;
+mod template;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ pub use decide::{decide, decide_in_env, CONSUMER_TEXT};
 pub use install::{check_dir, check_parent, install, pythonpath, FILE_NAME, SITECUSTOMIZE};
 pub use probe::PROBE_TIMEOUT;
 pub use report::HookReport;
+pub use template::{check_installed, TemplateCheck, TemplateVerdict};
 
 /// `--hook` / RD_CHAIN_HOOK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,18 +6,25 @@ use std::path::Path;
 use super::contract;
 
 /// What the hook reported from the model phase: how many processes armed it, how many hand-overs reached
-/// RD-Agent's model runner, and the shape of the factors handed over.
+/// RD-Agent's model runner, the shape of the factors handed over, and (USE_ALPHA_FACTORS=false) how often the
+/// base features were left out and why the SOTA template cannot train without them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HookReport {
     pub armed: usize,
     pub used: usize,
     /// (rows, columns) of the last hand-over.
     pub shape: Option<(u64, u64)>,
+    /// Model experiments whose base features the hook left out.
+    pub base_features_dropped: usize,
+    /// The first reason the hook gave for a SOTA template that cannot train without the base features, as the
+    /// hook wrote it (text from a child process: escape it for a terminal with `render::escape_value`).
+    pub template_problem: Option<String>,
 }
 
 impl HookReport {
-    /// Read the report the hook appended to (`armed\t<pid>\t<path>`, `used\t<pid>\t<rows>\t<cols>\t<path>`).
-    /// A missing file means nothing was reported; lines of other shapes are ignored.
+    /// Read the report the hook appended to (`armed\t<pid>\t<path>`, `used\t<pid>\t<rows>\t<cols>\t<path>`,
+    /// `base_features\t<pid>\tdropped\t<n>`, `template\t<pid>\t<reason>`). A missing file means nothing was
+    /// reported; lines of other shapes are ignored.
     pub fn read(path: &Path) -> HookReport {
         let mut report = HookReport::default();
         let Ok(text) = std::fs::read_to_string(path) else {
@@ -30,6 +37,18 @@ impl HookReport {
                 [event, _pid, rows, columns, ..] if *event == contract::REPORT_USED => {
                     report.used += 1;
                     report.shape = rows.parse().ok().zip(columns.parse().ok());
+                }
+                [event, _pid, what, ..]
+                    if *event == contract::REPORT_BASE_FEATURES && *what == "dropped" =>
+                {
+                    report.base_features_dropped += 1
+                }
+                [event, _pid, reason @ ..]
+                    if *event == contract::REPORT_TEMPLATE
+                        && !reason.is_empty()
+                        && report.template_problem.is_none() =>
+                {
+                    report.template_problem = Some(reason.join(" "));
                 }
                 _ => {}
             }
@@ -61,7 +80,36 @@ mod tests {
         assert_eq!((r.armed, r.used, r.shape), (2, 2, Some((21, 5))));
         assert_eq!(
             crate::record::hook_report_json(&r).compact(),
-            "{\"armed\":2,\"used\":2,\"rows\":21,\"columns\":5}"
+            "{\"armed\":2,\"used\":2,\"rows\":21,\"columns\":5,\"base_features_dropped\":0,\
+             \"template_problem\":null}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_report_counts_base_features_left_out_and_keeps_the_first_template_problem() {
+        let dir =
+            std::env::temp_dir().join(format!("rd-chain-report-alpha-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(contract::REPORT_FILE);
+        std::fs::write(
+            &path,
+            "armed\t7\t/f.parquet\nbase_features\t7\tdropped\t20\ntemplate\t7\tfirst \x1b[31mreason\n\
+             used\t7\t20\t4\t/f.parquet\nbase_features\t7\tdropped\t20\ntemplate\t7\tsecond\n\
+             base_features\t8\ttemplate\t9\n",
+        )
+        .unwrap();
+        let r = HookReport::read(&path);
+        assert_eq!((r.armed, r.used, r.base_features_dropped), (1, 1, 2));
+        assert_eq!(r.template_problem.as_deref(), Some("first \x1b[31mreason"));
+        assert_eq!(
+            crate::render::escape_value(r.template_problem.as_deref().unwrap()),
+            "first \\x1b[31mreason"
+        );
+        assert_eq!(
+            crate::record::hook_report_json(&r).compact(),
+            "{\"armed\":1,\"used\":1,\"rows\":20,\"columns\":4,\"base_features_dropped\":2,\
+             \"template_problem\":\"first \\u001b[31mreason\"}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -16,7 +16,10 @@
 //! `[...]`/`{...}` over several lines, quoted and plain scalars, anchors, comments, block scalars); text it
 //! cannot read gives `Undecided`, never a guess.
 
-use super::contract;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{contract, decide, HookDecision, HookMode};
 
 /// The verdict on a SOTA config template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +56,86 @@ pub fn check(template: &str) -> TemplateVerdict {
     match first_empty_group(&tree, 0) {
         Some((loader, group)) => TemplateVerdict::NeedsBaseFeatures { loader, group },
         None => TemplateVerdict::Runs,
+    }
+}
+
+/// The installed rdagent's SOTA template and its verdict, for a model phase asked to train without the base
+/// features with the hook on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateCheck {
+    /// The template file read (None when it could not be found).
+    pub template: Option<PathBuf>,
+    pub verdict: TemplateVerdict,
+}
+
+impl TemplateCheck {
+    /// The sentence for the dry run and the log when nothing could be decided.
+    pub fn undecided(&self) -> Option<String> {
+        match &self.verdict {
+            TemplateVerdict::Undecided(why) => Some(format!(
+                "{}=false: whether RD-Agent's {} can train without base features was not checked: {why}; the \
+                 hook checks the workspace's copy when the model phase runs and reports a problem",
+                contract::ALPHA_FACTORS_ENV,
+                contract::SOTA_MODEL_TEMPLATE
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Find the SOTA template of the rdagent the model phase runs and check it. The package dir comes from the
+/// hook decision's probe (`auto`), or from the same probe run now (`on`); nothing of rdagent is imported.
+/// `rdagent` is the program or why there is none; `child_env` is the environment the probe sees.
+pub fn check_installed(
+    decision: &HookDecision,
+    rdagent: std::result::Result<&Path, &str>,
+    child_env: &BTreeMap<String, std::ffi::OsString>,
+) -> TemplateCheck {
+    let undecided = |why: String| TemplateCheck {
+        template: None,
+        verdict: TemplateVerdict::Undecided(why),
+    };
+    let program = match rdagent {
+        Ok(p) => p,
+        Err(why) => return undecided(format!("rdagent was not found ({why})")),
+    };
+    let package = match (&decision.model_runner, decision.mode) {
+        (Some(runner), _) => match contract::package_of_model_runner(runner) {
+            Some(p) => p,
+            None => return undecided(format!("{} is not inside a package", runner.display())),
+        },
+        (None, HookMode::Auto) => {
+            return undecided(format!(
+                "the rdagent package was not found ({})",
+                decision.reason
+            ))
+        }
+        (None, _) => match decide::find_package_in_env(program, child_env) {
+            Ok(p) => p,
+            Err(why) => return undecided(format!("the rdagent package was not found ({why})")),
+        },
+    };
+    let template = contract::sota_template_file(&package);
+    match std::fs::read(&template) {
+        Ok(bytes) => {
+            let verdict = match String::from_utf8(bytes) {
+                Ok(text) => match check(&text) {
+                    TemplateVerdict::Undecided(why) => TemplateVerdict::Undecided(format!(
+                        "{} cannot be read as a config template ({why})",
+                        template.display()
+                    )),
+                    other => other,
+                },
+                Err(_) => {
+                    TemplateVerdict::Undecided(format!("{} is not UTF-8 text", template.display()))
+                }
+            };
+            TemplateCheck {
+                template: Some(template),
+                verdict,
+            }
+        }
+        Err(e) => undecided(format!("cannot read {} ({e})", template.display())),
     }
 }
 
@@ -208,10 +291,8 @@ fn strip_comment(line: &str) -> &str {
         match quote {
             Some(q) if c == q => quote = None,
             Some(_) => {}
-            None if c == '"' || c == '\'' => {
-                if previous == ' ' || "[{,:-".contains(previous) {
-                    quote = Some(c)
-                }
+            None if (c == '"' || c == '\'') && (previous == ' ' || "[{,:-".contains(previous)) => {
+                quote = Some(c)
             }
             None if c == '#' && (previous == ' ' || previous == '\t' || i == 0) => {
                 return &line[..i]
