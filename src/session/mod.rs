@@ -4,6 +4,7 @@
 //! the snapshot with the most complete `trace.hist`. It reads only a handful of files, never executes a
 //! snapshot, and never looks at workspaces (that is `resolve`).
 
+pub mod details;
 pub mod history;
 #[cfg(test)]
 pub(crate) mod hostile;
