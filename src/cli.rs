@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::answers::Kind;
 use crate::hook::{contract, HookMode};
 use crate::json::Json;
 use crate::resolve::Pick;
@@ -93,6 +94,8 @@ pub struct RunConfig {
     pub log_trace_path: Option<PathBuf>,
     /// `WORKSPACE_PATH` as the user set it (RD-Agent's workspace root), used to find moved workspaces.
     pub workspace_path_env: Option<PathBuf>,
+    /// `--export DIR`: write the answers' bundle there at the end (`None`: no bundle).
+    pub export: Setting<Option<PathBuf>>,
 }
 
 /// What to do.
@@ -109,6 +112,12 @@ pub enum Command {
         /// `WORKSPACE_PATH`, as for `LogQuery`.
         workspace_path_env: Option<PathBuf>,
     },
+    /// `export LOG --to DIR [--kind K] [--force]`.
+    Export {
+        query: LogQuery,
+        to: PathBuf,
+        force: bool,
+    },
 }
 
 /// What `resolve` and `inspect` ask of one log.
@@ -119,6 +128,10 @@ pub struct LogQuery {
     pub json: bool,
     /// `WORKSPACE_PATH` as the user set it (RD-Agent's workspace root), used to find moved workspaces.
     pub workspace_path_env: Option<PathBuf>,
+    /// `--kind factor|model`; `None`: not given (resolve: factor; inspect and export: what the run holds).
+    pub kind: Option<Kind>,
+    /// `inspect --factors`: the SOTA factor set in detail.
+    pub factors: bool,
 }
 
 /// How much rd-chain logs to stderr.
@@ -148,8 +161,14 @@ enum Scope {
     Run,
     /// The chain, `resolve` and `inspect`.
     Pick,
-    /// The chain, `resolve`, `inspect` and `list`.
+    /// The chain, `resolve`, `inspect`, `list` and `export`.
     Json,
+    /// `resolve`, `inspect` and `export`.
+    Kind,
+    /// `inspect` only.
+    Inspect,
+    /// `export` only.
+    Export,
 }
 
 impl RunConfig {
@@ -186,6 +205,7 @@ impl RunConfig {
             json: false,
             log_trace_path: None,
             workspace_path_env: None,
+            export: Setting::default(None),
         }
     }
 }
@@ -356,6 +376,17 @@ pub const SETTINGS: &[SettingEntry] = &[
         label: Some("show output"),
         read: read_show_output,
         show: |c| shown(&c.show_output, c.show_output.value.to_string()),
+    },
+    SettingEntry {
+        key: "export",
+        flag: "export",
+        label: Some("export"),
+        read: |long, g, e, c| read_into(&mut c.export, long, g, e, |t| Ok(Some(PathBuf::from(t)))),
+        show: |c| {
+            let value = c.export.value.as_ref();
+            let text = value.map_or_else(|| "none".to_string(), |p| p.display().to_string());
+            (value.map(|p| Json::from(p.as_path())).into(), text, c.export.origin.clone())
+        },
     },
     SettingEntry {
         key: "dry_run",
@@ -571,6 +602,55 @@ const FLAGS: &[Flag] = &[
         scope: Scope::Run,
     },
     Flag {
+        long: "export",
+        short: None,
+        value: Some("DIR"),
+        env: Some("RD_CHAIN_EXPORT"),
+        default: DefaultValue::Nothing,
+        help: "At the end, write the bundle of both answers (SOTA factors with their code, SOTA model) to DIR, \
+               as `rd-chain export` does; DIR must not exist or be empty.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "kind",
+        short: None,
+        value: Some("KIND"),
+        env: None,
+        default: DefaultValue::Nothing,
+        help: "resolve/inspect/export: which answer, factor (the SOTA factor workspace; resolve's default) or \
+               model (the SOTA model: the last accepted model experiment). inspect and export default to what \
+               the log holds.",
+        scope: Scope::Kind,
+    },
+    Flag {
+        long: "factors",
+        short: None,
+        value: None,
+        env: None,
+        default: DefaultValue::Nothing,
+        help: "inspect: every factor of the SOTA parquet with the loop that introduced it, its description, \
+               formulation, variables, whether its code is in the snapshot, and that loop's hypothesis.",
+        scope: Scope::Inspect,
+    },
+    Flag {
+        long: "to",
+        short: None,
+        value: Some("DIR"),
+        env: None,
+        default: DefaultValue::Nothing,
+        help: "export: the bundle's directory (must not exist or be empty).",
+        scope: Scope::Export,
+    },
+    Flag {
+        long: "force",
+        short: None,
+        value: None,
+        env: None,
+        default: DefaultValue::Nothing,
+        help: "export: replace an earlier bundle in --to DIR, removing only the files its manifest.json lists.",
+        scope: Scope::Export,
+    },
+    Flag {
         long: "dry-run",
         short: Some('n'),
         value: None,
@@ -642,6 +722,7 @@ enum Sub {
     Resolve,
     Inspect,
     List,
+    Export,
 }
 
 impl Sub {
@@ -651,6 +732,7 @@ impl Sub {
             Sub::Resolve => "resolve",
             Sub::Inspect => "inspect",
             Sub::List => "list",
+            Sub::Export => "export",
         }
     }
 
@@ -660,7 +742,10 @@ impl Sub {
             (_, Scope::All)
                 | (Sub::Run, _)
                 | (Sub::Resolve | Sub::Inspect, Scope::Pick | Scope::Json)
-                | (Sub::List, Scope::Json)
+                | (Sub::List | Sub::Export, Scope::Json)
+                | (Sub::Resolve | Sub::Inspect | Sub::Export, Scope::Kind)
+                | (Sub::Inspect, Scope::Inspect)
+                | (Sub::Export, Scope::Export | Scope::Pick)
         )
     }
 }
@@ -740,6 +825,7 @@ where
         Some("resolve") => Sub::Resolve,
         Some("inspect") => Sub::Inspect,
         Some("list") => Sub::List,
+        Some("export") => Sub::Export,
         Some("help") => return Ok(help_invocation(Command::Help)),
         _ => Sub::Run,
     };
@@ -769,16 +855,49 @@ where
     let env = Env(env);
     let json = given.iter().any(|(f, _)| f.long == "json");
     let workspace_path_env = env.path("WORKSPACE_PATH");
+    let kind = match last_value(&given, "kind") {
+        Some(v) => Some(
+            flag_text(v, "kind")?
+                .parse::<Kind>()
+                .map_err(|why| Error::usage(format!("invalid value for --kind: {why}")))?,
+        ),
+        None => None,
+    };
+    let factors = given.iter().any(|(f, _)| f.long == "factors");
 
     let command = match sub {
         Sub::Run => {
             if let Some(p) = positionals.first() {
                 return Err(Error::usage(format!(
-                    "unexpected argument '{}': the chain takes flags only (subcommands: resolve, inspect, list)",
+                    "unexpected argument '{}': the chain takes flags only (subcommands: resolve, inspect, list, \
+                     export)",
                     p.to_string_lossy()
                 )));
             }
             Command::Run(Box::new(run_config(&given, &env, json, &mut warnings)?))
+        }
+        Sub::Export => {
+            let path = one_positional(&positionals, sub, "LOG")?.ok_or_else(|| {
+                Error::usage(
+                    "`rd-chain export` needs a LOG (a log dir such as log/2026-01-14_16-14-52-886218, its \
+                     __session__ dir, or one snapshot file) and --to DIR",
+                )
+            })?;
+            let to = last_value(&given, "to").map(PathBuf::from).ok_or_else(|| {
+                Error::usage("`rd-chain export` needs --to DIR: a new or empty directory for the bundle")
+            })?;
+            Command::Export {
+                query: LogQuery {
+                    path,
+                    pick: pick_setting(&given, &env)?,
+                    json,
+                    workspace_path_env,
+                    kind,
+                    factors,
+                },
+                to,
+                force: given.iter().any(|(f, _)| f.long == "force"),
+            }
         }
         Sub::Resolve | Sub::Inspect => {
             let path = one_positional(&positionals, sub, "PATH")?
@@ -794,6 +913,8 @@ where
                 pick: pick_setting(&given, &env)?,
                 json,
                 workspace_path_env,
+                kind,
+                factors,
             };
             if sub == Sub::Resolve {
                 Command::Resolve(query)
@@ -1273,13 +1394,18 @@ pub fn help_text() -> String {
     rd-chain [FLAGS]                 run `rdagent fin_factor`, resolve the SOTA factor workspace from that
                                      run's own log, check its combined_factors_df.parquet, run
                                      `rdagent fin_model` with the factors handed over
-    rd-chain resolve PATH [--pick P] [--json]
-                                     print the SOTA factor workspace of a factor log (PATH: a log dir, its
-                                     __session__ dir, or one snapshot file), alone on stdout
-    rd-chain inspect PATH [--pick P] [--json]
-                                     the history of a factor log as a table, SOTA marked
+    rd-chain resolve PATH [--kind factor|model] [--pick P] [--json]
+                                     print the SOTA factor (or model) workspace of a log (PATH: a log dir,
+                                     its __session__ dir, or one snapshot file), alone on stdout
+    rd-chain inspect PATH [--kind factor|model] [--factors] [--pick P] [--json]
+                                     the history as a table, SOTA marked; a model or quant log adds the
+                                     model table; both answers; --factors: the SOTA factor set in detail
     rd-chain list [LOG_ROOT] [--json]
-                                     one line per run dir under LOG_ROOT (default ./log), newest first
+                                     one line per run dir under LOG_ROOT (default ./log), newest first,
+                                     with each run's kind and its SOTA of that kind
+    rd-chain export LOG --to DIR [--kind factor|model] [--force]
+                                     write the answers' bundle (parquet, factors/<name>.py, factors.json,
+                                     model.py, model.json, manifest.json with SHA-256s) to a new DIR
 
 FLAGS (flag > environment variable > default):
 ",
@@ -1338,7 +1464,9 @@ EXAMPLES:
     rd-chain --dry-run --json
     rd-chain --sota-log log/2026-01-14_16-14-52-886218 --model-loops 5
     LOAD_SOTA_FROM_LOG=true SOTA_LOG_PATH=./log/2026-01-14_16-14-52-886218 rd-chain
-    rd-chain inspect log/2026-01-14_16-14-52-886218
+    rd-chain inspect log/2026-01-14_16-14-52-886218 --factors
+    rd-chain resolve --kind model log/2026-01-15_09-00-00-000000
+    rd-chain export log/2026-01-14_16-14-52-886218 --to bundle
     export SOTA_WORKSPACE_PATH=$(rd-chain resolve log/2026-01-14_16-14-52-886218)
 
 Documentation: docs/usage.md (every flag, variable and JSON field), docs/migrating.md (from
@@ -1671,8 +1799,52 @@ mod tests {
                 },
                 json: true,
                 workspace_path_env: Some("/ws".into()),
+                kind: None,
+                factors: false,
             })
         );
+        let inv = parse(
+            args(&["resolve", "--kind", "model", "log/x"]),
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(matches!(
+            inv.command,
+            Command::Resolve(LogQuery { kind: Some(Kind::Model), .. })
+        ));
+        let inv = parse(args(&["inspect", "log/x", "--factors"]), &env(&[])).unwrap();
+        assert!(matches!(
+            inv.command,
+            Command::Inspect(LogQuery { kind: None, factors: true, .. })
+        ));
+        let inv = parse(
+            args(&["export", "log/x", "--to", "out", "--kind=factor", "--force"]),
+            &env(&[]),
+        )
+        .unwrap();
+        match inv.command {
+            Command::Export { query, to, force } => {
+                assert_eq!(query.path, PathBuf::from("log/x"));
+                assert_eq!(query.kind, Some(Kind::Factor));
+                assert_eq!(to, PathBuf::from("out"));
+                assert!(force);
+            }
+            other => panic!("expected export, got {other:?}"),
+        }
+        assert!(usage_msg(parse(args(&["export", "log/x"]), &env(&[]))).contains("--to DIR"));
+        assert!(usage_msg(parse(args(&["export", "--to", "d"]), &env(&[]))).contains("needs a LOG"));
+        assert!(usage_msg(parse(args(&["resolve", "x", "--kind", "quant"]), &env(&[])))
+            .contains("factor or model"));
+        assert!(usage_msg(parse(args(&["resolve", "x", "--factors"]), &env(&[])))
+            .contains("--factors does not apply"));
+        assert!(usage_msg(parse(args(&["list", "--kind", "model"]), &env(&[])))
+            .contains("--kind does not apply"));
+        assert!(usage_msg(parse(args(&["inspect", "x", "--force"]), &env(&[])))
+            .contains("--force does not apply"));
+        let c = run(&["--export", "bundle"], &[]).unwrap();
+        assert_eq!(c.export.value, Some(PathBuf::from("bundle")));
+        let c = run(&[], &[("RD_CHAIN_EXPORT", "b2")]).unwrap();
+        assert_eq!(c.export.origin, Origin::Env("RD_CHAIN_EXPORT"));
         let inv = parse(args(&["list"]), &env(&[])).unwrap();
         assert_eq!(
             inv.command,

@@ -6,12 +6,15 @@
 //! `pickle` read snapshots; `resolve` picks the workspace; `listing` reads a log root's runs; `report` prints
 //! what `resolve`, `inspect` and `list` found; `hook` hands the factors to an unmodified RD-Agent.
 
+pub mod answers;
 pub mod chart;
 pub mod cli;
 pub mod error;
 pub mod events;
 pub mod execute;
 pub mod exit;
+pub mod export;
+pub mod factors;
 pub mod hook;
 pub mod html;
 pub mod json;
@@ -174,7 +177,31 @@ fn run(
         Command::Version => print_stdout(concat!("rd-chain ", env!("CARGO_PKG_VERSION"), "\n")),
         Command::Resolve(query) => {
             let json = query.json;
-            let r = resolve::resolve(&resolve_request(query, env)?)?;
+            let kind = query.kind.unwrap_or_default();
+            let req = resolve_request(query, env)?;
+            if kind == answers::Kind::Model {
+                let run = answers::read_run(&req)?;
+                let workspace = answers::resolve_model(&run.inspection.survey, &run.answers.models)?;
+                return if json {
+                    print_stdout(&answers::model_resolution_json(&run, &workspace).pretty())
+                } else {
+                    let mut line = report::path_bytes(&workspace);
+                    line.push(b'\n');
+                    print_bytes(&line)
+                };
+            }
+            let resolve::Inspection {
+                survey,
+                pick,
+                outcome,
+            } = resolve::inspect(&req)?;
+            let outcome = outcome.map_err(|e| answers::not_a_factor_run(&survey, e));
+            let r = resolve::Inspection {
+                survey,
+                pick,
+                outcome,
+            }
+            .into_resolution()?;
             if json {
                 print_stdout(&report::resolution_json(&r).pretty())
             } else {
@@ -182,15 +209,54 @@ fn run(
             }
         }
         Command::Inspect(query) => {
-            // The table is printed even when the pick fails (exit 3), so the user sees what the log holds.
-            let json = query.json;
-            let i = resolve::inspect(&resolve_request(query, env)?)?;
+            // The tables are printed even when the pick fails (exit 3), so the user sees what the log holds.
+            let (json, asked, with_factors) = (query.json, query.kind, query.factors);
+            let run = answers::read_run(&resolve_request(query, env)?)?;
+            let kind = answers::effective_kind(asked, run.answers.kind);
+            let factor_set = match (&run.inspection.outcome, with_factors) {
+                (Ok(p), true) => Some(factors::factor_set(
+                    &run.inspection.survey,
+                    &run.details,
+                    p.index,
+                    p.parquet.path.clone(),
+                )),
+                _ => None,
+            };
+            let set = factor_set.as_ref().and_then(|r| r.as_ref().ok());
             if json {
-                print_stdout(&report::inspection_json(&i).pretty())?;
+                print_stdout(&answers::inspect_json(&run, set).pretty())?;
             } else {
-                print_stdout(&render::escape_message(&report::inspection_text(&i)))?;
+                print_stdout(&render::escape_message(&answers::inspect_text(
+                    &run, kind, set,
+                )))?;
             }
-            i.outcome.map(|_| ())
+            if let Some(Err(e)) = factor_set {
+                return Err(e);
+            }
+            match kind {
+                answers::Kind::Model => {
+                    answers::resolve_model(&run.inspection.survey, &run.answers.models).map(|_| ())
+                }
+                answers::Kind::Factor => {
+                    let survey = &run.inspection.survey;
+                    match run.inspection.outcome {
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(answers::not_a_factor_run(survey, e)),
+                    }
+                }
+            }
+        }
+        Command::Export { query, to, force } => {
+            let (json, kind) = (query.json, query.kind);
+            let cwd = current_dir()?;
+            let run = answers::read_run(&resolve_request(query, env)?)?;
+            let bundle = export::bundle_of(&run, kind)?;
+            let written = export::write(&bundle, &resolve::absolute(&cwd, &to), force)?;
+            if json {
+                print_stdout(&export::written_json(&written).pretty())
+            } else {
+                print_stdout(&render::escape_message(&export::written_text(&written)))
+            }
         }
         Command::List {
             root,

@@ -29,13 +29,13 @@ pub fn resolve_text(r: &Resolution) -> String {
 }
 
 #[cfg(unix)]
-fn path_bytes(p: &Path) -> Vec<u8> {
+pub fn path_bytes(p: &Path) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     p.as_os_str().as_bytes().to_vec()
 }
 
 #[cfg(not(unix))]
-fn path_bytes(p: &Path) -> Vec<u8> {
+pub fn path_bytes(p: &Path) -> Vec<u8> {
     p.to_string_lossy().into_owned().into_bytes()
 }
 
@@ -193,7 +193,7 @@ fn format_metric(v: f64) -> String {
 }
 
 /// Lay out rows as columns; `right[i]` right-aligns column `i`. Trailing spaces are trimmed.
-fn table(rows: &[Vec<String>], right: &[bool]) -> String {
+pub fn table(rows: &[Vec<String>], right: &[bool]) -> String {
     // Cells hold text from snapshots (class names, workspace paths): escaped before widths are measured.
     let rows: Vec<Vec<String>> = rows
         .iter()
