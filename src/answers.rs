@@ -222,23 +222,7 @@ pub fn model_answer(rows: &[ModelRow]) -> Option<ModelAnswer> {
 /// The SOTA factor set of a run, when it has an accepted factor experiment.
 pub fn factor_answer(survey: &Survey) -> Option<FactorAnswer> {
     let index = pick_index(survey, Pick::Sota).ok()?;
-    let status = &survey.entries[index];
-    let workspace = status.located.as_ref().map(|l| l.path.clone());
-    let parquet = workspace.as_ref().map(|w| w.join(PARQUET_FILE));
-    let factor_count = match &parquet {
-        None => Err("the workspace does not exist".to_string()),
-        Some(p) => crate::parquet::read_columns(p)
-            .map(|c| c.factor_names().len())
-            .map_err(|e| e.to_string()),
-    };
-    Some(FactorAnswer {
-        index,
-        loop_id: status.entry.loop_id,
-        workspace,
-        parquet,
-        factor_count,
-        metrics: status.entry.metrics.clone(),
-    })
+    Some(factor_answer_at(survey, index))
 }
 
 /// Both answers of a surveyed run.
@@ -674,6 +658,187 @@ pub fn inspect_json(run: &Run, factor_set: Option<&crate::factors::FactorSet>) -
         doc.push("factor_set", crate::factors::factor_set_json(set));
     }
     doc
+}
+
+// ------------------------------------------------------------------------------------------------- the chain
+
+/// The chain's two answers: the SOTA factor set of the factor log and the SOTA model of the model phase.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChainAnswers {
+    pub factor_log: Option<PathBuf>,
+    pub factor: Option<FactorAnswer>,
+    pub model_log: Option<PathBuf>,
+    pub model: Option<ModelAnswer>,
+    /// Why an answer is missing.
+    pub notes: Vec<String>,
+    /// Where `--export DIR` wrote the bundle.
+    pub export: Option<PathBuf>,
+}
+
+impl ChainAnswers {
+    /// `answers` in the run record.
+    pub fn to_json(&self) -> Json {
+        Json::object()
+            .with("factor_log", self.factor_log.as_ref())
+            .with(
+                "factor",
+                self.factor.as_ref().map_or(Json::Null, factor_answer_json),
+            )
+            .with("model_log", self.model_log.as_ref())
+            .with(
+                "model",
+                self.model.as_ref().map_or(Json::Null, model_answer_json),
+            )
+            .with("notes", self.notes.clone())
+            .with("export", self.export.as_ref())
+    }
+
+    /// The summary's last lines.
+    pub fn text(&self) -> String {
+        let mut out = String::from("answers\n");
+        if let Some(f) = &self.factor {
+            out.push_str(&format!("  {:<9} {}\n", "factors", factor_answer_text(f)));
+        }
+        if let Some(m) = &self.model {
+            let (first, second) = model_answer_text(m);
+            out.push_str(&format!("  {:<9} {first}\n", "model"));
+            out.push_str(&format!("  {:<9} {second}\n", "gain"));
+        }
+        for note in &self.notes {
+            out.push_str(&format!("  {:<9} {}\n", "note", term(note)));
+        }
+        if let Some(dir) = &self.export {
+            out.push_str(&format!("  {:<9} {}\n", "export", dir.display()));
+        }
+        out
+    }
+}
+
+/// The factor answer for an already chosen history entry.
+pub fn factor_answer_at(survey: &Survey, index: usize) -> FactorAnswer {
+    let status = &survey.entries[index];
+    let workspace = status.located.as_ref().map(|l| l.path.clone());
+    let parquet = workspace.as_ref().map(|w| w.join(PARQUET_FILE));
+    let factor_count = match &parquet {
+        None => Err("the workspace does not exist".to_string()),
+        Some(p) => crate::parquet::read_columns(p)
+            .map(|c| c.factor_names().len())
+            .map_err(|e| e.to_string()),
+    };
+    FactorAnswer {
+        index,
+        loop_id: status.entry.loop_id,
+        workspace,
+        parquet,
+        factor_count,
+        metrics: status.entry.metrics.clone(),
+    }
+}
+
+/// Work out the chain's answers from its record (the factor log and pick in `sota`, the model phase's log),
+/// and the bundle `--export` would write. Never fails: a missing answer becomes a note.
+pub fn chain_answers(
+    plan: &crate::plan::Plan,
+    record: &crate::record::RunRecord,
+) -> (ChainAnswers, crate::export::Bundle) {
+    use crate::plan::PhaseKind;
+    let mut out = ChainAnswers::default();
+    let mut bundle = crate::export::Bundle::default();
+    let request = |path: &std::path::Path, root: Option<PathBuf>| crate::resolve::ResolveRequest {
+        path: path.to_path_buf(),
+        pick: plan.config.pick.value,
+        workspace_path_env: plan.config.workspace_path_env.clone(),
+        cwd: plan.cwd.clone(),
+        signing_key: plan.signing_key.clone(),
+        project_root: root,
+    };
+    let factor_root = record
+        .phases
+        .iter()
+        .find(|p| p.kind == PhaseKind::Factor)
+        .map(|p| p.cwd.clone());
+    match record.sota.as_ref() {
+        Some(sota) => match (&sota.log_dir, sota.index) {
+            (Some(log), Some(index)) => {
+                out.factor_log = Some(log.clone());
+                match read_run(&request(log, factor_root)) {
+                    Ok(run) if index < run.inspection.survey.entries.len() => {
+                        let survey = &run.inspection.survey;
+                        out.factor = Some(factor_answer_at(survey, index));
+                        match crate::factors::factor_set(survey, &run.details, index, sota.parquet.clone()) {
+                            Ok(set) => {
+                                bundle.factors = Some(set);
+                                bundle.sources.push(crate::export::Source {
+                                    kind: "factor",
+                                    log_dir: survey.session.log_dir.clone(),
+                                    snapshot: survey.session.snapshot.path.clone(),
+                                });
+                            }
+                            Err(e) => out.notes.push(format!("the SOTA factor set: {e}")),
+                        }
+                    }
+                    Ok(_) => out
+                        .notes
+                        .push(format!("the factor log {} changed while rd-chain ran", log.display())),
+                    Err(e) => out.notes.push(format!("the factor log: {e}")),
+                }
+            }
+            _ => out.notes.push(format!(
+                "the SOTA factors are the given workspace {}: no factor log to describe them",
+                sota.workspace.display()
+            )),
+        },
+        None => out.notes.push("no SOTA factor set was resolved".to_string()),
+    }
+    if let Some(phase) = record.phases.iter().find(|p| p.kind == PhaseKind::Model) {
+        out.model_log = Some(phase.log_dir.clone());
+        match read_run(&request(&phase.log_dir, Some(phase.cwd.clone()))) {
+            Ok(run) => match &run.answers.model {
+                Some(m) => {
+                    out.model = Some(m.clone());
+                    bundle.model = Some(m.clone());
+                    bundle.sources.push(crate::export::Source {
+                        kind: "model",
+                        log_dir: run.inspection.survey.session.log_dir.clone(),
+                        snapshot: run.inspection.survey.session.snapshot.path.clone(),
+                    });
+                }
+                None if run.answers.models.is_empty() => out
+                    .notes
+                    .push("the model phase recorded no model experiment".to_string()),
+                None => out.notes.push(format!(
+                    "the model phase accepted none of its {} model experiments: no SOTA model",
+                    run.answers.models.len()
+                )),
+            },
+            Err(e) => out.notes.push(format!("the model log: {e}")),
+        }
+    }
+    (out, bundle)
+}
+
+/// Write the chain's bundle (`--export DIR`) and note it in the record.
+pub fn export_chain(
+    bundle: crate::export::Bundle,
+    dir: &std::path::Path,
+    record: &mut crate::record::RunRecord,
+) -> crate::Result<()> {
+    if bundle.factors.is_none() && bundle.model.is_none() {
+        return Err(Error::resolution(format!(
+            "--export {}: the chain has no answer to export ({})",
+            dir.display(),
+            record
+                .answers
+                .as_ref()
+                .map(|a| a.notes.join("; "))
+                .unwrap_or_default()
+        )));
+    }
+    crate::export::write(&bundle, dir, false)?;
+    if let Some(a) = record.answers.as_mut() {
+        a.export = Some(dir.to_path_buf());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

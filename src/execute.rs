@@ -67,10 +67,27 @@ pub fn run(plan: Plan) -> Result<()> {
         sota: initial_sota(&plan.sota),
         phases: Vec::new(),
         outcome: None,
+        answers: None,
     };
+    let export_dir = plan
+        .config
+        .export
+        .value
+        .as_ref()
+        .map(|d| resolve::absolute(&plan.cwd, d));
+    if let Some(dir) = &export_dir {
+        crate::export::check_target(dir)?;
+    }
     record.save()?;
     let mut saver = Saver::default();
-    let result = run_phases(&plan, &mut record, &mut saver);
+    let mut result = run_phases(&plan, &mut record, &mut saver);
+    if result.is_ok() {
+        let (answers, bundle) = crate::answers::chain_answers(&plan, &record);
+        record.answers = Some(answers);
+        if let Some(dir) = &export_dir {
+            result = crate::answers::export_chain(bundle, dir, &mut record);
+        }
+    }
     record.finished = Some(Utc::now());
     record.outcome = Some(Outcome::of(&result));
     // The record is the last true state; failing to write it must not hide the run's own error.
@@ -583,6 +600,9 @@ pub fn summary(plan: &Plan, record: &RunRecord) -> String {
         }
     }
     out.push_str(&format!("  record {}\n", record.path.display()));
+    if let Some(answers) = &record.answers {
+        out.push_str(&answers.text());
+    }
     out
 }
 
@@ -620,6 +640,7 @@ mod tests {
             sota: None,
             phases: Vec::new(),
             outcome: None,
+            answers: None,
         };
         // A step that never ends by itself (a resolution stuck on a slow disk).
         let (_keep, never) = std::sync::mpsc::channel::<()>();

@@ -207,6 +207,8 @@ pub struct RunRecord {
     pub sota: Option<SotaRecord>,
     pub phases: Vec<PhaseRecord>,
     pub outcome: Option<Outcome>,
+    /// The chain's two answers (SOTA factor set, SOTA model and its gain), once the phases are done.
+    pub answers: Option<crate::answers::ChainAnswers>,
 }
 
 impl RunRecord {
@@ -247,6 +249,12 @@ impl RunRecord {
                 self.hook_report.as_ref().map(hook_report_json),
             )
             .with("sota", sota)
+            .with(
+                "answers",
+                self.answers
+                    .as_ref()
+                    .map_or(Json::Null, crate::answers::ChainAnswers::to_json),
+            )
             .with(
                 "phases",
                 self.phases
@@ -549,6 +557,7 @@ mod tests {
                 stopped_by: None,
             }],
             outcome,
+            answers: None,
         }
     }
 
