@@ -559,18 +559,17 @@ pub fn effective_kind(asked: Option<Kind>, run: RunKind) -> Kind {
     })
 }
 
-/// `resolve --kind factor` of a run that holds no factor experiment: say what the log holds instead.
+/// `resolve --kind factor` of a run that holds no factor experiment: the reason, then what the log holds
+/// instead and how to get its answer.
 pub fn not_a_factor_run(survey: &Survey, why: Error) -> Error {
-    let kind = run_kind(survey);
-    if kind != RunKind::Model {
-        return why;
+    match why {
+        Error::Resolution(m) if run_kind(survey) == RunKind::Model => Error::Resolution(format!(
+            "{m}\n{} holds a model run, not factors: `rd-chain resolve --kind model` prints its SOTA model \
+             workspace",
+            survey.session.log_dir.display()
+        )),
+        other => other,
     }
-    Error::resolution(format!(
-        "{} holds a model run ({}), not factors: `rd-chain resolve --kind model` prints its SOTA model \
-         workspace",
-        survey.session.log_dir.display(),
-        survey.counts()
-    ))
 }
 
 /// `resolve --kind model --json`.

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::answers::RunKind;
 use crate::resolve::{absolute, check_parquet, pick_index, Pick, ResolveRequest, PARQUET_FILE};
 use crate::session::SESSION_DIR;
 use crate::timestamp::Utc;
@@ -22,6 +23,34 @@ pub struct RunInfo {
     pub workspace: Option<PathBuf>,
     /// `Ok(bytes)` when the SOTA parquet passes the check, else a short reason.
     pub parquet: std::result::Result<u64, String>,
+    /// What the run evolved (factor, model, quant), and its SOTA of that kind.
+    pub answers: RunAnswers,
+}
+
+/// A run's kind and the SOTA of each kind it holds, with the headline metric (IC).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunAnswers {
+    pub kind: RunKind,
+    pub model_experiments: usize,
+    pub accepted_model: usize,
+    /// (history index, loop) of the SOTA model.
+    pub model_sota: Option<(usize, Option<u64>)>,
+    pub model_ic: Option<f64>,
+    pub factor_ic: Option<f64>,
+}
+
+fn run_answers(survey: &crate::resolve::Survey, factor_sota: Option<usize>) -> RunAnswers {
+    let rows = crate::answers::model_rows(survey, &[]);
+    let sota = crate::answers::sota_model(&rows);
+    let ic = |m: Option<&crate::session::Metrics>| m.and_then(|m| crate::answers::headline(m, "IC"));
+    RunAnswers {
+        kind: crate::answers::run_kind(survey),
+        model_experiments: rows.len(),
+        accepted_model: rows.iter().filter(|r| r.decision == Some(true)).count(),
+        model_sota: sota.map(|r| (r.index, r.loop_id)),
+        model_ic: ic(sota.and_then(|r| r.metrics.as_ref())),
+        factor_ic: ic(factor_sota.and_then(|i| survey.entries[i].entry.metrics.as_ref())),
+    }
 }
 
 /// One run directory under the log root.
@@ -69,6 +98,7 @@ fn summarize_run(
         sota_loop: None,
         workspace: None,
         parquet: Err(String::new()),
+        answers: run_answers(&survey, pick_index(&survey, Pick::Sota).ok()),
     };
     match pick_index(&survey, Pick::Sota) {
         Err(_) if counts.factor == 0 => info.parquet = Err("no factor experiment".to_string()),

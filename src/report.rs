@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use crate::answers::RunKind;
 use crate::json::Json;
 use crate::listing::RunSummary;
 use crate::resolve::{Inspection, Located, Pick, Picked, Resolution, Survey};
@@ -402,13 +403,25 @@ fn render_inspection(
 }
 
 // ----------------------------------------------------------------------------------------------- list
-/// `list` as a table: one line per run.
+fn sota_cell(at: (usize, Option<u64>), ic: Option<f64>) -> String {
+    let at = match at {
+        (_, Some(l)) => format!("loop {l}"),
+        (i, None) => format!("#{i}"),
+    };
+    match ic {
+        Some(ic) => format!("{at} (IC {})", format_metric(ic)),
+        None => at,
+    }
+}
+
+/// `list` as a table: one line per run, with its kind and its SOTA of that kind (a quant run: both).
 pub fn list_text(root: &Path, runs: &[RunSummary]) -> String {
     if runs.is_empty() {
         return format!("no run directories in {}\n", root.display());
     }
     let mut rows = vec![vec![
         "run".to_string(),
+        "kind".to_string(),
         "loops".to_string(),
         "hist".to_string(),
         "accepted".to_string(),
@@ -417,23 +430,44 @@ pub fn list_text(root: &Path, runs: &[RunSummary]) -> String {
     ]];
     for run in runs {
         match &run.info {
-            Ok(info) => rows.push(vec![
-                run.name.clone(),
-                info.loops.to_string(),
-                info.hist_entries.to_string(),
-                info.accepted_factor.to_string(),
-                match (info.sota_index, info.sota_loop) {
-                    (Some(_), Some(l)) => format!("loop {l}"),
-                    (Some(i), None) => format!("#{i}"),
-                    _ => "-".to_string(),
-                },
-                match &info.parquet {
-                    Ok(bytes) => format!("ok ({bytes} bytes)"),
-                    Err(reason) => format!("no: {reason}"),
-                },
-            ]),
+            Ok(info) => {
+                let a = &info.answers;
+                let factor_sota = info.sota_index.map(|i| sota_cell((i, info.sota_loop), a.factor_ic));
+                let model_sota = a.model_sota.map(|at| sota_cell(at, a.model_ic));
+                let (accepted, sota, parquet) = match a.kind {
+                    RunKind::Model => (
+                        a.accepted_model.to_string(),
+                        model_sota.unwrap_or_else(|| "none accepted".to_string()),
+                        "-".to_string(),
+                    ),
+                    RunKind::Quant => (
+                        format!("{}+{}", info.accepted_factor, a.accepted_model),
+                        format!(
+                            "factors {}; model {}",
+                            factor_sota.unwrap_or_else(|| "-".to_string()),
+                            model_sota.unwrap_or_else(|| "-".to_string())
+                        ),
+                        parquet_cell(&info.parquet),
+                    ),
+                    RunKind::Factor | RunKind::Unknown => (
+                        info.accepted_factor.to_string(),
+                        factor_sota.unwrap_or_else(|| "-".to_string()),
+                        parquet_cell(&info.parquet),
+                    ),
+                };
+                rows.push(vec![
+                    run.name.clone(),
+                    a.kind.as_str().to_string(),
+                    info.loops.to_string(),
+                    info.hist_entries.to_string(),
+                    accepted,
+                    sota,
+                    parquet,
+                ]);
+            }
             Err(reason) => rows.push(vec![
                 run.name.clone(),
+                "-".to_string(),
                 "-".to_string(),
                 "-".to_string(),
                 "-".to_string(),
@@ -442,7 +476,14 @@ pub fn list_text(root: &Path, runs: &[RunSummary]) -> String {
             ]),
         }
     }
-    table(&rows, &[false, true, true, true, true, false])
+    table(&rows, &[false, false, true, true, true, false, false])
+}
+
+fn parquet_cell(parquet: &std::result::Result<u64, String>) -> String {
+    match parquet {
+        Ok(bytes) => format!("ok ({bytes} bytes)"),
+        Err(reason) => format!("no: {reason}"),
+    }
 }
 
 /// `list --json`: `{"log_root": ..., "runs": [...]}`.
@@ -465,6 +506,13 @@ pub fn list_json(root: &Path, runs: &[RunSummary]) -> Json {
                     .with("parquet_ok", info.parquet.is_ok())
                     .with("parquet_bytes", info.parquet.as_ref().ok().copied())
                     .with("reason", info.parquet.as_ref().err().cloned())
+                    .with("kind", info.answers.kind.as_str())
+                    .with("model_experiments", info.answers.model_experiments)
+                    .with("accepted_model", info.answers.accepted_model)
+                    .with("model_sota_index", info.answers.model_sota.map(|(i, _)| i))
+                    .with("model_sota_loop", info.answers.model_sota.and_then(|(_, l)| l))
+                    .with("sota_ic", info.answers.factor_ic)
+                    .with("model_sota_ic", info.answers.model_ic)
                     .with("error", Json::Null),
                 Err(reason) => base.with("error", reason.as_str()),
             }

@@ -352,11 +352,68 @@ fn check_scenario(s: &Scenario) {
             s.name
         );
     } else {
-        let (doc, _) = json_of(&mut cmd, sota_code);
+        // A model run's answer is its SOTA model (the last accepted model experiment): inspect exits 0 when
+        // there is one, 3 when none was accepted. Every other run's answer is its factor pick.
+        let history = exp.get("history").arr();
+        let model_run = !history.is_empty() && history.iter().all(|h| h.get("kind").str() == "model");
+        let sota_model = history
+            .iter()
+            .rev()
+            .find(|h| h.get("kind").str() == "model" && opt_bool(h.get("decision")) == Some(true));
+        let code = match (model_run, sota_model) {
+            (true, Some(_)) => 0,
+            (true, None) => 3,
+            (false, _) => sota_code,
+        };
+        let (doc, _) = json_of(&mut cmd, code);
         check_survey(s, &doc);
+        check_answers(s, &doc, sota_model);
     }
     for (policy, want) in exp.get("expect").obj() {
         check_policy(s, policy, want);
+    }
+}
+
+/// `inspect --json`'s run kind, model table and answers against expected.json's history.
+fn check_answers(s: &Scenario, doc: &J, sota_model: Option<&J>) {
+    let name = &s.name;
+    let history = s.expected.get("history").arr();
+    let has = |kind: &str| history.iter().any(|h| h.get("kind").str() == kind);
+    let class = s.expected.get("loop_class").str();
+    let kind = match (has("factor"), has("model")) {
+        (true, true) => "quant",
+        _ if class.ends_with("QuantRDLoop") => "quant",
+        (true, false) => "factor",
+        (false, true) => "model",
+        (false, false) if class.ends_with("ModelRDLoop") => "model",
+        (false, false) => "factor",
+    };
+    assert_eq!(doc.get("run_kind").str(), kind, "{name}: run kind");
+    let models: Vec<i64> = doc.get("models").arr().iter().map(|m| m.get("index").int()).collect();
+    let want: Vec<i64> = history
+        .iter()
+        .filter(|h| h.get("kind").str() == "model")
+        .map(|h| h.get("index").int())
+        .collect();
+    assert_eq!(models, want, "{name}: model table rows");
+    let answers = doc.get("answers");
+    match sota_model {
+        None => assert!(answers.get("model").is_null(), "{name}: no SOTA model"),
+        Some(h) => {
+            let sota = answers.get("model").get("sota");
+            assert_eq!(sota.get("index").int(), h.get("index").int(), "{name}: SOTA model");
+            assert_eq!(opt_int(sota.get("loop")), opt_int(h.get("loop")), "{name}: SOTA model loop");
+            assert_eq!(
+                metrics(sota.get("metrics")),
+                metrics(h.get("metrics")),
+                "{name}: SOTA model metrics"
+            );
+        }
+    }
+    let factor = answers.get("factor");
+    match s.expected.get("expect").get("sota").opt("index") {
+        Some(index) => assert_eq!(factor.get("index").int(), index.int(), "{name}: SOTA factor set"),
+        None => assert!(factor.is_null(), "{name}: no SOTA factor set"),
     }
 }
 
