@@ -1429,6 +1429,125 @@ def write_empty_session(spec, out_dir):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# answers: a factor run and a model run with RD-Agent 1.0's task shapes, known SOTA factor set and SOTA model
+# (for `inspect --factors`, `resolve --kind model` and `export`)
+
+UNEXPLAINED_COLUMN = "Legacy_Alpha_Unexplained"
+ANSWERS_FACTOR_DECISIONS = {0: True, 1: False, 2: True, 3: True, 4: False}
+ANSWERS_MODEL_DECISIONS = {0: False, 1: True, 2: True, 3: False}
+# A description with a terminal escape sequence: human output must show it escaped, JSON exactly.
+HOSTILE_DESCRIPTION = "Reversal after volume spikes \x1b[31mRED\x1b[0m (5 days)."
+
+
+class AnswersSession(Session):
+    """A Session whose tasks have RD-Agent 1.0's state: FactorTask keeps `description` (its
+    `factor_description` is a property) and `name`; ModelTask has formulation, variables and
+    training_hyperparameters; the model experiment's workspace holds the injected model.py."""
+
+    def new_experiment(self, li, hypothesis):
+        exp = super().new_experiment(li, hypothesis)
+        for i, task in enumerate(exp.sub_tasks):
+            d = task.__dict__
+            if "factor_name" in d:
+                description = d.pop("factor_description")
+                if li == 0 and i == 0:
+                    description = HOSTILE_DESCRIPTION
+                d.update(name=d["factor_name"], version=1, description=description, user_instructions=None,
+                         base_code=None)
+            else:
+                d.update(version=1, user_instructions=None, base_code=None,
+                         formulation="h_t = GRU(x_{t-19}, ..., x_t); y_t = W h_t",
+                         variables={"x_t": "the features of day t", "h_t": "the hidden state"},
+                         training_hyperparameters={"n_epochs": "40", "lr": "2e-4", "early_stop": 8,
+                                                   "batch_size": 512, "weight_decay": 0.0001})
+        return exp
+
+    def run_step(self, li, si):
+        super().run_step(li, si)
+        ctx = self.ctx.get(li, {})
+        exp = ctx.get("exp")
+        if self.spec.steps[si] == "coding" and exp is not None and self.spec.exp_kind(li) == "model":
+            code = "import torch\n\n\nclass Net(torch.nn.Module):\n    # {}\n    pass\n\n\nmodel_cls = Net\n".format(
+                exp.sub_tasks[0].name)
+            exp.sub_workspace_list[0].file_dict["model.py"] = code
+            exp.experiment_workspace.file_dict["model.py"] = code
+
+
+def write_answers(out_dir):
+    """Write <out_dir>/answers: a signed 1.0-era factor run (5 loops, real parquet files, the SOTA parquet with
+    one extra column no experiment explains) and a model run (4 loops), and answers.json:
+      factor_log, model_log, project_root, env;
+      factor: {sota_index, sota_loop, workspace, parquet, columns (in order), unexplained,
+               factors: [{name, index, loop, description, formulation, variables, code}]}
+      model: {sota_index, sota_loop, workspace, name, model_type, architecture, hyperparameters,
+              training_hyperparameters, code, metrics, baseline_loop, baseline_metrics}."""
+    root = os.path.join(os.path.abspath(out_dir), "answers")
+    if os.path.lexists(root):
+        shutil.rmtree(root)
+    rng = random.Random("gen_fixtures:answers")
+    start = scenario_start(rng)
+    workspace_dir = os.path.join(root, PROJECT_WORKSPACE)
+    os.makedirs(workspace_dir)
+    env = {"ARTIFACT_SIGNING_KEY": os.environ.get("ARTIFACT_SIGNING_KEY", DEFAULT_SIGNING_KEY)}
+    sessions = {}
+    for kind, loops, decisions, offset in (("factor", 5, ANSWERS_FACTOR_DECISIONS, 0),
+                                           ("model", 4, ANSWERS_MODEL_DECISIONS, 3600)):
+        stamp = (start + dt.timedelta(seconds=offset)).strftime(LOG_DIR_FORMAT)
+        log_dir = os.path.join(root, "log", stamp)
+        os.makedirs(os.path.join(log_dir, "__session__"))
+        spec = Spec("answers-" + kind, kind=kind, era="1.0", protocol=5, signed=True, loops=loops,
+                    decisions=decisions)
+        session = AnswersSession(spec, log_dir, workspace_dir, workspace_dir, rng, FixedClock(start, rng), "real")
+        session.run()
+        sessions[kind] = (session, log_dir)
+
+    factor_session, factor_log = sessions["factor"]
+    index, loop, info = factor_session.sota()
+    columns = info.factors + [UNEXPLAINED_COLUMN]
+    parquet = os.path.join(info.directory, FACTORS_FILE)
+    real_parquet(parquet, columns)
+    hist = factor_session.trace.hist
+    factors = []
+    for name in info.factors:
+        introduced = None
+        for i, (exp, fb) in enumerate(hist[: index + 1]):
+            if (fb.decision or i == index) and any(t.factor_name == name for t in exp.sub_tasks):
+                introduced = i
+                break
+        exp = hist[introduced][0]
+        task_index = [t.factor_name for t in exp.sub_tasks].index(name)
+        task = exp.sub_tasks[task_index]
+        factors.append({
+            "name": name, "index": introduced, "loop": factor_session.infos[id(exp)].loop,
+            "description": task.description, "formulation": task.factor_formulation, "variables": task.variables,
+            "code": exp.sub_workspace_list[task_index].file_dict["factor.py"],
+            "hypothesis": exp.hypothesis.hypothesis,
+        })
+
+    model_session, model_log = sessions["model"]
+    mhist = model_session.trace.hist
+    sota_model = [i for i, (e, fb) in enumerate(mhist) if fb.decision][-1]
+    exp = mhist[sota_model][0]
+    minfo = model_session.infos[id(exp)]
+    task = exp.sub_tasks[0]
+    baseline = [model_session.infos[id(e)] for e, _ in mhist if model_session.infos[id(e)].metrics][0]
+    expected = {
+        "project_root": root, "env": env, "factor_log": factor_log, "model_log": model_log,
+        "factor": {"sota_index": index, "sota_loop": loop, "workspace": info.directory, "parquet": parquet,
+                   "columns": columns, "unexplained": [UNEXPLAINED_COLUMN], "factors": factors},
+        "model": {"sota_index": sota_model, "sota_loop": minfo.loop, "workspace": minfo.directory,
+                  "name": task.name, "model_type": task.model_type, "architecture": task.architecture,
+                  "hyperparameters": task.hyperparameters,
+                  "training_hyperparameters": task.training_hyperparameters,
+                  "code": exp.experiment_workspace.file_dict["model.py"], "metrics": minfo.metrics,
+                  "baseline_loop": baseline.loop, "baseline_metrics": baseline.metrics},
+    }
+    with open(os.path.join(root, "answers.json"), "w", encoding="utf-8") as f:
+        f.write(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    return expected
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # run: what the simulated rdagent calls
 
 
@@ -1647,6 +1766,8 @@ def main(argv=None):
     p.add_argument("--seed")
     p.add_argument("--key-like-rdagent", action="store_true",
                    help="sign with RD-Agent's key file when ARTIFACT_SIGNING_KEY is not set and the file exists")
+    p = sub.add_parser("answers", help="write the answers fixture (factor and model run, answers.json) under OUT_DIR")
+    p.add_argument("out_dir")
     p = sub.add_parser("bench", help="write the benchmark project roots")
     p.add_argument("out_dir")
     p = sub.add_parser("check", help="read a tree back with the stubs and compare it to expected.json")
@@ -1674,6 +1795,9 @@ def main(argv=None):
                      protocol=args.protocol, accept=args.accept, parquet=args.parquet, start_loop=args.start_loop,
                      era=args.era, seed=args.seed, max_steps=args.max_steps)
         print(json.dumps(result, ensure_ascii=False))
+        return 0
+    if args.command == "answers":
+        write_answers(args.out_dir)
         return 0
     if args.command == "bench":
         write_bench(args.out_dir)

@@ -205,7 +205,10 @@ pub fn sota_model(rows: &[ModelRow]) -> Option<&ModelRow> {
 pub fn model_answer(rows: &[ModelRow]) -> Option<ModelAnswer> {
     let sota = sota_model(rows)?.clone();
     let baseline = rows.iter().find(|r| r.metrics.is_some()).cloned();
-    let gain = match (&sota.metrics, baseline.as_ref().and_then(|b| b.metrics.as_ref())) {
+    let gain = match (
+        &sota.metrics,
+        baseline.as_ref().and_then(|b| b.metrics.as_ref()),
+    ) {
         (Some(s), Some(b)) => HEADLINE
             .iter()
             .filter_map(|(key, _)| Some((*key, headline(s, key)? - headline(b, key)?)))
@@ -293,7 +296,11 @@ pub fn term(text: &str) -> String {
 
 fn metrics_json(m: Option<&Metrics>) -> Json {
     match m {
-        Some(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), Json::Float(*v))).collect()),
+        Some(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), Json::Float(*v)))
+                .collect(),
+        ),
         None => Json::Null,
     }
 }
@@ -318,7 +325,10 @@ pub fn model_row_json(r: &ModelRow) -> Json {
         .with("description", task.and_then(|t| t.description.clone()))
         .with("formulation", task.and_then(|t| t.formulation.clone()))
         .with("architecture", task.and_then(|t| t.architecture.clone()))
-        .with("hyperparameters", task.map_or(Json::Null, |t| t.hyperparameters.clone()))
+        .with(
+            "hyperparameters",
+            task.map_or(Json::Null, |t| t.hyperparameters.clone()),
+        )
         .with(
             "training_hyperparameters",
             task.map_or(Json::Null, |t| t.training_hyperparameters.clone()),
@@ -367,8 +377,14 @@ pub fn model_answer_json(m: &ModelAnswer) -> Json {
 pub fn answers_json(a: &Answers) -> Json {
     Json::object()
         .with("kind", a.kind.as_str())
-        .with("factor", a.factor.as_ref().map_or(Json::Null, factor_answer_json))
-        .with("model", a.model.as_ref().map_or(Json::Null, model_answer_json))
+        .with(
+            "factor",
+            a.factor.as_ref().map_or(Json::Null, factor_answer_json),
+        )
+        .with(
+            "model",
+            a.model.as_ref().map_or(Json::Null, model_answer_json),
+        )
 }
 
 // ------------------------------------------------------------------------------------------------- text
@@ -414,7 +430,10 @@ pub fn factor_answer_text(f: &FactorAnswer) -> String {
     format!(
         "{}, {count}; {}",
         at(f.index, f.loop_id),
-        headline_text(f.metrics.as_ref(), &["IC", "ICIR", "Rank IC", "annualized_return"])
+        headline_text(
+            f.metrics.as_ref(),
+            &["IC", "ICIR", "Rank IC", "annualized_return"]
+        )
     )
 }
 
@@ -430,7 +449,12 @@ pub fn model_answer_text(m: &ModelAnswer) -> (String, String) {
         .workspace
         .as_ref()
         .map(|w| w.display().to_string())
-        .or_else(|| m.sota.recorded.as_ref().map(|r| format!("{} (not found)", term(r))))
+        .or_else(|| {
+            m.sota
+                .recorded
+                .as_ref()
+                .map(|r| format!("{} (not found)", term(r)))
+        })
         .unwrap_or_else(|| "-".to_string());
     let first = format!(
         "{}, {name}{kind}; {}; workspace {workspace}",
@@ -450,7 +474,11 @@ pub fn model_answer_text(m: &ModelAnswer) -> (String, String) {
                     format!("{label} {}", fmt_gain(*v))
                 })
                 .collect();
-            format!("over {} (baseline): {}", at(b.index, b.loop_id), gains.join(", "))
+            format!(
+                "over {} (baseline): {}",
+                at(b.index, b.loop_id),
+                gains.join(", ")
+            )
         }
         _ => "no baseline with metrics to compare with".to_string(),
     };
@@ -461,7 +489,11 @@ pub fn model_answer_text(m: &ModelAnswer) -> (String, String) {
 pub fn answers_text(a: &Answers, indent: &str) -> String {
     let mut out = String::new();
     if let Some(f) = &a.factor {
-        out.push_str(&format!("{indent}{:<9} {}\n", "factors", factor_answer_text(f)));
+        out.push_str(&format!(
+            "{indent}{:<9} {}\n",
+            "factors",
+            factor_answer_text(f)
+        ));
     }
     if let Some(m) = &a.model {
         let (first, second) = model_answer_text(m);
@@ -581,7 +613,13 @@ pub fn model_resolution_json(run: &Run, workspace: &std::path::Path) -> Json {
         .with("run_kind", run.answers.kind.as_str())
         .with("snapshot", &survey.session.snapshot.path)
         .with("workspace", workspace)
-        .with("model", run.answers.model.as_ref().map_or(Json::Null, model_answer_json))
+        .with(
+            "model",
+            run.answers
+                .model
+                .as_ref()
+                .map_or(Json::Null, model_answer_json),
+        )
 }
 
 /// The header `inspect` prints for a model run (a factor or quant run gets the factor history's header).
@@ -589,8 +627,16 @@ pub fn model_run_header(survey: &Survey) -> String {
     let session = &survey.session;
     let snap = &session.snapshot;
     let mut out = String::new();
-    out.push_str(&format!("{:<10} {}\n", "log dir", session.log_dir.display()));
-    out.push_str(&format!("{:<10} {}\n", "project", survey.project_root.display()));
+    out.push_str(&format!(
+        "{:<10} {}\n",
+        "log dir",
+        session.log_dir.display()
+    ));
+    out.push_str(&format!(
+        "{:<10} {}\n",
+        "project",
+        survey.project_root.display()
+    ));
     out.push_str(&format!(
         "{:<10} {}, {} bytes\n",
         "snapshot",
@@ -615,7 +661,11 @@ pub fn model_run_header(survey: &Survey) -> String {
 
 /// `inspect` as text: the factor history (factor and quant runs), the model table (model and quant runs),
 /// both answers, and with `--factors` the SOTA factor set.
-pub fn inspect_text(run: &Run, kind: Kind, factor_set: Option<&crate::factors::FactorSet>) -> String {
+pub fn inspect_text(
+    run: &Run,
+    kind: Kind,
+    factor_set: Option<&crate::factors::FactorSet>,
+) -> String {
     let survey = &run.inspection.survey;
     let mut out = String::new();
     let run_kind = run.answers.kind;
@@ -650,7 +700,11 @@ pub fn inspect_json(run: &Run, factor_set: Option<&crate::factors::FactorSet>) -
     doc.push("run_kind", run.answers.kind.as_str());
     doc.push(
         "models",
-        run.answers.models.iter().map(model_row_json).collect::<Vec<_>>(),
+        run.answers
+            .models
+            .iter()
+            .map(model_row_json)
+            .collect::<Vec<_>>(),
     );
     doc.push("answers", answers_json(&run.answers));
     if let Some(set) = factor_set {
@@ -764,7 +818,12 @@ pub fn chain_answers(
                     Ok(run) if index < run.inspection.survey.entries.len() => {
                         let survey = &run.inspection.survey;
                         out.factor = Some(factor_answer_at(survey, index));
-                        match crate::factors::factor_set(survey, &run.details, index, sota.parquet.clone()) {
+                        match crate::factors::factor_set(
+                            survey,
+                            &run.details,
+                            index,
+                            sota.parquet.clone(),
+                        ) {
                             Ok(set) => {
                                 bundle.factors = Some(set);
                                 bundle.sources.push(crate::export::Source {
@@ -776,9 +835,10 @@ pub fn chain_answers(
                             Err(e) => out.notes.push(format!("the SOTA factor set: {e}")),
                         }
                     }
-                    Ok(_) => out
-                        .notes
-                        .push(format!("the factor log {} changed while rd-chain ran", log.display())),
+                    Ok(_) => out.notes.push(format!(
+                        "the factor log {} changed while rd-chain ran",
+                        log.display()
+                    )),
                     Err(e) => out.notes.push(format!("the factor log: {e}")),
                 }
             }
@@ -787,7 +847,9 @@ pub fn chain_answers(
                 sota.workspace.display()
             )),
         },
-        None => out.notes.push("no SOTA factor set was resolved".to_string()),
+        None => out
+            .notes
+            .push("no SOTA factor set was resolved".to_string()),
     }
     if let Some(phase) = record.phases.iter().find(|p| p.kind == PhaseKind::Model) {
         out.model_log = Some(phase.log_dir.clone());
@@ -877,7 +939,11 @@ mod tests {
         let a = model_answer(&rows).unwrap();
         assert_eq!(a.sota.index, 2);
         assert_eq!(a.baseline.as_ref().unwrap().index, 1);
-        let gain: Vec<(&str, String)> = a.gain.iter().map(|(k, v)| (*k, format!("{v:.4}"))).collect();
+        let gain: Vec<(&str, String)> = a
+            .gain
+            .iter()
+            .map(|(k, v)| (*k, format!("{v:.4}")))
+            .collect();
         assert_eq!(
             gain,
             vec![
@@ -904,14 +970,20 @@ mod tests {
         assert_eq!(headline(&m, "IC"), None);
         assert_eq!("Model".parse::<Kind>(), Ok(Kind::Model));
         assert_eq!("factor".parse::<Kind>(), Ok(Kind::Factor));
-        assert!("quant".parse::<Kind>().unwrap_err().contains("factor or model"));
+        assert!("quant"
+            .parse::<Kind>()
+            .unwrap_err()
+            .contains("factor or model"));
         assert!(RunKind::Quant.holds(Kind::Model) && RunKind::Quant.holds(Kind::Factor));
         assert!(!RunKind::Factor.holds(Kind::Model) && !RunKind::Model.holds(Kind::Factor));
     }
 
     #[test]
     fn terminal_text_has_no_control_characters() {
-        assert_eq!(term("a\u{1b}[31mred\nb\u{9b}"), "a\\u{1b}[31mred\\nb\\u{9b}");
+        assert_eq!(
+            term("a\u{1b}[31mred\nb\u{9b}"),
+            "a\\u{1b}[31mred\\nb\\u{9b}"
+        );
         assert_eq!(term("plain ü"), "plain ü");
     }
 }

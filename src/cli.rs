@@ -385,7 +385,11 @@ pub const SETTINGS: &[SettingEntry] = &[
         show: |c| {
             let value = c.export.value.as_ref();
             let text = value.map_or_else(|| "none".to_string(), |p| p.display().to_string());
-            (value.map(|p| Json::from(p.as_path())).into(), text, c.export.origin.clone())
+            (
+                value.map(|p| Json::from(p.as_path())).into(),
+                text,
+                c.export.origin.clone(),
+            )
         },
     },
     SettingEntry {
@@ -884,7 +888,9 @@ where
                 )
             })?;
             let to = last_value(&given, "to").map(PathBuf::from).ok_or_else(|| {
-                Error::usage("`rd-chain export` needs --to DIR: a new or empty directory for the bundle")
+                Error::usage(
+                    "`rd-chain export` needs --to DIR: a new or empty directory for the bundle",
+                )
             })?;
             Command::Export {
                 query: LogQuery {
@@ -1803,19 +1809,22 @@ mod tests {
                 factors: false,
             })
         );
-        let inv = parse(
-            args(&["resolve", "--kind", "model", "log/x"]),
-            &env(&[]),
-        )
-        .unwrap();
+        let inv = parse(args(&["resolve", "--kind", "model", "log/x"]), &env(&[])).unwrap();
         assert!(matches!(
             inv.command,
-            Command::Resolve(LogQuery { kind: Some(Kind::Model), .. })
+            Command::Resolve(LogQuery {
+                kind: Some(Kind::Model),
+                ..
+            })
         ));
         let inv = parse(args(&["inspect", "log/x", "--factors"]), &env(&[])).unwrap();
         assert!(matches!(
             inv.command,
-            Command::Inspect(LogQuery { kind: None, factors: true, .. })
+            Command::Inspect(LogQuery {
+                kind: None,
+                factors: true,
+                ..
+            })
         ));
         let inv = parse(
             args(&["export", "log/x", "--to", "out", "--kind=factor", "--force"]),
@@ -1833,14 +1842,22 @@ mod tests {
         }
         assert!(usage_msg(parse(args(&["export", "log/x"]), &env(&[]))).contains("--to DIR"));
         assert!(usage_msg(parse(args(&["export", "--to", "d"]), &env(&[]))).contains("needs a LOG"));
-        assert!(usage_msg(parse(args(&["resolve", "x", "--kind", "quant"]), &env(&[])))
-            .contains("factor or model"));
-        assert!(usage_msg(parse(args(&["resolve", "x", "--factors"]), &env(&[])))
-            .contains("--factors does not apply"));
-        assert!(usage_msg(parse(args(&["list", "--kind", "model"]), &env(&[])))
-            .contains("--kind does not apply"));
-        assert!(usage_msg(parse(args(&["inspect", "x", "--force"]), &env(&[])))
-            .contains("--force does not apply"));
+        assert!(
+            usage_msg(parse(args(&["resolve", "x", "--kind", "quant"]), &env(&[])))
+                .contains("factor or model")
+        );
+        assert!(
+            usage_msg(parse(args(&["resolve", "x", "--factors"]), &env(&[])))
+                .contains("--factors does not apply")
+        );
+        assert!(
+            usage_msg(parse(args(&["list", "--kind", "model"]), &env(&[])))
+                .contains("--kind does not apply")
+        );
+        assert!(
+            usage_msg(parse(args(&["inspect", "x", "--force"]), &env(&[])))
+                .contains("--force does not apply")
+        );
         let c = run(&["--export", "bundle"], &[]).unwrap();
         assert_eq!(c.export.value, Some(PathBuf::from("bundle")));
         let c = run(&[], &[("RD_CHAIN_EXPORT", "b2")]).unwrap();

@@ -165,7 +165,9 @@ fn listed_files(dir: &Path) -> Result<Vec<String>> {
             .and_then(Json::as_str)
             .ok_or_else(|| bad("a file entry has no `path`".to_string()))?;
         if safe_relative(path).is_none() {
-            return Err(bad(format!("it lists {path:?}, which is not a path inside the bundle")));
+            return Err(bad(format!(
+                "it lists {path:?}, which is not a path inside the bundle"
+            )));
         }
         out.push(path.to_string());
     }
@@ -293,8 +295,12 @@ pub fn write(bundle: &Bundle, dir: &Path, force: bool) -> Result<Written> {
 pub fn bundle_of(run: &crate::answers::Run, kind: Option<Kind>) -> Result<Bundle> {
     let survey = &run.inspection.survey;
     let run_kind = run.answers.kind;
-    let want_factor = kind.map_or(matches!(run_kind, RunKind::Factor | RunKind::Quant), |k| k == Kind::Factor);
-    let want_model = kind.map_or(matches!(run_kind, RunKind::Model | RunKind::Quant), |k| k == Kind::Model);
+    let want_factor = kind.map_or(matches!(run_kind, RunKind::Factor | RunKind::Quant), |k| {
+        k == Kind::Factor
+    });
+    let want_model = kind.map_or(matches!(run_kind, RunKind::Model | RunKind::Quant), |k| {
+        k == Kind::Model
+    });
     if !want_factor && !want_model {
         return Err(Error::resolution(format!(
             "{} holds no experiment to export ({})",
@@ -318,7 +324,12 @@ pub fn bundle_of(run: &crate::answers::Run, kind: Option<Kind>) -> Result<Bundle
                 ))
             }
         };
-        let set = crate::factors::factor_set(survey, &run.details, picked.index, picked.parquet.path.clone())?;
+        let set = crate::factors::factor_set(
+            survey,
+            &run.details,
+            picked.index,
+            picked.parquet.path.clone(),
+        )?;
         bundle.factors = Some(set);
         bundle.sources.push(source("factor"));
     }

@@ -64,7 +64,11 @@ pub fn factor_set(
              another --pick"
         ))
     })?;
-    let mut names: Vec<String> = columns.factor_names().iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = columns
+        .factor_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     // Data columns outside ('feature', name) are listed too, never dropped.
     names.extend(columns.other_data_columns().iter().map(|c| match &c.label {
         Some(levels) => levels.join("."),
@@ -76,9 +80,7 @@ pub fn factor_set(
         .filter(|s| s.entry.kind == ExperimentKind::Factor && s.entry.index <= sota_index)
         .map(|s| s.entry.index)
         .collect();
-    let accepted = |i: &usize| {
-        survey.entries[*i].entry.decision == Some(true) || *i == sota_index
-    };
+    let accepted = |i: &usize| survey.entries[*i].entry.decision == Some(true) || *i == sota_index;
     let factors = names
         .into_iter()
         .map(|name| {
@@ -126,7 +128,11 @@ pub fn factor_set(
 
 fn metrics_json(m: Option<&Metrics>) -> Json {
     match m {
-        Some(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), Json::Float(*v))).collect()),
+        Some(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), Json::Float(*v)))
+                .collect(),
+        ),
         None => Json::Null,
     }
 }
@@ -141,7 +147,10 @@ pub fn factor_json(f: &Factor, code_file: Option<&str>) -> Json {
         .with("index", f.introduced_index)
         .with("description", task.and_then(|t| t.description.clone()))
         .with("formulation", task.and_then(|t| t.formulation.clone()))
-        .with("variables", task.map_or(Json::Null, |t| t.variables.clone()))
+        .with(
+            "variables",
+            task.map_or(Json::Null, |t| t.variables.clone()),
+        )
         .with("code_in_snapshot", f.code_in_snapshot())
         .with("code_file", code_file)
         .with("hypothesis", f.hypothesis.clone())
@@ -190,7 +199,10 @@ pub fn factor_set_text(set: &FactorSet) -> String {
                 };
                 out.push_str(&format!("{}  introduced by {from}\n", term(&f.name)));
                 let field = |label: &str, value: Option<String>| {
-                    format!("  {label:<12} {}\n", value.map_or("-".to_string(), |v| term(&v)))
+                    format!(
+                        "  {label:<12} {}\n",
+                        value.map_or("-".to_string(), |v| term(&v))
+                    )
                 };
                 out.push_str(&field("description", task.description.clone()));
                 out.push_str(&field("formulation", task.formulation.clone()));

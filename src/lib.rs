@@ -181,7 +181,8 @@ fn run(
             let req = resolve_request(query, env)?;
             if kind == answers::Kind::Model {
                 let run = answers::read_run(&req)?;
-                let workspace = answers::resolve_model(&run.inspection.survey, &run.answers.models)?;
+                let workspace =
+                    answers::resolve_model(&run.inspection.survey, &run.answers.models)?;
                 return if json {
                     print_stdout(&answers::model_resolution_json(&run, &workspace).pretty())
                 } else {

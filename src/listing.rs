@@ -42,7 +42,8 @@ pub struct RunAnswers {
 fn run_answers(survey: &crate::resolve::Survey, factor_sota: Option<usize>) -> RunAnswers {
     let rows = crate::answers::model_rows(survey, &[]);
     let sota = crate::answers::sota_model(&rows);
-    let ic = |m: Option<&crate::session::Metrics>| m.and_then(|m| crate::answers::headline(m, "IC"));
+    let ic =
+        |m: Option<&crate::session::Metrics>| m.and_then(|m| crate::answers::headline(m, "IC"));
     RunAnswers {
         kind: crate::answers::run_kind(survey),
         model_experiments: rows.len(),

@@ -432,7 +432,9 @@ pub fn list_text(root: &Path, runs: &[RunSummary]) -> String {
         match &run.info {
             Ok(info) => {
                 let a = &info.answers;
-                let factor_sota = info.sota_index.map(|i| sota_cell((i, info.sota_loop), a.factor_ic));
+                let factor_sota = info
+                    .sota_index
+                    .map(|i| sota_cell((i, info.sota_loop), a.factor_ic));
                 let model_sota = a.model_sota.map(|at| sota_cell(at, a.model_ic));
                 let (accepted, sota, parquet) = match a.kind {
                     RunKind::Model => (
@@ -510,7 +512,10 @@ pub fn list_json(root: &Path, runs: &[RunSummary]) -> Json {
                     .with("model_experiments", info.answers.model_experiments)
                     .with("accepted_model", info.answers.accepted_model)
                     .with("model_sota_index", info.answers.model_sota.map(|(i, _)| i))
-                    .with("model_sota_loop", info.answers.model_sota.and_then(|(_, l)| l))
+                    .with(
+                        "model_sota_loop",
+                        info.answers.model_sota.and_then(|(_, l)| l),
+                    )
                     .with("sota_ic", info.answers.factor_ic)
                     .with("model_sota_ic", info.answers.model_ic)
                     .with("error", Json::Null),

@@ -23,3 +23,6 @@ mod progress;
 
 #[path = "cli/alpha.rs"]
 mod alpha;
+
+#[path = "cli/answers.rs"]
+mod answers;

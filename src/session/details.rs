@@ -78,14 +78,14 @@ fn value_json_at(graph: &Graph, value: &Value, depth: usize) -> Json {
         Value::Bytes(b) => Json::Str(format!("<{} bytes>", b.len)),
         Value::Node(_) if depth >= MAX_JSON_DEPTH => Json::Str("<nested too deep>".to_string()),
         Value::Node(_) => match graph.deref(value) {
-            Some(Node::List(items) | Node::Tuple(items) | Node::Set(items) | Node::FrozenSet(items)) => {
-                Json::Array(
-                    items
-                        .iter()
-                        .map(|v| value_json_at(graph, v, depth + 1))
-                        .collect(),
-                )
-            }
+            Some(
+                Node::List(items) | Node::Tuple(items) | Node::Set(items) | Node::FrozenSet(items),
+            ) => Json::Array(
+                items
+                    .iter()
+                    .map(|v| value_json_at(graph, v, depth + 1))
+                    .collect(),
+            ),
             Some(Node::Dict(pairs)) => Json::Object(
                 pairs
                     .iter()
@@ -161,7 +161,8 @@ fn hypothesis_of(graph: &Graph, item: &Value, experiment: Option<&Value>) -> Opt
             .items(item)?
             .iter()
             .find(|v| {
-                class_name(graph, v).is_some_and(|n| n.contains("Hypothesis") && !n.contains("Feedback"))
+                class_name(graph, v)
+                    .is_some_and(|n| n.contains("Hypothesis") && !n.contains("Feedback"))
             })
             .and_then(|h| text_attr(graph, h, "hypothesis"))
     })
@@ -198,7 +199,9 @@ fn model_task(
         training_hyperparameters: json_attr(graph, task, "training_hyperparameters"),
         code: workspace
             .and_then(|w| workspace_file(graph, w, MODEL_CODE_FILE))
-            .or_else(|| experiment_workspace.and_then(|w| workspace_file(graph, w, MODEL_CODE_FILE))),
+            .or_else(|| {
+                experiment_workspace.and_then(|w| workspace_file(graph, w, MODEL_CODE_FILE))
+            }),
     })
 }
 
@@ -236,7 +239,8 @@ pub fn read_details(graph: &Graph) -> Vec<ExperimentDetail> {
             for (i, task) in tasks.iter().enumerate() {
                 let workspace = workspaces.get(i).filter(|w| graph.object(w).is_some());
                 let class = class_name(graph, task).unwrap_or("");
-                let is_factor = class.contains("Factor") || graph.attr(task, "factor_name").is_some();
+                let is_factor =
+                    class.contains("Factor") || graph.attr(task, "factor_name").is_some();
                 if is_factor {
                     detail.factors.extend(factor_task(graph, task, workspace));
                 } else if class.contains("Model") || graph.attr(task, "model_type").is_some() {
@@ -253,7 +257,8 @@ pub fn read_details(graph: &Graph) -> Vec<ExperimentDetail> {
 /// Decode one snapshot file again and read its details (the code strings are kept whole: they are text, not
 /// the byte payloads the decoder drops).
 pub fn load_details(path: &Path) -> crate::Result<Vec<ExperimentDetail>> {
-    let data = std::fs::read(path).map_err(|e| crate::Error::io("cannot read the snapshot", path, e))?;
+    let data =
+        std::fs::read(path).map_err(|e| crate::Error::io("cannot read the snapshot", path, e))?;
     let envelope = open_envelope(&data).map_err(|why| {
         crate::Error::resolution(format!("cannot use snapshot {}: {why}", path.display()))
     })?;
@@ -287,7 +292,11 @@ mod tests {
     fn graph_with(mut b: GraphBuilder, hist: Vec<Value>) -> Graph {
         let hist = b.list(hist);
         let trace = b.instance("rdagent.core.proposal", "Trace", vec![("hist", hist)]);
-        let root = b.instance("rdagent.app.qlib_rd_loop.quant", "QuantRDLoop", vec![("trace", trace)]);
+        let root = b.instance(
+            "rdagent.app.qlib_rd_loop.quant",
+            "QuantRDLoop",
+            vec![("trace", trace)],
+        );
         let mut graph = b.graph;
         graph.root = root;
         graph
@@ -312,7 +321,10 @@ mod tests {
         let f2 = b.instance(
             "rdagent.components.coder.factor_coder.factor",
             "FactorTask",
-            vec![("factor_name", s("Vol_20")), ("factor_description", s("volatility"))],
+            vec![
+                ("factor_name", s("Vol_20")),
+                ("factor_description", s("volatility")),
+            ],
         );
         let ws1 = workspace(&mut b, "factor.py", "def f(): pass\n");
         let tasks = b.list(vec![f1, f2]);
@@ -325,7 +337,11 @@ mod tests {
         let e0 = b.instance(
             "rdagent.scenarios.qlib.experiment.factor_experiment",
             "QlibFactorExperiment",
-            vec![("sub_tasks", tasks), ("sub_workspace_list", wss), ("hypothesis", hyp)],
+            vec![
+                ("sub_tasks", tasks),
+                ("sub_workspace_list", wss),
+                ("hypothesis", hyp),
+            ],
         );
         let hp = b.dict(vec![("lr", Value::Float(0.001)), ("layers", Value::Int(2))]);
         let m = b.instance(
@@ -351,7 +367,11 @@ mod tests {
             vec![("sub_tasks", mtasks), ("experiment_workspace", ews)],
         );
         // A 3-item entry (hypothesis, experiment, feedback), as RD-Agent 0.3 wrote them.
-        let h3 = b.instance("rdagent.core.proposal", "Hypothesis", vec![("hypothesis", s("old style"))]);
+        let h3 = b.instance(
+            "rdagent.core.proposal",
+            "Hypothesis",
+            vec![("hypothesis", s("old style"))],
+        );
         let fb = b.instance("rdagent.core.proposal", "HypothesisFeedback", vec![]);
         let t0 = b.tuple(vec![e0, Value::None]);
         let t1 = b.tuple(vec![h3, e1, fb]);
@@ -361,9 +381,18 @@ mod tests {
         assert_eq!(d[0].hypothesis.as_deref(), Some("momentum persists"));
         assert_eq!(d[0].factors.len(), 2);
         assert_eq!(d[0].factors[0].name, "Mom_5");
-        assert_eq!(d[0].factors[0].description.as_deref(), Some("five-day momentum"));
-        assert_eq!(d[0].factors[0].formulation.as_deref(), Some("c_t/c_{t-5}-1"));
-        assert_eq!(d[0].factors[0].variables.compact(), r#"{"close_t":"close at t"}"#);
+        assert_eq!(
+            d[0].factors[0].description.as_deref(),
+            Some("five-day momentum")
+        );
+        assert_eq!(
+            d[0].factors[0].formulation.as_deref(),
+            Some("c_t/c_{t-5}-1")
+        );
+        assert_eq!(
+            d[0].factors[0].variables.compact(),
+            r#"{"close_t":"close at t"}"#
+        );
         assert_eq!(d[0].factors[0].code.as_deref(), Some("def f(): pass\n"));
         assert_eq!(d[0].factors[1].description.as_deref(), Some("volatility"));
         assert_eq!(d[0].factors[1].code, None);
@@ -372,11 +401,20 @@ mod tests {
         let model = &d[1].models[0];
         assert_eq!(model.name, "GRU_A");
         assert_eq!(model.model_type.as_deref(), Some("TimeSeries"));
-        assert_eq!(model.hyperparameters.compact(), r#"{"lr":0.001,"layers":2}"#);
+        assert_eq!(
+            model.hyperparameters.compact(),
+            r#"{"lr":0.001,"layers":2}"#
+        );
         assert_eq!(model.training_hyperparameters, Json::Null);
         // No sub workspace: the experiment workspace's model.py.
         assert_eq!(model.code.as_deref(), Some("class Net: pass\n"));
-        assert_eq!(d[2], ExperimentDetail { index: 2, ..ExperimentDetail::default() });
+        assert_eq!(
+            d[2],
+            ExperimentDetail {
+                index: 2,
+                ..ExperimentDetail::default()
+            }
+        );
     }
 
     #[test]
@@ -384,6 +422,9 @@ mod tests {
         let mut b = GraphBuilder::default();
         let obj = b.instance("m", "Thing", vec![]);
         let list = b.list(vec![Value::Int(1), obj, Value::None]);
-        assert_eq!(value_json(&b.graph, &list).compact(), r#"[1,"<m.Thing>",null]"#);
+        assert_eq!(
+            value_json(&b.graph, &list).compact(),
+            r#"[1,"<m.Thing>",null]"#
+        );
     }
 }

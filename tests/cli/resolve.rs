@@ -355,7 +355,8 @@ fn check_scenario(s: &Scenario) {
         // A model run's answer is its SOTA model (the last accepted model experiment): inspect exits 0 when
         // there is one, 3 when none was accepted. Every other run's answer is its factor pick.
         let history = exp.get("history").arr();
-        let model_run = !history.is_empty() && history.iter().all(|h| h.get("kind").str() == "model");
+        let model_run =
+            !history.is_empty() && history.iter().all(|h| h.get("kind").str() == "model");
         let sota_model = history
             .iter()
             .rev()
@@ -389,7 +390,12 @@ fn check_answers(s: &Scenario, doc: &J, sota_model: Option<&J>) {
         (false, false) => "factor",
     };
     assert_eq!(doc.get("run_kind").str(), kind, "{name}: run kind");
-    let models: Vec<i64> = doc.get("models").arr().iter().map(|m| m.get("index").int()).collect();
+    let models: Vec<i64> = doc
+        .get("models")
+        .arr()
+        .iter()
+        .map(|m| m.get("index").int())
+        .collect();
     let want: Vec<i64> = history
         .iter()
         .filter(|h| h.get("kind").str() == "model")
@@ -401,8 +407,16 @@ fn check_answers(s: &Scenario, doc: &J, sota_model: Option<&J>) {
         None => assert!(answers.get("model").is_null(), "{name}: no SOTA model"),
         Some(h) => {
             let sota = answers.get("model").get("sota");
-            assert_eq!(sota.get("index").int(), h.get("index").int(), "{name}: SOTA model");
-            assert_eq!(opt_int(sota.get("loop")), opt_int(h.get("loop")), "{name}: SOTA model loop");
+            assert_eq!(
+                sota.get("index").int(),
+                h.get("index").int(),
+                "{name}: SOTA model"
+            );
+            assert_eq!(
+                opt_int(sota.get("loop")),
+                opt_int(h.get("loop")),
+                "{name}: SOTA model loop"
+            );
             assert_eq!(
                 metrics(sota.get("metrics")),
                 metrics(h.get("metrics")),
@@ -412,7 +426,11 @@ fn check_answers(s: &Scenario, doc: &J, sota_model: Option<&J>) {
     }
     let factor = answers.get("factor");
     match s.expected.get("expect").get("sota").opt("index") {
-        Some(index) => assert_eq!(factor.get("index").int(), index.int(), "{name}: SOTA factor set"),
+        Some(index) => assert_eq!(
+            factor.get("index").int(),
+            index.int(),
+            "{name}: SOTA factor set"
+        ),
         None => assert!(factor.is_null(), "{name}: no SOTA factor set"),
     }
 }
