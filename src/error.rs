@@ -13,7 +13,7 @@ use crate::signals::Stop;
 pub enum Error {
     /// The command line or an environment variable is wrong (exit 2).
     Usage(String),
-    /// The SOTA factor workspace could not be resolved (exit 3).
+    /// The SOTA factor workspace (or the SOTA model asked for) could not be resolved (exit 3).
     Resolution(String),
     /// `rdagent` is missing or not executable (exit 4).
     RdagentMissing(String),

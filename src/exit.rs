@@ -9,7 +9,8 @@ pub const OK: u8 = 0;
 pub const INTERNAL: u8 = 1;
 /// The command line or an environment variable is wrong.
 pub const USAGE: u8 = 2;
-/// The SOTA factor workspace could not be resolved (no snapshot, no accepted factor experiment, no parquet).
+/// The SOTA factor workspace (or the SOTA model asked for) could not be resolved (no snapshot, no accepted
+/// experiment of that kind, no parquet).
 pub const RESOLUTION: u8 = 3;
 /// The `rdagent` program was not found or is not executable.
 pub const RDAGENT_MISSING: u8 = 4;
@@ -82,7 +83,7 @@ pub const TABLE: &[Documented] = &[
     Documented {
         code: Code::Fixed(RESOLUTION),
         name: "SOTA resolution failed",
-        meaning: "the SOTA factor workspace could not be resolved",
+        meaning: "the SOTA factor workspace (or model asked for) could not be resolved",
     },
     Documented {
         code: Code::Fixed(RDAGENT_MISSING),
