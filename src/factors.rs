@@ -49,6 +49,37 @@ pub struct FactorSet {
     pub factors: Vec<Factor>,
 }
 
+/// A factor experiment of the history, for `introducer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub index: usize,
+    pub accepted: bool,
+}
+
+/// The history entry that introduced factor `name` into the SOTA set: the first ACCEPTED factor experiment at
+/// or before the SOTA (the SOTA itself counts as accepted) whose tasks name it, else the first factor
+/// experiment at or before the SOTA that names it (a task may have been re-proposed); `None`: no experiment
+/// explains the column.
+pub fn introducer(
+    name: &str,
+    experiments: &[Candidate],
+    details: &[ExperimentDetail],
+    sota_index: usize,
+) -> Option<usize> {
+    let names_it = |c: &&Candidate| {
+        c.index <= sota_index
+            && details
+                .get(c.index)
+                .is_some_and(|d| d.factors.iter().any(|f| f.name == name))
+    };
+    experiments
+        .iter()
+        .filter(|c| c.accepted || c.index == sota_index)
+        .find(names_it)
+        .or_else(|| experiments.iter().find(names_it))
+        .map(|c| c.index)
+}
+
 /// The factor set of `sota_index`'s parquet, explained by the history up to that entry: a factor is
 /// introduced by the first ACCEPTED factor experiment at or before the SOTA whose tasks name it (the SOTA's
 /// parquet holds the accepted experiments' factors), else by the first factor experiment that names it.
@@ -74,28 +105,20 @@ pub fn factor_set(
         Some(levels) => levels.join("."),
         None => c.name.clone(),
     }));
-    let candidates: Vec<usize> = survey
+    let experiments: Vec<Candidate> = survey
         .entries
         .iter()
-        .filter(|s| s.entry.kind == ExperimentKind::Factor && s.entry.index <= sota_index)
-        .map(|s| s.entry.index)
+        .filter(|s| s.entry.kind == ExperimentKind::Factor)
+        .map(|s| Candidate {
+            index: s.entry.index,
+            accepted: s.entry.decision == Some(true),
+        })
         .collect();
-    let accepted = |i: &usize| survey.entries[*i].entry.decision == Some(true) || *i == sota_index;
     let factors = names
         .into_iter()
-        .map(|name| {
-            let names_it = |i: &&usize| {
-                details
-                    .get(**i)
-                    .is_some_and(|d| d.factors.iter().any(|f| f.name == name))
-            };
-            let found = candidates
-                .iter()
-                .filter(|i| accepted(i))
-                .find(names_it)
-                .or_else(|| candidates.iter().find(names_it));
-            match found {
-                Some(&i) => {
+        .map(
+            |name| match introducer(&name, &experiments, details, sota_index) {
+                Some(i) => {
                     let detail = &details[i];
                     let entry = &survey.entries[i].entry;
                     Factor {
@@ -115,8 +138,8 @@ pub fn factor_set(
                     hypothesis: None,
                     metrics: None,
                 },
-            }
-        })
+            },
+        )
         .collect();
     Ok(FactorSet {
         sota_index,
@@ -239,4 +262,71 @@ pub fn factor_set_text(set: &FactorSet) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(index: usize, names: &[&str]) -> ExperimentDetail {
+        ExperimentDetail {
+            index,
+            hypothesis: None,
+            factors: names
+                .iter()
+                .map(|n| FactorTask {
+                    name: n.to_string(),
+                    description: None,
+                    formulation: None,
+                    variables: Json::Null,
+                    code: None,
+                })
+                .collect(),
+            models: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_factor_is_introduced_by_the_first_accepted_experiment_that_names_it() {
+        // 0 rejected names A; 1 accepted names A and B; 2 rejected names C; 3 (the SOTA, accepted) names D;
+        // 4 (after the SOTA) names E.
+        let details = vec![
+            detail(0, &["A"]),
+            detail(1, &["A", "B"]),
+            detail(2, &["C"]),
+            detail(3, &["D"]),
+            detail(4, &["E"]),
+        ];
+        let exps: Vec<Candidate> = [false, true, false, true, true]
+            .iter()
+            .enumerate()
+            .map(|(index, &accepted)| Candidate { index, accepted })
+            .collect();
+        assert_eq!(
+            introducer("A", &exps, &details, 3),
+            Some(1),
+            "accepted wins over an earlier rejected one"
+        );
+        assert_eq!(introducer("B", &exps, &details, 3), Some(1));
+        assert_eq!(
+            introducer("C", &exps, &details, 3),
+            Some(2),
+            "only a rejected one names it"
+        );
+        assert_eq!(
+            introducer("D", &exps, &details, 3),
+            Some(3),
+            "the SOTA's own"
+        );
+        assert_eq!(
+            introducer("E", &exps, &details, 3),
+            None,
+            "after the SOTA: cannot be in its parquet"
+        );
+        assert_eq!(introducer("Z", &exps, &details, 3), None);
+        // The SOTA counts even when its decision was not recorded as accepted (--pick latest / loop:N).
+        let mut unaccepted = exps.clone();
+        unaccepted[3].accepted = false;
+        assert_eq!(introducer("D", &unaccepted, &details, 3), Some(3));
+    }
 }
