@@ -245,7 +245,12 @@ pub fn resolve_model(survey: &Survey, rows: &[ModelRow]) -> crate::Result<PathBu
     let Some(sota) = sota_model(rows) else {
         let kind = run_kind(survey);
         let counts = survey.counts();
-        let what = if rows.is_empty() {
+        let what = if rows.is_empty() && kind == RunKind::Model {
+            format!(
+                "no model experiment in the history of {log} yet ({counts}): a model loop records its \
+                 experiment at its feedback (or record) step"
+            )
+        } else if rows.is_empty() {
             format!(
                 "no model experiment in the history of {log}: it is a {} run ({counts}); `--kind factor` gives \
                  its SOTA factor workspace",

@@ -250,17 +250,17 @@ impl RunRecord {
             )
             .with("sota", sota)
             .with(
-                "answers",
-                self.answers
-                    .as_ref()
-                    .map_or(Json::Null, crate::answers::ChainAnswers::to_json),
-            )
-            .with(
                 "phases",
                 self.phases
                     .iter()
                     .map(phase_record_json)
                     .collect::<Vec<_>>(),
+            )
+            .with(
+                "answers",
+                self.answers
+                    .as_ref()
+                    .map_or(Json::Null, crate::answers::ChainAnswers::to_json),
             )
     }
 
