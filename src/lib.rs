@@ -234,18 +234,17 @@ fn run(
             if let Some(Err(e)) = factor_set {
                 return Err(e);
             }
-            match kind {
-                answers::Kind::Model => {
-                    answers::resolve_model(&run.inspection.survey, &run.answers.models).map(|_| ())
-                }
-                answers::Kind::Factor => {
-                    let survey = &run.inspection.survey;
-                    match run.inspection.outcome {
-                        Ok(_) => Ok(()),
-                        Err(e) => Err(answers::not_a_factor_run(survey, e)),
-                    }
+            if kind == answers::Kind::Model {
+                answers::resolve_model(&run.inspection.survey, &run.answers.models)?;
+            }
+            // The factor pick decides for a factor inspection, and for --factors whatever the kind.
+            if kind == answers::Kind::Factor || with_factors {
+                let survey = &run.inspection.survey;
+                if let Err(e) = run.inspection.outcome {
+                    return Err(answers::not_a_factor_run(survey, e));
                 }
             }
+            Ok(())
         }
         Command::Export { query, to, force } => {
             let (json, kind) = (query.json, query.kind);

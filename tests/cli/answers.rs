@@ -214,6 +214,11 @@ fn model_logs_are_first_class_in_inspect_resolve_and_list() {
         "{text}"
     );
 
+    // --factors asks for the factor set, which a model log does not have: the tables, then exit 3.
+    let (text, err) = expect_code(&mut cmd(&exp, &["inspect", "--factors", model_log]), 3);
+    assert!(text.contains("model experiments (model run):"), "{text}");
+    assert!(err.contains("holds a model run"), "{err}");
+
     // resolve: the model's workspace alone on stdout; the wrong kind is exit 3 saying what the log holds.
     let (out, _) = expect_code(
         &mut cmd(&exp, &["resolve", "--kind", "model", model_log]),
