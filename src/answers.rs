@@ -281,20 +281,10 @@ pub fn resolve_model(survey: &Survey, rows: &[ModelRow]) -> crate::Result<PathBu
     }
 }
 
-/// Text from a snapshot made safe for a terminal: control characters (including newlines, ESC and the C1
-/// range) are shown as `\n`, `\t` or `\u{..}` escapes, so a name cannot move the cursor or change colours.
+/// Text from a snapshot inside a line of human output: rd-chain's one terminal escaping (control characters,
+/// newlines and tabs shown as visible escapes).
 pub fn term(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::render::escape_value(text)
 }
 
 // ------------------------------------------------------------------------------------------------- JSON
@@ -987,7 +977,7 @@ mod tests {
     fn terminal_text_has_no_control_characters() {
         assert_eq!(
             term("a\u{1b}[31mred\nb\u{9b}"),
-            "a\\u{1b}[31mred\\nb\\u{9b}"
+            "a\\x1b[31mred\\x0ab\\u{9b}"
         );
         assert_eq!(term("plain ü"), "plain ü");
     }

@@ -132,7 +132,7 @@ fn inspect_factors_lists_every_sota_column_with_the_loop_that_introduced_it() {
         !text.contains('\u{1b}'),
         "a terminal escape reached the terminal:\n{text}"
     );
-    assert!(text.contains("\\u{1b}[31mRED"), "{text}");
+    assert!(text.contains("\\x1b[31mRED"), "{text}");
     assert!(
         text.contains(&format!(
             "{}  NOT EXPLAINED",
