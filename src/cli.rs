@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::answers::Kind;
 use crate::hook::{contract, HookMode};
@@ -89,13 +90,50 @@ pub struct RunConfig {
     pub events: Setting<Option<PathBuf>>,
     /// Keep rdagent's output on the terminal (no status line).
     pub show_output: Setting<bool>,
+    /// `None`: the start time names the run.
+    pub run_id: Setting<Option<String>>,
+    pub retries: Setting<u64>,
+    pub retry_wait: Setting<Duration>,
+    pub stall_after: Setting<Duration>,
+    pub on_stall: Setting<OnStall>,
+    pub accept_partial: Setting<bool>,
+    pub allow_legacy_pickle: Setting<bool>,
     pub json: bool,
+    /// The arguments and the variables rd-chain reads, as given: the run record keeps them so `resume` can
+    /// start the same chain again.
+    pub invocation: ChainArgs,
     /// A `LOG_TRACE_PATH` the user set: the first phase writes there instead of a fresh dir.
     pub log_trace_path: Option<PathBuf>,
     /// `WORKSPACE_PATH` as the user set it (RD-Agent's workspace root), used to find moved workspaces.
     pub workspace_path_env: Option<PathBuf>,
     /// `--export DIR`: write the answers' bundle there at the end (`None`: no bundle).
     pub export: Setting<Option<PathBuf>>,
+}
+
+/// What to do when a phase writes no snapshot for `--stall-after`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnStall {
+    /// Log a warning once.
+    Warn,
+    /// Warn, terminate the phase and resume it (counts as a retry).
+    Restart,
+}
+
+impl OnStall {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStall::Warn => "warn",
+            OnStall::Restart => "restart",
+        }
+    }
+}
+
+/// The command line as given (arguments and the environment variables rd-chain reads), kept in the run record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChainArgs {
+    pub args: Vec<String>,
+    /// Every variable of `INVOCATION_ENV` that was set (non-empty), with its value.
+    pub env: Vec<(String, String)>,
 }
 
 /// What to do.
@@ -117,6 +155,11 @@ pub enum Command {
         query: LogQuery,
         to: PathBuf,
         force: bool,
+    },
+    /// `rd-chain resume [RUN]`: RUN is a run id or a run record's path; `None`: the newest unfinished run.
+    Resume {
+        run: Option<PathBuf>,
+        log_root: Setting<PathBuf>,
     },
 }
 
@@ -169,6 +212,8 @@ enum Scope {
     Inspect,
     /// `export` only.
     Export,
+    /// The chain and `resume`.
+    Chain,
 }
 
 impl RunConfig {
@@ -202,7 +247,15 @@ impl RunConfig {
             dry_run: Setting::default(bool_default("dry-run")),
             events: Setting::default(None),
             show_output: Setting::default(bool_default("show-output")),
+            run_id: Setting::default(None),
+            retries: Setting::default(count_default("retries")),
+            retry_wait: Setting::default(seconds_default("retry-wait")),
+            stall_after: Setting::default(seconds_default("stall-after")),
+            on_stall: Setting::default(OnStall::Warn),
+            accept_partial: Setting::default(bool_default("accept-partial")),
+            allow_legacy_pickle: Setting::default(bool_default("allow-legacy-pickle")),
             json: false,
+            invocation: ChainArgs::default(),
             log_trace_path: None,
             workspace_path_env: None,
             export: Setting::default(None),
@@ -374,7 +427,7 @@ pub const SETTINGS: &[SettingEntry] = &[
         key: "show_output",
         flag: "show-output",
         label: Some("show output"),
-        read: read_show_output,
+        read: |long, g, e, c| read_switch(&mut c.show_output, long, g, e),
         show: |c| shown(&c.show_output, c.show_output.value.to_string()),
     },
     SettingEntry {
@@ -396,10 +449,95 @@ pub const SETTINGS: &[SettingEntry] = &[
         key: "dry_run",
         flag: "dry-run",
         label: None,
-        read: read_dry_run,
+        read: |long, g, e, c| read_switch(&mut c.dry_run, long, g, e),
         show: |c| shown(&c.dry_run, c.dry_run.value.to_string()),
     },
+    SettingEntry {
+        key: "run_id",
+        flag: "run-id",
+        label: Some("run id"),
+        read: |long, g, e, c| read_into(&mut c.run_id, long, g, e, |t| run_id(t).map(Some)),
+        show: |c| {
+            let text = c
+                .run_id
+                .value
+                .clone()
+                .unwrap_or_else(|| RUN_ID_DEFAULT.to_string());
+            (c.run_id.value.clone().into(), text, c.run_id.origin.clone())
+        },
+    },
+    SettingEntry {
+        key: "retries",
+        flag: "retries",
+        label: Some("retries"),
+        read: |long, g, e, c| read_into(&mut c.retries, long, g, e, whole_number),
+        show: |c| shown(&c.retries, c.retries.value.to_string()),
+    },
+    SettingEntry {
+        key: "retry_wait",
+        flag: "retry-wait",
+        label: Some("retry wait"),
+        read: |long, g, e, c| read_into(&mut c.retry_wait, long, g, e, parse_duration),
+        show: |c| seconds_shown(&c.retry_wait),
+    },
+    SettingEntry {
+        key: "stall_after",
+        flag: "stall-after",
+        label: Some("stall after"),
+        read: |long, g, e, c| read_into(&mut c.stall_after, long, g, e, parse_duration),
+        show: |c| seconds_shown(&c.stall_after),
+    },
+    SettingEntry {
+        key: "on_stall",
+        flag: "on-stall",
+        label: Some("on stall"),
+        read: |long, g, e, c| {
+            read_into(&mut c.on_stall, long, g, e, |t| match t.trim() {
+                "warn" => Ok(OnStall::Warn),
+                "restart" => Ok(OnStall::Restart),
+                _ => Err("expected warn or restart".to_string()),
+            })
+        },
+        show: |c| {
+            let text = c.on_stall.value.as_str();
+            (
+                Json::from(text),
+                text.to_string(),
+                c.on_stall.origin.clone(),
+            )
+        },
+    },
+    SettingEntry {
+        key: "accept_partial",
+        flag: "accept-partial",
+        label: Some("accept partial"),
+        read: |long, g, e, c| read_switch(&mut c.accept_partial, long, g, e),
+        show: |c| shown(&c.accept_partial, c.accept_partial.value.to_string()),
+    },
+    SettingEntry {
+        key: "allow_legacy_pickle",
+        flag: "allow-legacy-pickle",
+        label: Some("legacy pickle"),
+        read: |long, g, e, c| read_switch(&mut c.allow_legacy_pickle, long, g, e),
+        show: |c| {
+            shown(
+                &c.allow_legacy_pickle,
+                c.allow_legacy_pickle.value.to_string(),
+            )
+        },
+    },
 ];
+
+/// How the plan text shows a run id that is not chosen.
+pub const RUN_ID_DEFAULT: &str = "the start time";
+
+fn seconds_shown(s: &Setting<Duration>) -> (Json, String, Origin) {
+    (
+        Json::from(s.value.as_secs()),
+        format_duration(s.value),
+        s.origin.clone(),
+    )
+}
 
 /// One flag: its spellings, its value's name, its environment variable, default and help text.
 struct Flag {
@@ -426,6 +564,10 @@ enum DefaultValue {
     Hook(HookMode),
     /// A program found on PATH.
     OnPath,
+    /// A duration in seconds, printed with the largest unit that divides it (`60s`, `3h`).
+    Seconds(u64),
+    /// A word among the flag's choices.
+    Word(&'static str),
 }
 
 /// How the plan text and `--help` describe an `rdagent` that is looked up on PATH.
@@ -441,6 +583,8 @@ impl DefaultValue {
             DefaultValue::Pick(p) => Some(p.to_string()),
             DefaultValue::Hook(h) => Some(h.as_str().to_string()),
             DefaultValue::OnPath => Some(RDAGENT_ON_PATH.to_string()),
+            DefaultValue::Seconds(n) => Some(format_duration(Duration::from_secs(n))),
+            DefaultValue::Word(w) => Some(w.to_string()),
         }
     }
 }
@@ -454,6 +598,13 @@ fn count_default(long: &str) -> u64 {
     match default_of(long) {
         DefaultValue::Count(n) => n,
         other => panic!("--{long} has the default {other:?}, not a count"),
+    }
+}
+
+fn seconds_default(long: &str) -> Duration {
+    match default_of(long) {
+        DefaultValue::Seconds(n) => Duration::from_secs(n),
+        other => panic!("--{long} has the default {other:?}, not a duration"),
     }
 }
 
@@ -545,7 +696,7 @@ const FLAGS: &[Flag] = &[
         env: Some("RD_CHAIN_LOG_ROOT"),
         default: DefaultValue::Dir("log"),
         help: "Where each phase's log dir and rd-chain's run record are created.",
-        scope: Scope::Run,
+        scope: Scope::Chain,
     },
     Flag {
         long: "alpha-factors",
@@ -665,6 +816,75 @@ const FLAGS: &[Flag] = &[
         scope: Scope::Run,
     },
     Flag {
+        long: "run-id",
+        short: None,
+        value: Some("ID"),
+        env: Some("RD_CHAIN_RUN_ID"),
+        default: DefaultValue::Nothing,
+        help: "Name the run (letters, digits, '.', '_', '-'; up to 100 characters; default: the start time). \
+               Starting the same run id again continues it where it stopped; a run id that finished prints \
+               its summary and runs nothing.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "retries",
+        short: None,
+        value: Some("N"),
+        env: Some("RD_CHAIN_RETRIES"),
+        default: DefaultValue::Count(0),
+        help: "Resume a phase that exits with an error up to N times, each only if its log gained a snapshot \
+               since the previous attempt.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "retry-wait",
+        short: None,
+        value: Some("D"),
+        env: Some("RD_CHAIN_RETRY_WAIT"),
+        default: DefaultValue::Seconds(60),
+        help: "Wait before the first retry, doubled for each next one, at most 30m. Durations: seconds \
+               (90) or with s, m, h (90s, 15m, 3h).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "stall-after",
+        short: None,
+        value: Some("D"),
+        env: Some("RD_CHAIN_STALL_AFTER"),
+        default: DefaultValue::Seconds(3 * 3600),
+        help: "A phase that writes no new snapshot for D is stalled: warn once (see --on-stall).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "on-stall",
+        short: None,
+        value: Some("ACTION"),
+        env: Some("RD_CHAIN_ON_STALL"),
+        default: DefaultValue::Word("warn"),
+        help: "warn, or restart: terminate the stalled phase and resume it (counts as a retry).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "accept-partial",
+        short: None,
+        value: None,
+        env: Some("RD_CHAIN_ACCEPT_PARTIAL"),
+        default: DefaultValue::Bool(false),
+        help: "When the factor phase fails for good but its log holds an accepted SOTA, run the model phase \
+               on it (saying how many loops were done).",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "allow-legacy-pickle",
+        short: None,
+        value: None,
+        env: Some("RD_CHAIN_ALLOW_LEGACY_PICKLE"),
+        default: DefaultValue::Bool(false),
+        help: "Resume from an unsigned (pre-1.0) snapshot: passes ALLOW_UNSAFE_LEGACY_PICKLE=true to the \
+               resumed rdagent, which then unpickles it (only for logs you trust).",
+        scope: Scope::Run,
+    },
+    Flag {
         long: "json",
         short: None,
         value: None,
@@ -727,6 +947,7 @@ enum Sub {
     Inspect,
     List,
     Export,
+    Resume,
 }
 
 impl Sub {
@@ -737,6 +958,7 @@ impl Sub {
             Sub::Inspect => "inspect",
             Sub::List => "list",
             Sub::Export => "export",
+            Sub::Resume => "resume",
         }
     }
 
@@ -746,10 +968,11 @@ impl Sub {
             (_, Scope::All)
                 | (Sub::Run, _)
                 | (Sub::Resolve | Sub::Inspect, Scope::Pick | Scope::Json)
-                | (Sub::List | Sub::Export, Scope::Json)
+                | (Sub::List | Sub::Export | Sub::Resume, Scope::Json)
                 | (Sub::Resolve | Sub::Inspect | Sub::Export, Scope::Kind)
                 | (Sub::Inspect, Scope::Inspect)
                 | (Sub::Export, Scope::Export | Scope::Pick)
+                | (Sub::Resume, Scope::Chain)
         )
     }
 }
@@ -761,6 +984,11 @@ where
 {
     let mut given: Vec<(&'static Flag, Option<OsString>)> = Vec::new();
     let mut positionals: Vec<OsString> = Vec::new();
+    let args: Vec<OsString> = args.into_iter().collect();
+    let given_args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let mut args = args.into_iter();
     let mut verbose = 0u32;
     let mut quiet = false;
@@ -830,6 +1058,7 @@ where
         Some("inspect") => Sub::Inspect,
         Some("list") => Sub::List,
         Some("export") => Sub::Export,
+        Some("resume") => Sub::Resume,
         Some("help") => return Ok(help_invocation(Command::Help)),
         _ => Sub::Run,
     };
@@ -878,7 +1107,30 @@ where
                     p.to_string_lossy()
                 )));
             }
-            Command::Run(Box::new(run_config(&given, &env, json, &mut warnings)?))
+            let mut config = run_config(&given, &env, json, &mut warnings)?;
+            config.invocation = ChainArgs {
+                args: given_args.clone(),
+                env: INVOCATION_ENV
+                    .iter()
+                    .filter_map(|n| {
+                        env.0
+                            .get(*n)
+                            .filter(|v| !v.is_empty())
+                            .map(|v| (n.to_string(), v.to_string_lossy().into_owned()))
+                    })
+                    .collect(),
+            };
+            Command::Run(Box::new(config))
+        }
+        Sub::Resume => {
+            let mut log_root = RunConfig::defaults().log_root;
+            read_into(&mut log_root, "log-root", &given, &env, |t| {
+                Ok(PathBuf::from(t))
+            })?;
+            Command::Resume {
+                run: one_positional(&positionals, sub, "RUN")?,
+                log_root,
+            }
         }
         Sub::Export => {
             let path = one_positional(&positionals, sub, "LOG")?.ok_or_else(|| {
@@ -1108,18 +1360,12 @@ fn kill_after_seconds(text: &str) -> std::result::Result<u64, String> {
     Ok(n)
 }
 
+/// A phase's time limit: checked by the one duration parser, passed to rdagent `--all-duration` as written.
 fn duration(text: &str) -> std::result::Result<Option<String>, String> {
     let t = text.trim();
-    let ok = t.chars().next().is_some_and(|c| c.is_ascii_digit())
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
-    if ok {
-        Ok(Some(t.to_string()))
-    } else {
-        Err(
-            "expected a duration such as 90m, 6h or 1d (passed to rdagent --all-duration)"
-                .to_string(),
-        )
-    }
+    parse_duration(t)
+        .map(|_| Some(t.to_string()))
+        .map_err(|why| format!("{why} (passed to rdagent --all-duration, which also takes 1d)"))
 }
 
 fn parse_pick(text: &str) -> std::result::Result<Pick, String> {
@@ -1166,30 +1412,110 @@ fn read_alpha_factors(
     Ok(())
 }
 
-/// --show-output (a switch: given means true); else the variable; else the default.
-fn read_show_output(long: &'static str, given: &Given, env: &Env, c: &mut RunConfig) -> Result<()> {
+/// A switch (given means true); else its variable; else the default.
+fn read_switch(
+    target: &mut Setting<bool>,
+    long: &'static str,
+    given: &Given,
+    env: &Env,
+) -> Result<()> {
     if let Some((f, _)) = given.iter().find(|(f, _)| f.long == long) {
-        c.show_output = Setting {
+        *target = Setting {
             value: true,
             origin: Origin::Flag(f.long),
         };
     } else {
-        read_bool_env(&mut c.show_output, long, env)?;
+        read_bool_env(target, long, env)?;
     }
     Ok(())
 }
 
-/// --dry-run (a switch: given means true); else the variable; else the default.
-fn read_dry_run(long: &'static str, given: &Given, env: &Env, c: &mut RunConfig) -> Result<()> {
-    if let Some((f, _)) = given.iter().find(|(f, _)| f.long == long) {
-        c.dry_run = Setting {
-            value: true,
-            origin: Origin::Flag(f.long),
-        };
+/// The variables rd-chain reads for the chain (besides the key and the path), kept in the run record.
+pub const INVOCATION_ENV: &[&str] = &[
+    "RD_CHAIN_FACTOR_LOOPS",
+    "RD_CHAIN_MODEL_LOOPS",
+    "RD_CHAIN_FACTOR_DURATION",
+    "RD_CHAIN_MODEL_DURATION",
+    "LOAD_SOTA_FROM_LOG",
+    "SOTA_LOG_PATH",
+    "LOAD_SOTA_FROM_WORKSPACE",
+    "SOTA_WORKSPACE_PATH",
+    "RD_CHAIN_PICK",
+    "RDAGENT_BIN",
+    "RD_CHAIN_LOG_ROOT",
+    "USE_ALPHA_FACTORS",
+    "RD_CHAIN_HOOK",
+    "RD_CHAIN_KILL_AFTER",
+    "RD_CHAIN_RUN_ID",
+    "RD_CHAIN_RETRIES",
+    "RD_CHAIN_RETRY_WAIT",
+    "RD_CHAIN_STALL_AFTER",
+    "RD_CHAIN_ON_STALL",
+    "RD_CHAIN_ACCEPT_PARTIAL",
+    "RD_CHAIN_ALLOW_LEGACY_PICKLE",
+    "LOG_TRACE_PATH",
+    "WORKSPACE_PATH",
+];
+
+/// A run id: 1 to 100 of `A-Z a-z 0-9 . _ -`, not starting with `.` or `-` (it names files under the log root).
+pub fn run_id(text: &str) -> std::result::Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 100
+        && !text.starts_with(['.', '-'])
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(text.to_string())
     } else {
-        read_bool_env(&mut c.dry_run, long, env)?;
+        Err("a run id is 1 to 100 letters, digits, '.', '_' or '-', not starting with '.' or '-' (e.g. \
+             slurm-4242_7)"
+            .to_string())
     }
-    Ok(())
+}
+
+/// A duration: whole or decimal seconds (`0`, `90`, `1.5`), or with a unit `s`, `m`, `h` (`90s`, `15m`, `3h`;
+/// `d` for days, as rdagent's `--all-duration` also takes it). The one parser of every duration flag.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c),
+        _ => (t, 's'),
+    };
+    let scale = match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86_400.0,
+        _ => -1.0,
+    };
+    let digits_ok = !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && number.bytes().filter(|b| *b == b'.').count() <= 1
+        && !number.starts_with('.')
+        && !number.ends_with('.');
+    match number.parse::<f64>() {
+        Ok(n) if digits_ok && scale > 0.0 && (n * scale) < 1e12 => {
+            Ok(Duration::from_secs_f64(n * scale))
+        }
+        _ => Err(format!(
+            "expected a duration: seconds (90) or a number with s, m or h (90s, 15m, 3h); got {text:?}"
+        )),
+    }
+}
+
+/// A duration as the flags take it: the largest of h, m, s that divides it (`3h`, `90m`, `45s`).
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_millis() != 0 {
+        format!("{:.3}s", d.as_secs_f64())
+    } else if s != 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s != 0 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 /// A boolean from the flag's environment variable, if set.
@@ -1408,10 +1734,14 @@ pub fn help_text() -> String {
                                      model table; both answers; --factors: the SOTA factor set in detail
     rd-chain list [LOG_ROOT] [--json]
                                      one line per run dir under LOG_ROOT (default ./log), newest first,
-                                     with each run's kind and its SOTA of that kind
+                                     with each run's kind and its SOTA of that kind (a run's continuations
+                                     are shown with it)
     rd-chain export LOG --to DIR [--kind factor|model] [--force]
                                      write the answers' bundle (parquet, factors/<name>.py, factors.json,
                                      model.py, model.json, manifest.json with SHA-256s) to a new DIR
+    rd-chain resume [RUN] [--log-root DIR]
+                                     continue an interrupted or failed chain where it stopped (RUN: a run
+                                     id or a run record's path; default the newest unfinished run)
 
 FLAGS (flag > environment variable > default):
 ",
@@ -1458,6 +1788,12 @@ WHAT THE MODEL PHASE GETS:
     LOAD_SOTA_FROM_LOG=false, USE_ALPHA_FACTORS, a fresh LOG_TRACE_PATH, and (hook on) PYTHONPATH
     starting with rd-chain's sitecustomize hook, which makes unmodified RD-Agent train on the SOTA factors,
     and RD_CHAIN_HOOK_REPORT, where the hook notes each hand-over (the summary warns if there was none).
+
+RESUMING (resume, the same --run-id again, --retries, --on-stall restart):
+    The phase that stopped continues on a copy of its log dir, <log dir>.resume-K, from its most complete
+    readable snapshot, with rdagent --path <that snapshot> --loop-n <the phase's total>; the original log
+    is never changed. The snapshot's signature is checked first with the key rdagent will use
+    (ARTIFACT_SIGNING_KEY or ARTIFACT_SIGNING_KEY_PATH / ~/.rdagent/artifact_signing.key).
 
 EXIT CODES:
 ",
@@ -1891,6 +2227,94 @@ mod tests {
     }
 
     #[test]
+    fn one_duration_parser_for_every_duration_flag() {
+        let s = Duration::from_secs;
+        for (text, want) in [
+            ("0", s(0)),
+            ("90", s(90)),
+            ("90s", s(90)),
+            ("15m", s(900)),
+            ("3h", s(10800)),
+            ("1d", s(86400)),
+            (" 2h ", s(7200)),
+            ("1.5h", s(5400)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in ["", "h", "-1", "1x", "1.5.2h", ".5h", "5.h", "1e3", "3 h h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let c = run(&["--retry-wait", "2m", "--stall-after", "45"], &[]).unwrap();
+        assert_eq!((c.retry_wait.value, c.stall_after.value), (s(120), s(45)));
+        assert_eq!(c.stall_after.origin, Origin::Flag("stall-after"));
+        let c = run(&[], &[("RD_CHAIN_STALL_AFTER", "10m")]).unwrap();
+        assert_eq!(c.stall_after.value, s(600));
+        assert_eq!(run(&[], &[]).unwrap().stall_after.value, s(3 * 3600));
+        assert!(usage_msg(run(&["--retry-wait", "soon"], &[])).contains("--retry-wait"));
+        assert!(usage_msg(run(&["--factor-duration", "6x"], &[])).contains("--factor-duration"));
+        assert_eq!(
+            run(&["--factor-duration", "6h"], &[])
+                .unwrap()
+                .factor_duration
+                .value
+                .as_deref(),
+            Some("6h")
+        );
+        assert_eq!(format_duration(s(3 * 3600)), "3h");
+        assert_eq!(format_duration(s(90)), "90s");
+        assert_eq!(format_duration(s(120)), "2m");
+    }
+
+    #[test]
+    fn run_ids_are_validated_and_kept_in_the_invocation() {
+        for good in ["2026-01-14_16-14-52-886218", "slurm-4242_7", "a", "job.v2"] {
+            assert_eq!(run_id(good).as_deref(), Ok(good));
+        }
+        let long = "x".repeat(101);
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a b",
+            "é",
+            long.as_str(),
+            "..",
+            "a\\b",
+        ] {
+            assert!(run_id(bad).is_err(), "{bad:?}");
+        }
+        let c = run(
+            &["--run-id", "job-1"],
+            &[("RD_CHAIN_RETRIES", "2"), ("OTHER", "x")],
+        )
+        .unwrap();
+        assert_eq!(c.run_id.value.as_deref(), Some("job-1"));
+        assert_eq!(c.retries.value, 2);
+        assert_eq!(c.invocation.args, ["--run-id", "job-1"]);
+        assert_eq!(
+            c.invocation.env,
+            [("RD_CHAIN_RETRIES".to_string(), "2".to_string())]
+        );
+        let msg = usage_msg(run(&[], &[("RD_CHAIN_RUN_ID", "a/b")]));
+        assert!(msg.contains("RD_CHAIN_RUN_ID"), "{msg}");
+        match parse(args(&["resume", "job-1", "--log-root", "x"]), &env(&[]))
+            .unwrap()
+            .command
+        {
+            Command::Resume { run, log_root } => {
+                assert_eq!(run, Some(PathBuf::from("job-1")));
+                assert_eq!(log_root.value, PathBuf::from("x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            usage_msg(parse(args(&["resume", "--retries", "1"]), &env(&[])).map(|_| ()))
+                .contains("does not apply to `resume`")
+        );
+    }
+
+    #[test]
     fn wrap_breaks_at_spaces_within_the_width() {
         assert_eq!(wrap("aa bb cc dd", 5), ["aa bb", "cc dd"]);
         assert_eq!(wrap("a verylongword b", 4), ["a", "verylongword", "b"]);
@@ -1926,7 +2350,7 @@ mod tests {
         for entry in SETTINGS {
             let f = flag(entry.flag).unwrap_or_else(|| panic!("no flag --{}", entry.flag));
             assert!(
-                matches!(f.scope, Scope::Run | Scope::Pick),
+                matches!(f.scope, Scope::Run | Scope::Pick | Scope::Chain),
                 "{}",
                 entry.flag
             );

@@ -17,6 +17,8 @@ pub enum Error {
     Resolution(String),
     /// `rdagent` is missing or not executable (exit 4).
     RdagentMissing(String),
+    /// Another rd-chain holds the run's lock (exit 5).
+    Busy(String),
     /// A phase's child exited non-zero or was killed; the chain stops with the code `end` maps to.
     Phase { message: String, end: PhaseEnd },
     /// rd-chain was interrupted, terminated or hung up; the code is the signal's (130, 143, 129).
@@ -53,6 +55,7 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::Resolution(_) => exit::RESOLUTION,
             Error::RdagentMissing(_) => exit::RDAGENT_MISSING,
+            Error::Busy(_) => exit::BUSY,
             Error::Phase { end, .. } => end.exit_code(),
             Error::Interrupted { stop, .. } => stop.exit_code(),
             Error::Io { .. } | Error::Internal(_) => exit::INTERNAL,
@@ -67,7 +70,10 @@ impl fmt::Display for Error {
                 f,
                 "{m}\nRun `rd-chain --help` for the flags and environment variables."
             ),
-            Error::Resolution(m) | Error::RdagentMissing(m) | Error::Internal(m) => f.write_str(m),
+            Error::Resolution(m)
+            | Error::RdagentMissing(m)
+            | Error::Internal(m)
+            | Error::Busy(m) => f.write_str(m),
             Error::Phase { message, .. } | Error::Interrupted { message, .. } => {
                 f.write_str(message)
             }

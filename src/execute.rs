@@ -10,14 +10,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use crate::cli::OnStall;
 use crate::hook::{contract, HookReport};
 use crate::plan::{self, EnvValue, LogDir, Phase, PhaseKind, Plan, SotaState};
 use crate::process::{self, Group};
-use crate::record::{self, Outcome, PhaseEnd, PhaseRecord, RunRecord, SotaRecord};
+use crate::record::{
+    self, Attempt, AttemptReason, Outcome, PartialFactor, PhaseEnd, PhaseRecord, RunRecord,
+    SotaRecord, State,
+};
 use crate::resolve::{self, ResolveRequest};
+use crate::runs::RunLock;
 use crate::signals::{self, Received, Stop};
 use crate::timestamp::Utc;
-use crate::{exit, hook, progress, render, Error, Result};
+use crate::watch::{PhaseStall, PhaseWatcher, StallWatch, WatchAction};
+use crate::{continuation, exit, hook, progress, render, Error, Result};
 
 /// Create a fresh `<root>/<UTC time>` dir; never reuses an existing one.
 pub fn fresh_log_dir(root: &Path) -> Result<PathBuf> {
@@ -34,7 +40,18 @@ pub fn fresh_log_dir(root: &Path) -> Result<PathBuf> {
     }
 }
 
+/// What a phase of this run does: start afresh, continue from its last attempt (an earlier rd-chain of the same
+/// run stopped in it), or nothing (it finished in an earlier rd-chain of the same run).
+#[derive(Clone, Debug, PartialEq)]
+enum PhaseStart {
+    Fresh,
+    Continue(continuation::Plan),
+    Done,
+}
+
 /// Run the chain. Prints the summary to stderr (and the run record as one JSON line on stdout with `--json`).
+/// A run id with a record already continues that run: a finished one prints its summary and runs nothing, an
+/// unfinished one goes on where it stopped.
 pub fn run(plan: Plan) -> Result<()> {
     if let Some(e) = plan.blocking_error() {
         return Err(e);
@@ -57,17 +74,67 @@ pub fn run(plan: Plan) -> Result<()> {
         // The hook dir is made in there before the model phase: refuse a shared dir now, not hours later.
         hook::check_parent(&record_dir)?;
     }
-    let mut record = RunRecord {
-        path: plan.run_record.clone(),
-        started: plan.started,
-        finished: None,
-        settings: record::settings_json(&plan.config),
-        hook: plan.hook.clone(),
-        hook_report: None,
-        sota: initial_sota(&plan.sota),
-        phases: Vec::new(),
-        outcome: None,
-        answers: None,
+    let mut lock = RunLock::acquire(&plan.lock)?;
+    let prior = if plan.run_record.exists() {
+        Some(record::load_typed(&plan.run_record)?)
+    } else {
+        None
+    };
+    if prior.as_ref().is_some_and(|r| r.state() == State::Done) {
+        let Some(mut done) = prior else {
+            return Err(Error::Internal("a finished run lost its record".to_string()));
+        };
+        eprintln!(
+            "rd-chain: run {} already finished; nothing was run again",
+            done.run_id
+        );
+        // The record's answers are read from its logs again (load_typed does not parse them back).
+        done.answers = Some(crate::answers::chain_answers(&plan, &done).0);
+        return finish_output(&plan, &done, Ok(()));
+    }
+    // Everything a continuation needs is checked before anything is written.
+    let starts = match &prior {
+        None => plan.phases.iter().map(|_| PhaseStart::Fresh).collect(),
+        Some(r) => continuation_starts(&plan, r)?,
+    };
+    let continued = prior.is_some();
+    let mut record = match prior {
+        Some(mut r) => {
+            eprintln!(
+                "{}",
+                render::escape_message(&format!(
+                    "rd-chain: continuing run {} (was {}) from its record {}",
+                    r.run_id,
+                    r.state().as_str(),
+                    r.path.display()
+                ))
+            );
+            r.finished = None;
+            r.outcome = None;
+            r.answers = None;
+            r.hook = plan.hook.clone();
+            // What this rd-chain was started with (a requeue may add flags, e.g. more retries).
+            r.settings = record::settings_json(&plan.config);
+            r.invocation = plan.config.invocation.clone();
+            r.cwd = plan.cwd.clone();
+            r
+        }
+        None => RunRecord {
+            path: plan.run_record.clone(),
+            run_id: plan.run_id.clone(),
+            cwd: plan.cwd.clone(),
+            invocation: plan.config.invocation.clone(),
+            started: plan.started,
+            finished: None,
+            settings: record::settings_json(&plan.config),
+            hook: plan.hook.clone(),
+            hook_report: None,
+            sota: initial_sota(&plan.sota),
+            phases: Vec::new(),
+            partial_factor: None,
+            outcome: None,
+            answers: None,
+        },
     };
     let export_dir = plan
         .config
@@ -80,7 +147,7 @@ pub fn run(plan: Plan) -> Result<()> {
     }
     record.save()?;
     let mut saver = Saver::default();
-    let mut result = run_phases(&plan, &mut record, &mut saver);
+    let mut result = run_phases(&plan, &mut record, starts, &mut lock, &mut saver, continued);
     if result.is_ok() {
         let (answers, bundle) = crate::answers::chain_answers(&plan, &record);
         record.answers = Some(answers);
@@ -107,7 +174,11 @@ pub fn run(plan: Plan) -> Result<()> {
             }
         ))
     });
-    eprint!("{}", render::escape_message(&summary(&plan, &record)));
+    finish_output(&plan, &record, result.and(saved))
+}
+
+fn finish_output(plan: &Plan, record: &RunRecord, result: Result<()>) -> Result<()> {
+    eprint!("{}", render::escape_message(&summary(plan, record)));
     let printed = if plan.config.json {
         // One line, the last on stdout after rdagent's own output: `rd-chain --json ... | tail -n 1`. It starts
         // with a line break, so it stands on a line of its own even when rdagent's last line had none.
@@ -115,7 +186,42 @@ pub fn run(plan: Plan) -> Result<()> {
     } else {
         Ok(())
     };
-    result.and(saved).and(printed)
+    result.and(printed)
+}
+
+/// For each planned phase, what an unfinished earlier run of the same id left to do; checks every
+/// continuation (its log dir, snapshot, signature, the fresh dir) without writing anything.
+fn continuation_starts(plan: &Plan, prior: &RunRecord) -> Result<Vec<PhaseStart>> {
+    let mut starts = Vec::new();
+    for phase in &plan.phases {
+        let Some(done) = prior.phases.iter().find(|p| p.kind == phase.kind) else {
+            starts.push(PhaseStart::Fresh);
+            continue;
+        };
+        if done.succeeded() {
+            let dir = done.last_log_dir();
+            if !dir.is_dir() {
+                return Err(Error::usage(format!(
+                    "the {} phase's log dir {} recorded for run {} does not exist (deleted or moved); put it back \
+                     where it was, or start a new run (a new --run-id)",
+                    phase.kind.name(),
+                    dir.display(),
+                    prior.run_id
+                )));
+            }
+            starts.push(PhaseStart::Done);
+            continue;
+        }
+        let k = u32::try_from(done.attempts.len()).unwrap_or(u32::MAX);
+        let prepared = continuation::prepare(
+            done.last_log_dir(),
+            k,
+            plan.signing_key.as_ref(),
+            plan.config.allow_legacy_pickle.value,
+        )?;
+        starts.push(PhaseStart::Continue(prepared));
+    }
+    Ok(starts)
 }
 
 /// Saves the record between steps. A save that fails once the chain is under way does not stop it (hours of
@@ -182,31 +288,73 @@ fn sota_from_resolution(r: &resolve::Resolution) -> SotaRecord {
     }
 }
 
-fn run_phases(plan: &Plan, record: &mut RunRecord, saver: &mut Saver) -> Result<()> {
+/// Resolve the factor phase's SOTA (the outer error: a stop signal while resolving).
+fn resolve_factor_log(
+    plan: &Plan,
+    phase: &Phase,
+    log_dir: &Path,
+    record: &RunRecord,
+) -> Result<Result<resolve::Resolution>> {
+    log::info!("resolving the SOTA factors from {}", log_dir.display());
+    let req = ResolveRequest {
+        path: log_dir.to_path_buf(),
+        pick: plan.config.pick.value,
+        workspace_path_env: plan.config.workspace_path_env.clone(),
+        cwd: plan.cwd.clone(),
+        signing_key: plan.signing_key.clone(),
+        // rdagent ran in the phase's cwd: a relative WORKSPACE_PATH is relative to that, wherever the log is.
+        project_root: Some(phase.cwd.clone()),
+    };
+    resolve_or_stop(req, record)
+}
+
+fn run_phases(
+    plan: &Plan,
+    record: &mut RunRecord,
+    starts: Vec<PhaseStart>,
+    lock: &mut RunLock,
+    saver: &mut Saver,
+    continued: bool,
+) -> Result<()> {
     // `blocking_error` has refused a plan whose phases have no rdagent, so this is used only when valid.
     let program = plan.rdagent.clone().unwrap_or_default();
-    let kill_after = Duration::from_secs(plan.config.kill_after.value);
+    let start_of = |kind: PhaseKind| {
+        plan.phases
+            .iter()
+            .position(|p| p.kind == kind)
+            .and_then(|i| starts.get(i).cloned())
+            .unwrap_or(PhaseStart::Fresh)
+    };
 
     let mut sota_state: Option<resolve::Resolution> = None;
     if let Some(phase) = plan.phase(PhaseKind::Factor) {
-        let log_dir = run_one(plan, phase, &program, &phase.env, kill_after, record, saver)?;
-        log::info!("resolving the SOTA factors from {}", log_dir.display());
-        let req = ResolveRequest {
-            path: log_dir.clone(),
-            pick: plan.config.pick.value,
-            workspace_path_env: plan.config.workspace_path_env.clone(),
-            cwd: plan.cwd.clone(),
-            signing_key: plan.signing_key.clone(),
-            // rdagent ran in the phase's cwd: a relative WORKSPACE_PATH is relative to that, wherever the log is.
-            project_root: Some(phase.cwd.clone()),
+        let outcome = run_phase(
+            plan,
+            phase,
+            &program,
+            &phase.env,
+            start_of(PhaseKind::Factor),
+            record,
+            lock,
+            saver,
+        );
+        let log_dir = match outcome {
+            Ok(dir) => dir,
+            Err(e @ Error::Phase { .. }) if plan.config.accept_partial.value => {
+                accept_partial(plan, phase, record, e, saver)?
+            }
+            Err(e) => return Err(e),
         };
-        let resolution = resolve_or_stop(req, record)?.map_err(|e| match e {
-            Error::Resolution(m) => Error::Resolution(format!(
+        let resolution = match resolve_factor_log(plan, phase, &log_dir, record)? {
+            Ok(r) => r,
+            Err(Error::Resolution(m)) => {
+                return Err(Error::Resolution(format!(
                 "the factor phase finished but its SOTA factors could not be resolved from {}: {m}",
                 log_dir.display()
-            )),
-            other => other,
-        })?;
+            )))
+            }
+            Err(other) => return Err(other),
+        };
         record.sota = Some(sota_from_resolution(&resolution));
         saver.save(record);
         sota_state = Some(resolution);
@@ -220,7 +368,7 @@ fn run_phases(plan: &Plan, record: &mut RunRecord, saver: &mut Saver) -> Result<
         Some(r) => plan::model_sota_env(&SotaState::Resolved(Box::new(r))),
         None => plan::model_sota_env(&plan.sota),
     };
-    let env: Vec<(&'static str, EnvValue)> = phase
+    let mut env: Vec<(&'static str, EnvValue)> = phase
         .env
         .iter()
         .map(|(name, planned)| {
@@ -228,11 +376,34 @@ fn run_phases(plan: &Plan, record: &mut RunRecord, saver: &mut Saver) -> Result<
             (*name, known.unwrap_or(planned).clone())
         })
         .collect();
+    // A model phase that ran before in this run continues with exactly the environment it had (the same SOTA).
+    if let Some(before) = record.phases.iter().find(|p| p.kind == PhaseKind::Model) {
+        for (name, value) in env.iter_mut() {
+            if let Some((_, v)) = before.env.iter().find(|(n, _)| n == name) {
+                if *name != "LOG_TRACE_PATH" {
+                    *value = v.clone().map_or(EnvValue::Unset, EnvValue::Known);
+                }
+            }
+        }
+    }
     if plan.hook.as_ref().is_some_and(|h| h.enabled) {
-        hook::install(&plan.hook_dir)?;
+        if continued {
+            hook::reinstall(&plan.hook_dir)?;
+        } else {
+            hook::install(&plan.hook_dir)?;
+        }
         log::info!("rd-chain's factor hook is in {}", plan.hook_dir.display());
     }
-    let result = run_one(plan, phase, &program, &env, kill_after, record, saver);
+    let result = run_phase(
+        plan,
+        phase,
+        &program,
+        &env,
+        start_of(PhaseKind::Model),
+        record,
+        lock,
+        saver,
+    );
     if plan.hook.as_ref().is_some_and(|h| h.enabled) {
         let report = HookReport::read(&plan.hook_dir.join(hook::contract::REPORT_FILE));
         if result.is_ok() && report.used == 0 {
@@ -242,6 +413,449 @@ fn run_phases(plan: &Plan, record: &mut RunRecord, saver: &mut Saver) -> Result<
         saver.save(record);
     }
     result.map(|_| ())
+}
+
+/// `--accept-partial`: the factor phase failed for good; go on with its SOTA if its log holds one.
+fn accept_partial(
+    plan: &Plan,
+    phase: &Phase,
+    record: &mut RunRecord,
+    failure: Error,
+    saver: &mut Saver,
+) -> Result<PathBuf> {
+    let Some(dir) = record
+        .phases
+        .iter()
+        .find(|p| p.kind == PhaseKind::Factor)
+        .map(|p| p.last_log_dir().to_path_buf())
+    else {
+        return Err(failure);
+    };
+    match resolve_factor_log(plan, phase, &dir, record)? {
+        Ok(r) => {
+            let done = r.history().len() as u64;
+            log::warn!(
+                "PARTIAL FACTOR RESULT: the factor phase failed ({failure}); its log {} holds {done} finished \
+                 loop(s) of the {} asked, with an accepted SOTA (loop {}): the model phase runs on it because of \
+                 --accept-partial",
+                dir.display(),
+                phase.loops,
+                r.picked_loop
+                    .map_or_else(|| "unknown".to_string(), |l| l.to_string())
+            );
+            record.partial_factor = Some(PartialFactor {
+                loops_done: done,
+                loops_asked: phase.loops,
+            });
+            saver.save(record);
+            Ok(dir)
+        }
+        Err(e) => {
+            log::warn!("--accept-partial: the failed factor phase's log has no usable SOTA: {e}");
+            Err(failure)
+        }
+    }
+}
+
+/// The longest wait between retries.
+pub const RETRY_WAIT_CAP: Duration = Duration::from_secs(30 * 60);
+
+/// The wait before retry number `n` (0-based): `first` doubled `n` times, at most `RETRY_WAIT_CAP`.
+pub fn retry_wait(first: Duration, n: u32) -> Duration {
+    let factor = 1u32.checked_shl(n.min(20)).unwrap_or(u32::MAX);
+    first.saturating_mul(factor).min(RETRY_WAIT_CAP)
+}
+
+/// Run a phase to its end: attempts (the first, or a continuation of an earlier rd-chain's, then retries and
+/// stall restarts) until one succeeds, the retries run out, an attempt gains no snapshot, or a stop signal.
+/// Returns the log dir of the attempt that finished.
+#[allow(clippy::too_many_arguments)]
+fn run_phase(
+    plan: &Plan,
+    phase: &Phase,
+    program: &Path,
+    env_list: &[(&'static str, EnvValue)],
+    start: PhaseStart,
+    record: &mut RunRecord,
+    lock: &mut RunLock,
+    saver: &mut Saver,
+) -> Result<PathBuf> {
+    let kill_after = Duration::from_secs(plan.config.kill_after.value);
+    let mut next = match start {
+        PhaseStart::Done => {
+            let p = record
+                .phases
+                .iter()
+                .find(|p| p.kind == phase.kind)
+                .ok_or_else(|| Error::Internal("a finished phase has no record".to_string()))?;
+            eprintln!(
+                "{}",
+                render::escape_message(&format!(
+                    "rd-chain: {} phase: finished in an earlier attempt of this run (log {})",
+                    phase.kind.name(),
+                    p.last_log_dir().display()
+                ))
+            );
+            return Ok(p.last_log_dir().to_path_buf());
+        }
+        PhaseStart::Fresh => (AttemptReason::Start, continuation::Plan::Fresh),
+        PhaseStart::Continue(c) => (AttemptReason::Resume, c),
+    };
+    // Live progress and the events file for every attempt of this phase.
+    let live = progress::Live::new(plan)?;
+    let mut retries_used = 0u64;
+    loop {
+        let (reason, how) = next;
+        // A stall restart uses a retry: with none left, a stall is only reported.
+        let restart = plan.config.on_stall.value == OnStall::Restart
+            && retries_used < plan.config.retries.value;
+        let done = run_attempt(
+            plan, phase, program, env_list, kill_after, reason, how, restart, &live, record, lock,
+            saver,
+        )?;
+        let attempt = record
+            .phases
+            .iter()
+            .find(|p| p.kind == phase.kind)
+            .and_then(|p| p.attempts.last())
+            .cloned()
+            .ok_or_else(|| Error::Internal("an attempt was not recorded".to_string()))?;
+        let failure = match done {
+            Ok(dir) => return Ok(dir),
+            Err(e) => e,
+        };
+        if matches!(failure, Error::Interrupted { .. }) {
+            return Err(failure);
+        }
+        let user_signal = matches!(&attempt.end, Some(PhaseEnd::Signaled(n)) if signals::is_stop_signal(*n))
+            && !attempt.stalled;
+        let gained = attempt.snapshots_gained.unwrap_or(0);
+        let why_not = if user_signal {
+            Some("rdagent was stopped by a signal".to_string())
+        } else if retries_used >= plan.config.retries.value {
+            (plan.config.retries.value > 0).then(|| {
+                format!(
+                    "all {} retries (--retries) were used",
+                    plan.config.retries.value
+                )
+            })
+        } else if gained == 0 && !attempt.stalled {
+            Some(
+                "its last attempt wrote no new snapshot, so another would most likely fail the same way"
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            return Err(match failure {
+                Error::Phase { end, message } => Error::Phase {
+                    end,
+                    message: format!("{message}; not retried: {why}"),
+                },
+                other => other,
+            });
+        }
+        if retries_used >= plan.config.retries.value {
+            return Err(failure);
+        }
+        let wait = retry_wait(
+            plan.config.retry_wait.value,
+            u32::try_from(retries_used).unwrap_or(u32::MAX),
+        );
+        retries_used += 1;
+        let reason = if attempt.stalled {
+            AttemptReason::StallRestart
+        } else {
+            AttemptReason::Retry
+        };
+        eprintln!(
+            "{}",
+            render::escape_message(&format!(
+                "rd-chain: {} phase: {}; retry {retries_used} of {} in {} (it gained {gained} snapshot(s))",
+                phase.kind.name(),
+                failure,
+                plan.config.retries.value,
+                crate::cli::format_duration(wait)
+            ))
+        );
+        let next_attempt = record
+            .phases
+            .iter()
+            .find(|p| p.kind == phase.kind)
+            .map_or(1, |p| p.attempts.len() + 1);
+        live.events().retry(
+            phase.kind,
+            u32::try_from(next_attempt).unwrap_or(u32::MAX),
+            wait,
+            reason.as_str(),
+        );
+        if let Some(stop) = sleep_unless_stopped(wait, lock) {
+            return Err(stopped(stop, phase.kind, Some(&attempt.log_dir), record));
+        }
+        let k = record
+            .phases
+            .iter()
+            .find(|p| p.kind == phase.kind)
+            .map_or(1, |p| u32::try_from(p.attempts.len()).unwrap_or(u32::MAX));
+        let how = continuation::prepare(
+            &attempt.log_dir,
+            k,
+            plan.signing_key.as_ref(),
+            plan.config.allow_legacy_pickle.value,
+        )?;
+        next = (reason, how);
+    }
+}
+
+/// Sleep `d` (keeping the run's lock fresh), waking early for a stop signal (returned).
+fn sleep_unless_stopped(d: Duration, lock: &mut RunLock) -> Option<Stop> {
+    let since = Received::now();
+    let until = Instant::now() + d;
+    loop {
+        if let Some(stop) = pending_stop(since) {
+            return Some(stop);
+        }
+        lock.touch();
+        let now = Instant::now();
+        if now >= until {
+            return None;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// The `--all-duration` of a continuation: what is left of the phase's limit after its earlier attempts.
+fn remaining_duration(limit: Option<&str>, used: Duration) -> Option<String> {
+    let total = crate::cli::parse_duration(limit?).ok()?;
+    let left = total.saturating_sub(used).as_secs().max(1);
+    Some(format!("{left}s"))
+}
+
+/// One attempt of a phase: a fresh log dir, or a copy of the previous attempt's with `--path` to its snapshot.
+/// The outer `Result` is rd-chain's own failure; the inner one is the attempt's (a failed rdagent, a signal).
+#[allow(clippy::too_many_arguments)]
+fn run_attempt(
+    plan: &Plan,
+    phase: &Phase,
+    program: &Path,
+    env_list: &[(&'static str, EnvValue)],
+    kill_after: Duration,
+    reason: AttemptReason,
+    how: continuation::Plan,
+    restart_allowed: bool,
+    live: &progress::Live,
+    record: &mut RunRecord,
+    lock: &mut RunLock,
+    saver: &mut Saver,
+) -> Result<Result<PathBuf>> {
+    if let Some(stop) = pending_stop(Received::default()) {
+        return Err(stopped(stop, phase.kind, None, record));
+    }
+    let (log_dir, continues, resumed_from, from_key, legacy, path_arg) = match &how {
+        continuation::Plan::Continue(c) => {
+            continuation::copy(c)?;
+            eprintln!(
+                "{}",
+                render::escape_message(&format!(
+                    "rd-chain: {} phase: continuing from {} on the copy {} (the original is left as it is)",
+                    phase.kind.name(),
+                    c.snapshot.display(),
+                    c.dir.display()
+                ))
+            );
+            (
+                c.dir.clone(),
+                Some(c.from.clone()),
+                Some(c.snapshot.clone()),
+                Some(c.key),
+                c.legacy,
+                Some(c.snapshot_copy.clone()),
+            )
+        }
+        continuation::Plan::Fresh => {
+            let dir = match (&phase.log_dir, reason) {
+                (LogDir::UserSet(p), AttemptReason::Start) => {
+                    if p.join("__session__").exists() {
+                        log::warn!(
+                            "LOG_TRACE_PATH {} already holds a session from an earlier run; rdagent will add to it",
+                            p.display()
+                        );
+                    }
+                    p.clone()
+                }
+                _ => fresh_log_dir(&plan.log_root)?,
+            };
+            (dir, None, None, None, false, None)
+        }
+    };
+    let used: Duration = record
+        .phases
+        .iter()
+        .find(|p| p.kind == phase.kind)
+        .map(|p| p.attempts.iter().filter_map(|a| a.duration).sum())
+        .unwrap_or_default();
+    let args = match &path_arg {
+        None => phase.args.clone(),
+        Some(snapshot) => {
+            let limit = match phase.kind {
+                PhaseKind::Factor => plan.config.factor_duration.value.as_deref(),
+                PhaseKind::Model => plan.config.model_duration.value.as_deref(),
+            };
+            let mut a = plan::rdagent_args(
+                phase.kind,
+                phase.loops,
+                remaining_duration(limit, used).as_deref(),
+            );
+            a.push("--path".into());
+            a.push(snapshot.clone().into_os_string());
+            a
+        }
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&args).current_dir(&phase.cwd);
+    let mut env_record = Vec::new();
+    for (name, value) in env_list {
+        match (name, value) {
+            (&"LOG_TRACE_PATH", _) => {
+                cmd.env(name, &log_dir);
+                env_record.push((*name, Some(log_dir.clone().into_os_string())));
+            }
+            (_, EnvValue::Known(v)) => {
+                cmd.env(name, v);
+                env_record.push((*name, Some(v.clone())));
+            }
+            (_, EnvValue::Unset) => {
+                cmd.env_remove(name);
+                env_record.push((*name, None));
+            }
+            (_, EnvValue::Pending(what)) => {
+                return Err(Error::Internal(format!(
+                    "{name} for the {} phase was still unknown ({what})",
+                    phase.kind.name()
+                )))
+            }
+        }
+    }
+    // Only a resumed rdagent that must unpickle an unsigned snapshot, and only when asked.
+    if legacy {
+        cmd.env(plan::LEGACY_PICKLE_ENV, "true");
+    } else {
+        cmd.env_remove(plan::LEGACY_PICKLE_ENV);
+    }
+    let mut argv = vec![program.as_os_str().to_os_string()];
+    argv.extend(args.iter().cloned());
+    let attempt = Attempt {
+        reason,
+        argv: argv.clone(),
+        log_dir: log_dir.clone(),
+        continues,
+        resumed_from,
+        started: Utc::now(),
+        finished: None,
+        duration: None,
+        end: None,
+        stopped_by: None,
+        stalled: false,
+        snapshots_gained: None,
+    };
+    match record.phases.iter_mut().find(|p| p.kind == phase.kind) {
+        Some(p) => p.attempts.push(attempt),
+        None => record.phases.push(PhaseRecord {
+            kind: phase.kind,
+            loops: phase.loops,
+            argv,
+            cwd: phase.cwd.clone(),
+            log_dir: log_dir.clone(),
+            env: env_record,
+            started: attempt.started,
+            duration: None,
+            end: None,
+            stopped_by: None,
+            attempts: vec![attempt],
+        }),
+    }
+    saver.save(record);
+    eprintln!(
+        "{}",
+        render::escape_message(&format!(
+            "rd-chain: {} phase ({}): {} {} (log {})",
+            phase.kind.name(),
+            reason.as_str(),
+            program.display(),
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            log_dir.display()
+        ))
+    );
+    // Live progress (src/progress): route rdagent's output (appended to `<phase>.out`, one heading per
+    // attempt) and take the baseline of this attempt's own log dir (a continuation's copy on a resume).
+    let prepared = live.prepare(phase, &log_dir, &mut cmd)?;
+    if let Some(out) = prepared.output() {
+        progress::attempt_heading(out, phase.kind, reason.as_str(), &log_dir);
+    }
+    let start = Instant::now();
+    let group = process::spawn(&mut cmd, kill_after).map_err(|e| {
+        Error::RdagentMissing(format!(
+            "cannot start {}: {e}; check that it is an executable rdagent (or pass --rdagent PATH)",
+            program.display()
+        ))
+    })?;
+    let watch = prepared.start();
+    // The stall watch reads the progress watcher's last-snapshot time: one thread looks at the session dir.
+    let mut stall = PhaseStall::new(
+        &watch,
+        StallWatch::new(
+            phase.kind,
+            plan.config.stall_after.value,
+            restart_allowed,
+            start,
+        ),
+    );
+    let (status, stop) = wait_phase(group, kill_after, &mut [&mut stall, lock])?;
+    let stalled = stall.stalled();
+    let end = PhaseEnd::from_status(status);
+    watch.finish(
+        end.exit_code(),
+        stop.is_none() && end != PhaseEnd::Exited(0),
+    );
+    let gained = continuation::gained_since(&log_dir, from_key);
+    if let Some(p) = record.phases.iter_mut().find(|p| p.kind == phase.kind) {
+        if let Some(last) = p.attempts.last_mut() {
+            last.duration = Some(start.elapsed());
+            last.finished = Some(Utc::now());
+            last.end = Some(end.clone());
+            last.stopped_by = stop;
+            last.stalled = stalled;
+            last.snapshots_gained = Some(gained);
+        }
+        p.sum_up();
+    }
+    saver.save(record);
+    if let Some(stop) = stop {
+        return Ok(Err(stopped(stop, phase.kind, Some(&log_dir), record)));
+    }
+    if end != PhaseEnd::Exited(0) {
+        let stalled = if stalled && restart_allowed {
+            " after rd-chain terminated it for a stall"
+        } else {
+            ""
+        };
+        return Ok(Err(Error::Phase {
+            end: end.clone(),
+            message: format!(
+                "the {} phase failed ({}){stalled}: rdagent {} stopped; see its log in {}; no further phase was \
+                 started",
+                phase.kind.name(),
+                end.describe(),
+                phase.kind.subcommand(),
+                log_dir.display()
+            ),
+        }));
+    }
+    Ok(Ok(log_dir))
 }
 
 /// Resolve on a worker thread while this one watches for a stop: a SIGTERM/SIGHUP/Ctrl-C during a long
@@ -300,127 +914,6 @@ fn factors_never_used(report: &HookReport) -> String {
     )
 }
 
-/// Start one phase with `env_list` set on top of rd-chain's own environment, wait for it (handling signals),
-/// record it. Returns its log dir.
-fn run_one(
-    plan: &Plan,
-    phase: &Phase,
-    program: &Path,
-    env_list: &[(&'static str, EnvValue)],
-    kill_after: Duration,
-    record: &mut RunRecord,
-    saver: &mut Saver,
-) -> Result<PathBuf> {
-    if let Some(stop) = pending_stop(Received::default()) {
-        return Err(stopped(stop, phase.kind, None, record));
-    }
-    let log_dir = match &phase.log_dir {
-        LogDir::UserSet(p) => {
-            if p.join("__session__").exists() {
-                log::warn!(
-                    "LOG_TRACE_PATH {} already holds a session from an earlier run; rdagent will add to it",
-                    p.display()
-                );
-            }
-            p.clone()
-        }
-        LogDir::Fresh => fresh_log_dir(&plan.log_root)?,
-    };
-    let mut cmd = Command::new(program);
-    cmd.args(&phase.args).current_dir(&phase.cwd);
-    let mut env_record = Vec::new();
-    for (name, value) in env_list {
-        match (name, value) {
-            (&"LOG_TRACE_PATH", _) => {
-                cmd.env(name, &log_dir);
-                env_record.push((*name, Some(log_dir.clone().into_os_string())));
-            }
-            (_, EnvValue::Known(v)) => {
-                cmd.env(name, v);
-                env_record.push((*name, Some(v.clone())));
-            }
-            (_, EnvValue::Unset) => {
-                cmd.env_remove(name);
-                env_record.push((*name, None));
-            }
-            (_, EnvValue::Pending(what)) => {
-                return Err(Error::Internal(format!(
-                    "{name} for the {} phase was still unknown ({what})",
-                    phase.kind.name()
-                )))
-            }
-        }
-    }
-    let mut argv = vec![program.as_os_str().to_os_string()];
-    argv.extend(phase.args.iter().cloned());
-    record.phases.push(PhaseRecord {
-        kind: phase.kind,
-        loops: phase.loops,
-        argv,
-        cwd: phase.cwd.clone(),
-        log_dir: log_dir.clone(),
-        env: env_record,
-        started: Utc::now(),
-        duration: None,
-        end: None,
-        stopped_by: None,
-    });
-    saver.save(record);
-    eprintln!(
-        "{}",
-        render::escape_message(&format!(
-            "rd-chain: {} phase: {} {} (log {})",
-            phase.kind.name(),
-            program.display(),
-            phase
-                .args
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
-            log_dir.display()
-        ))
-    );
-    // Live progress (src/progress): route rdagent's output and take the session folder's baseline.
-    let live = progress::Live::new(plan)?.prepare(phase, &log_dir, &mut cmd)?;
-    let start = Instant::now();
-    let group = process::spawn(&mut cmd, kill_after).map_err(|e| {
-        Error::RdagentMissing(format!(
-            "cannot start {}: {e}; check that it is an executable rdagent (or pass --rdagent PATH)",
-            program.display()
-        ))
-    })?;
-    let watch = live.start();
-    let (status, stop) = wait_phase(group, kill_after)?;
-    let end = PhaseEnd::from_status(status);
-    watch.finish(
-        end.exit_code(),
-        stop.is_none() && end != PhaseEnd::Exited(0),
-    );
-    if let Some(last) = record.phases.last_mut() {
-        last.duration = Some(start.elapsed());
-        last.end = Some(end.clone());
-        last.stopped_by = stop;
-    }
-    saver.save(record);
-    if let Some(stop) = stop {
-        return Err(stopped(stop, phase.kind, Some(&log_dir), record));
-    }
-    if end != PhaseEnd::Exited(0) {
-        return Err(Error::Phase {
-            end: end.clone(),
-            message: format!(
-                "the {} phase failed ({}): rdagent {} stopped; see its log in {}; no further phase was started",
-                phase.kind.name(),
-                end.describe(),
-                phase.kind.subcommand(),
-                log_dir.display()
-            ),
-        });
-    }
-    Ok(log_dir)
-}
-
 fn stopped(stop: Stop, kind: PhaseKind, log_dir: Option<&Path>, record: &RunRecord) -> Error {
     let logs = match log_dir {
         Some(d) => format!("; rdagent's log: {}", d.display()),
@@ -461,8 +954,14 @@ fn deadline(now: Instant, d: Duration) -> Option<Instant> {
 /// rd-chain gets it): forward SIGINT to the group and wait; if rdagent is still there after `kill_after`,
 /// SIGTERM the group, then SIGKILL after as long again. A second Ctrl-C kills at once. SIGTERM/SIGHUP: SIGTERM
 /// to the group at once, SIGKILL after `kill_after`. When rdagent has exited, what is left of its group is
-/// ended too (`Group::finish`), so no worker outlives the phase.
-fn wait_phase(mut group: Group, kill_after: Duration) -> Result<(ExitStatus, Option<Stop>)> {
+/// ended too (`Group::finish`), so no worker outlives the phase. Watchers are ticked on every turn; one asking
+/// for a restart gets the group terminated as a SIGTERM would (SIGKILL after `kill_after`), without counting as
+/// a stop of rd-chain.
+fn wait_phase(
+    mut group: Group,
+    kill_after: Duration,
+    watchers: &mut [&mut dyn PhaseWatcher],
+) -> Result<(ExitStatus, Option<Stop>)> {
     let mut seen = Received::now();
     let mut stop: Option<Stop> = None;
     let mut term_at: Option<Instant> = None;
@@ -515,6 +1014,12 @@ fn wait_phase(mut group: Group, kill_after: Duration) -> Result<(ExitStatus, Opt
             }
         }
         seen = now;
+        for w in watchers.iter_mut() {
+            if w.tick(now_t) == WatchAction::Restart && stop.is_none() && kill_at.is_none() {
+                group.signal(process::SIGTERM);
+                kill_at = deadline(now_t, kill_after);
+            }
+        }
         if term_at.is_some_and(|t| now_t >= t) {
             log::warn!("rdagent did not stop after Ctrl-C; sending its process group SIGTERM");
             group.signal(process::SIGTERM);
@@ -551,6 +1056,33 @@ pub fn summary(plan: &Plan, record: &RunRecord) -> String {
             "  {:<6} {argv}\n         {end}, {took}; log {}\n",
             p.kind.name(),
             p.log_dir.display()
+        ));
+        if p.attempts.len() > 1 {
+            for (i, a) in p.attempts.iter().enumerate() {
+                let end = match (&a.end, a.stopped_by) {
+                    (_, Some(s)) => s.name().to_string(),
+                    (Some(e), None) => e.describe(),
+                    (None, None) => "not finished".to_string(),
+                };
+                let gained = a
+                    .snapshots_gained
+                    .map_or_else(String::new, |g| format!(", {g} new snapshot(s)"));
+                let stalled = if a.stalled { ", stalled" } else { "" };
+                out.push_str(&format!(
+                    "         attempt {} ({}, {}): {end}{gained}{stalled}, {}; log {}\n",
+                    i + 1,
+                    a.reason.as_str(),
+                    a.started.iso(),
+                    a.duration.map(render::human_duration).unwrap_or_default(),
+                    a.log_dir.display()
+                ));
+            }
+        }
+    }
+    if let Some(p) = &record.partial_factor {
+        out.push_str(&format!(
+            "  PARTIAL the factor phase failed; its SOTA after {} of {} loop(s) was used (--accept-partial)\n",
+            p.loops_done, p.loops_asked
         ));
     }
     match &record.sota {
@@ -611,6 +1143,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn retry_waits_double_up_to_30_minutes() {
+        let s = Duration::from_secs;
+        let waits: Vec<Duration> = (0..8).map(|n| retry_wait(s(60), n)).collect();
+        assert_eq!(
+            waits,
+            [
+                s(60),
+                s(120),
+                s(240),
+                s(480),
+                s(960),
+                s(1800),
+                s(1800),
+                s(1800)
+            ]
+        );
+        assert_eq!(retry_wait(s(0), 5), s(0));
+        assert_eq!(retry_wait(s(60), 1000), RETRY_WAIT_CAP);
+    }
+
+    #[test]
+    fn a_continuation_gets_what_is_left_of_the_time_limit() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            remaining_duration(Some("2h"), s(1800)).as_deref(),
+            Some("5400s")
+        );
+        assert_eq!(
+            remaining_duration(Some("90"), s(30)).as_deref(),
+            Some("60s")
+        );
+        // Used up: one second, so rdagent stops at once rather than running without a limit.
+        assert_eq!(
+            remaining_duration(Some("1m"), s(600)).as_deref(),
+            Some("1s")
+        );
+        assert_eq!(remaining_duration(None, s(5)), None);
+    }
+
+    #[test]
     fn fresh_log_dirs_are_distinct_and_named_by_utc_time() {
         let root = std::env::temp_dir().join(format!("rd-chain-fresh-test-{}", std::process::id()));
         let a = fresh_log_dir(&root).unwrap();
@@ -632,6 +1204,9 @@ mod tests {
         signals::install().unwrap();
         let record = RunRecord {
             path: PathBuf::from("/nonexistent/r.json"),
+            run_id: "r".to_string(),
+            cwd: PathBuf::new(),
+            invocation: crate::cli::ChainArgs::default(),
             started: Utc::now(),
             finished: None,
             settings: crate::json::Json::Null,
@@ -639,6 +1214,7 @@ mod tests {
             hook_report: None,
             sota: None,
             phases: Vec::new(),
+            partial_factor: None,
             outcome: None,
             answers: None,
         };

@@ -14,6 +14,8 @@ pub const USAGE: u8 = 2;
 pub const RESOLUTION: u8 = 3;
 /// The `rdagent` program was not found or is not executable.
 pub const RDAGENT_MISSING: u8 = 4;
+/// Another rd-chain is running the same run (it holds the run's lock).
+pub const BUSY: u8 = 5;
 /// rd-chain was interrupted with Ctrl-C (SIGINT).
 pub const INTERRUPTED: u8 = for_signal(SIGINT);
 /// rd-chain was terminated (SIGTERM).
@@ -89,6 +91,11 @@ pub const TABLE: &[Documented] = &[
         code: Code::Fixed(RDAGENT_MISSING),
         name: "rdagent missing",
         meaning: "rdagent is missing or not executable",
+    },
+    Documented {
+        code: Code::Fixed(BUSY),
+        name: "run busy",
+        meaning: "another rd-chain is running the same run id (it holds <log root>/rd-chain/<run id>.lock)",
     },
     Documented {
         code: Code::PhaseOwn,

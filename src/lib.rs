@@ -9,6 +9,7 @@
 pub mod answers;
 pub mod chart;
 pub mod cli;
+pub mod continuation;
 pub mod error;
 pub mod events;
 pub mod execute;
@@ -29,9 +30,11 @@ pub mod render;
 pub mod report;
 pub mod report_page;
 pub mod resolve;
+pub mod runs;
 pub mod session;
 pub mod signals;
 pub mod timestamp;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -271,6 +274,23 @@ fn run(
             } else {
                 print_stdout(&render::escape_message(&report::list_text(&root, &runs)))
             }
+        }
+        Command::Resume { run, log_root } => {
+            let cwd = current_dir()?;
+            let record = runs::find_record(run.as_deref(), &log_root.value, &cwd)?;
+            let (command, cwd, os_env) = runs::chain_of(&record, os_env)?;
+            let Command::Run(config) = command else {
+                return Err(Error::Internal(format!(
+                    "the run record {} does not describe a chain",
+                    record.display()
+                )));
+            };
+            let text: BTreeMap<String, String> = os_env
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.to_str()?.to_string())))
+                .collect();
+            let plan = plan::build(*config, &cwd, &os_env, &text, inv.warnings);
+            execute::run(plan)
         }
         Command::Run(config) => {
             let cwd = current_dir()?;

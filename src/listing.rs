@@ -59,8 +59,10 @@ fn run_answers(survey: &crate::resolve::Survey, factor_sota: Option<usize>) -> R
 pub struct RunSummary {
     pub name: String,
     pub path: PathBuf,
-    /// The run's readable facts, or why it could not be read.
+    /// The run's readable facts, or why it could not be read (from its newest continuation, if any).
     pub info: std::result::Result<RunInfo, String>,
+    /// The dirs rd-chain continued this run in (`<name>.resume-K`), oldest first.
+    pub continuations: Vec<String>,
 }
 
 /// The gist of an error for one line of `list`: its first line up to the advice after "; ".
@@ -153,16 +155,36 @@ pub fn list_runs(root: &Path, workspace_env: Option<&Path>, cwd: &Path) -> Resul
             dirs.push((path, name, mtime));
         }
     }
+    // A continuation is shown with its original, not as a run of its own.
+    let names: Vec<String> = dirs.iter().map(|d| d.1.clone()).collect();
+    let mut continuations: std::collections::BTreeMap<String, Vec<(u32, String)>> =
+        Default::default();
+    dirs.retain(|(_, name, _)| match crate::continuation::split_name(name) {
+        (base, Some(k)) if names.iter().any(|n| n == base) => {
+            continuations
+                .entry(base.to_string())
+                .or_default()
+                .push((k, name.clone()));
+            false
+        }
+        _ => true,
+    });
     dirs.sort_by(|a, b| {
         let key = |d: &(PathBuf, String, Option<SystemTime>)| (Utc::parse_log_dir_name(&d.1), d.2);
         key(b).cmp(&key(a)).then_with(|| b.1.cmp(&a.1))
     });
     Ok(dirs
         .into_iter()
-        .map(|(path, name, _)| RunSummary {
-            info: summarize_run(&path, workspace_env, cwd),
-            name,
-            path,
+        .map(|(path, name, _)| {
+            let mut conts = continuations.remove(&name).unwrap_or_default();
+            conts.sort();
+            let newest = conts.last().map(|(_, n)| path.with_file_name(n));
+            RunSummary {
+                info: summarize_run(newest.as_deref().unwrap_or(&path), workspace_env, cwd),
+                name,
+                path,
+                continuations: conts.into_iter().map(|(_, n)| n).collect(),
+            }
         })
         .collect())
 }

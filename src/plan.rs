@@ -19,6 +19,23 @@ use crate::{Error, Result};
 /// rd-chain's own dir under the log root (run records, hook dirs); not a run of rdagent.
 pub const RECORD_DIR_NAME: &str = "rd-chain";
 
+/// Every variable rd-chain sets or removes in a phase's environment.
+pub const ENV_NAMES: &[&str] = &[
+    "LOG_TRACE_PATH",
+    contract::LOAD_ENV,
+    contract::WORKSPACE_ENV,
+    contract::FACTORS_PATH_ENV,
+    "SOTA_LOG_PATH",
+    "LOAD_SOTA_FROM_LOG",
+    "USE_ALPHA_FACTORS",
+    "PYTHONPATH",
+    contract::REPORT_ENV,
+    LEGACY_PICKLE_ENV,
+];
+
+/// RD-Agent 1.0 unpickles an unsigned snapshot only with this set to true (`--allow-legacy-pickle`).
+pub const LEGACY_PICKLE_ENV: &str = "ALLOW_UNSAFE_LEGACY_PICKLE";
+
 /// The two phases, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PhaseKind {
@@ -92,6 +109,10 @@ pub struct Plan {
     pub config: RunConfig,
     pub cwd: PathBuf,
     pub started: Utc,
+    /// The run's name: `--run-id`, else the start time; names the record, the lock and the hook dir.
+    pub run_id: String,
+    /// The run's lock file, `<log root>/rd-chain/<run id>.lock`.
+    pub lock: PathBuf,
     /// The rdagent program, or why it cannot be used.
     pub rdagent: std::result::Result<PathBuf, String>,
     /// `false` when no phase runs (only the resolution is reported).
@@ -181,9 +202,14 @@ pub fn build(
 ) -> Plan {
     let started = Utc::now();
     let log_root = absolute(cwd, &config.log_root.value);
-    let run_id = started.log_dir_name();
+    let run_id = config
+        .run_id
+        .value
+        .clone()
+        .unwrap_or_else(|| started.log_dir_name());
     let record_dir = log_root.join(RECORD_DIR_NAME);
     let run_record = record_dir.join(format!("{run_id}.json"));
+    let lock = record_dir.join(format!("{run_id}.lock"));
     let hook_dir = record_dir.join(format!("{run_id}.hook"));
 
     let runs_factor = config.sota.source == SotaSource::FactorPhase;
@@ -291,6 +317,8 @@ pub fn build(
         config,
         cwd: cwd.to_path_buf(),
         started,
+        run_id,
+        lock,
         rdagent,
         needs_rdagent,
         log_root,

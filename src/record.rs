@@ -1,4 +1,4 @@
-//! The run record, `<log root>/rd-chain/<start time>.json`: its fields, its state, its schema version, and how
+//! The run record, `<log root>/rd-chain/<run id>.json`: its fields, its state, its schema version, and how
 //! it is written (atomically, so a crash leaves the last true state) and read back. The dry run's `phases[]`
 //! have the same shape as the record's, so one reader handles both. Every field is documented in one table in
 //! docs/usage.md ("The run record"); a test checks that each field written here is listed there.
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use crate::cli::{RunConfig, SETTINGS};
+use crate::cli::{ChainArgs, RunConfig, SETTINGS};
 use crate::hook::{HookDecision, HookReport};
 use crate::json::Json;
 use crate::plan::PhaseKind;
@@ -20,8 +20,9 @@ use crate::timestamp::Utc;
 use crate::{exit, Error, Result};
 
 /// The record format's version, written as `schema`. 1: the records written before the field existed (the same
-/// fields otherwise); 2: `schema` and every phase's `loops`. A record with a higher number than this is refused.
-pub const SCHEMA: i64 = 2;
+/// fields otherwise); 2: `schema` and every phase's `loops`; 3: `run_id`, `cwd`, `invocation`, `partial_factor`
+/// and every phase's `attempts`. A record with a higher number than this is refused.
+pub const SCHEMA: i64 = 3;
 
 /// How a phase ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -166,6 +167,59 @@ impl Outcome {
     }
 }
 
+/// Why an attempt of a phase was started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptReason {
+    /// The phase's first attempt.
+    Start,
+    /// `rd-chain resume`, or the same run id started again.
+    Resume,
+    /// `--retries`: the previous attempt exited with an error after gaining snapshots.
+    Retry,
+    /// `--on-stall restart`: the previous attempt wrote no snapshot for `--stall-after`.
+    StallRestart,
+}
+
+impl AttemptReason {
+    pub const ALL: [AttemptReason; 4] = [
+        AttemptReason::Start,
+        AttemptReason::Resume,
+        AttemptReason::Retry,
+        AttemptReason::StallRestart,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptReason::Start => "start",
+            AttemptReason::Resume => "resume",
+            AttemptReason::Retry => "retry",
+            AttemptReason::StallRestart => "stall-restart",
+        }
+    }
+}
+
+/// One run of rdagent for a phase: the first, or a continuation on a copy of the previous attempt's log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    pub reason: AttemptReason,
+    pub argv: Vec<OsString>,
+    /// The log dir this attempt wrote (`LOG_TRACE_PATH`).
+    pub log_dir: PathBuf,
+    /// The previous attempt's log dir this one is a copy of (`None` for a fresh start).
+    pub continues: Option<PathBuf>,
+    /// The snapshot (in `continues`) it resumed from; its copy in `log_dir` was passed to `--path`.
+    pub resumed_from: Option<PathBuf>,
+    pub started: Utc,
+    pub finished: Option<Utc>,
+    pub duration: Option<Duration>,
+    pub end: Option<PhaseEnd>,
+    pub stopped_by: Option<Stop>,
+    /// No new snapshot for `--stall-after` was seen during this attempt.
+    pub stalled: bool,
+    /// Snapshot files written past the one resumed from (all of them for a fresh start).
+    pub snapshots_gained: Option<u64>,
+}
+
 /// What happened to one phase, for the summary and the run record.
 #[derive(Clone, Debug)]
 pub struct PhaseRecord {
@@ -179,6 +233,39 @@ pub struct PhaseRecord {
     pub duration: Option<Duration>,
     pub end: Option<PhaseEnd>,
     pub stopped_by: Option<Stop>,
+    /// Every attempt, in order; `log_dir`, `started` are the first's, `end`, `stopped_by` the last's,
+    /// `duration` their sum.
+    pub attempts: Vec<Attempt>,
+}
+
+impl PhaseRecord {
+    /// The log dir of the last attempt (the whole history so far: a continuation holds its predecessors').
+    pub fn last_log_dir(&self) -> &Path {
+        self.attempts.last().map_or(&self.log_dir, |a| &a.log_dir)
+    }
+
+    /// Finished with exit code 0, not stopped.
+    pub fn succeeded(&self) -> bool {
+        self.end == Some(PhaseEnd::Exited(0)) && self.stopped_by.is_none()
+    }
+
+    /// Copy the last attempt's ending to the phase and add up the durations.
+    pub fn sum_up(&mut self) {
+        if let Some(last) = self.attempts.last() {
+            self.end = last.end.clone();
+            self.stopped_by = last.stopped_by;
+        }
+        let total: Duration = self.attempts.iter().filter_map(|a| a.duration).sum();
+        self.duration = Some(total);
+    }
+}
+
+/// A factor phase that failed for good but whose SOTA the model phase used (`--accept-partial`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartialFactor {
+    /// Entries in the history of the snapshot the SOTA came from (one per finished loop).
+    pub loops_done: u64,
+    pub loops_asked: u64,
 }
 
 /// The SOTA factors the model phase gets.
@@ -197,6 +284,11 @@ pub struct SotaRecord {
 #[derive(Debug)]
 pub struct RunRecord {
     pub path: PathBuf,
+    pub run_id: String,
+    /// Where rd-chain was started (relative paths of the invocation are relative to it).
+    pub cwd: PathBuf,
+    /// The arguments and variables rd-chain was started with; `resume` starts the same chain from them.
+    pub invocation: ChainArgs,
     pub started: Utc,
     pub finished: Option<Utc>,
     /// `settings_json` of the run's settings.
@@ -206,6 +298,7 @@ pub struct RunRecord {
     pub hook_report: Option<HookReport>,
     pub sota: Option<SotaRecord>,
     pub phases: Vec<PhaseRecord>,
+    pub partial_factor: Option<PartialFactor>,
     pub outcome: Option<Outcome>,
     /// The chain's two answers (SOTA factor set, SOTA model and its gain), once the phases are done.
     pub answers: Option<crate::answers::ChainAnswers>,
@@ -229,9 +322,27 @@ impl RunRecord {
                 .with("parquet_bytes", s.parquet_bytes)
                 .with("path_mapping", s.mapping.clone())
         });
+        let invocation = Json::object()
+            .with("args", self.invocation.args.clone())
+            .with(
+                "env",
+                Json::Object(
+                    self.invocation
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Json::from(v.as_str())))
+                        .collect(),
+                ),
+            );
+        let partial = self.partial_factor.as_ref().map(|p| {
+            Json::object()
+                .with("loops_done", p.loops_done)
+                .with("loops_asked", p.loops_asked)
+        });
         Json::object()
             .with("schema", SCHEMA)
             .with("rd_chain_version", env!("CARGO_PKG_VERSION"))
+            .with("run_id", self.run_id.as_str())
             .with("state", self.state().as_str())
             .with("started", self.started.iso())
             .with("finished", self.finished.map(|t| t.iso()))
@@ -242,6 +353,8 @@ impl RunRecord {
                     .map(|o| i64::from(o.ending.exit_code())),
             )
             .with("message", self.outcome.as_ref().map(|o| o.message.clone()))
+            .with("cwd", &self.cwd)
+            .with("invocation", invocation)
             .with("settings", self.settings.clone())
             .with("hook", self.hook.as_ref().map(hook_json))
             .with(
@@ -249,6 +362,7 @@ impl RunRecord {
                 self.hook_report.as_ref().map(hook_report_json),
             )
             .with("sota", sota)
+            .with("partial_factor", partial)
             .with(
                 "phases",
                 self.phases
@@ -344,6 +458,42 @@ pub fn phase_json(p: PhaseJson, ran: Option<&PhaseRecord>) -> Json {
             "stopped_by",
             ran.and_then(|r| r.stopped_by).map(|s| s.name()),
         )
+        .with(
+            "attempts",
+            ran.map(|r| r.attempts.iter().map(attempt_json).collect::<Vec<_>>()),
+        )
+}
+
+fn end_json(end: Option<&PhaseEnd>) -> (Option<i64>, Option<i64>) {
+    match end {
+        Some(PhaseEnd::Exited(c)) => (Some(i64::from(*c)), None),
+        Some(PhaseEnd::Signaled(n)) => (None, Some(i64::from(*n))),
+        None => (None, None),
+    }
+}
+
+fn attempt_json(a: &Attempt) -> Json {
+    let (code, signal) = end_json(a.end.as_ref());
+    Json::object()
+        .with("reason", a.reason.as_str())
+        .with(
+            "argv",
+            a.argv
+                .iter()
+                .map(|x| x.to_string_lossy().into_owned())
+                .collect::<Vec<_>>(),
+        )
+        .with("log_dir", &a.log_dir)
+        .with("continues", a.continues.as_ref())
+        .with("resumed_from", a.resumed_from.as_ref())
+        .with("started", a.started.iso())
+        .with("finished", a.finished.map(|t| t.iso()))
+        .with("duration_seconds", a.duration.map(|d| d.as_secs_f64()))
+        .with("exit_code", code)
+        .with("signal", signal)
+        .with("stopped_by", a.stopped_by.map(|s| s.name()))
+        .with("stalled", a.stalled)
+        .with("snapshots_gained", a.snapshots_gained)
 }
 
 fn phase_record_json(p: &PhaseRecord) -> Json {
@@ -511,6 +661,266 @@ pub fn parse_record(text: &str) -> std::result::Result<LoadedRecord, String> {
     })
 }
 
+/// Read a run record back into the typed `RunRecord` (what `resume` continues). Records from a newer rd-chain
+/// are refused; records from before schema 3 load with one attempt per phase and an empty invocation.
+pub fn load_typed(path: &Path) -> Result<RunRecord> {
+    let loaded = load(path)?;
+    typed(path, &loaded).map_err(|why| {
+        Error::Usage(format!(
+            "the run record {} cannot be read: {why}; it was not written by rd-chain, or was edited",
+            path.display()
+        ))
+    })
+}
+
+fn typed(path: &Path, loaded: &LoadedRecord) -> std::result::Result<RunRecord, String> {
+    let doc = &loaded.document;
+    let time = time_field;
+    let text = |v: Option<&Json>| v.and_then(Json::as_str).map(str::to_string);
+    let started = time(doc.get("started"), "started")?.ok_or("`started` is null")?;
+    let run_id = text(doc.get("run_id")).unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let mut invocation = ChainArgs::default();
+    if let Some(inv) = doc.get("invocation") {
+        for a in inv.get("args").and_then(Json::as_array).unwrap_or(&[]) {
+            invocation.args.push(
+                a.as_str()
+                    .ok_or("`invocation.args` holds a non-string")?
+                    .to_string(),
+            );
+        }
+        if let Some(Json::Object(fields)) = inv.get("env") {
+            for (k, v) in fields {
+                let v = v.as_str().ok_or("`invocation.env` holds a non-string")?;
+                invocation.env.push((k.clone(), v.to_string()));
+            }
+        }
+    }
+    let sota = match doc.get("sota") {
+        None | Some(Json::Null) => None,
+        Some(s) => Some(SotaRecord {
+            log_dir: text(s.get("log_dir")).map(PathBuf::from),
+            loop_id: s.get("loop").and_then(Json::as_i64).map(|n| n as u64),
+            index: s.get("index").and_then(Json::as_i64).map(|n| n as usize),
+            workspace: text(s.get("workspace"))
+                .ok_or("`sota.workspace` is missing")?
+                .into(),
+            parquet: text(s.get("parquet"))
+                .ok_or("`sota.parquet` is missing")?
+                .into(),
+            parquet_bytes: s.get("parquet_bytes").and_then(Json::as_i64).unwrap_or(0) as u64,
+            mapping: text(s.get("path_mapping")),
+        }),
+    };
+    let hook_report = match doc.get("hook_report") {
+        None | Some(Json::Null) => None,
+        Some(h) => {
+            let n = |k: &str| h.get(k).and_then(Json::as_i64);
+            Some(HookReport {
+                armed: n("armed").unwrap_or(0) as usize,
+                used: n("used").unwrap_or(0) as usize,
+                shape: n("rows")
+                    .zip(n("columns"))
+                    .map(|(r, c)| (r as u64, c as u64)),
+                base_features_dropped: n("base_features_dropped").unwrap_or(0) as usize,
+                template_problem: text(h.get("template_problem")),
+            })
+        }
+    };
+    let hook = match doc.get("hook") {
+        None | Some(Json::Null) => None,
+        Some(h) => Some(HookDecision {
+            enabled: h.get("enabled").and_then(Json::as_bool).unwrap_or(false),
+            mode: text(h.get("mode"))
+                .and_then(|m| m.parse().ok())
+                .ok_or("`hook.mode` is not a hook mode")?,
+            reason: text(h.get("reason")).unwrap_or_default(),
+            python: text(h.get("python")).map(PathBuf::from),
+            model_runner: text(h.get("model_runner")).map(PathBuf::from),
+        }),
+    };
+    let mut phases = Vec::new();
+    for p in doc.get("phases").and_then(Json::as_array).unwrap_or(&[]) {
+        phases.push(typed_phase(p)?);
+    }
+    let partial_factor = match doc.get("partial_factor") {
+        None | Some(Json::Null) => None,
+        Some(p) => Some(PartialFactor {
+            loops_done: p.get("loops_done").and_then(Json::as_i64).unwrap_or(0) as u64,
+            loops_asked: p.get("loops_asked").and_then(Json::as_i64).unwrap_or(0) as u64,
+        }),
+    };
+    let outcome = match (loaded.state, loaded.exit_code) {
+        (State::Running, _) => None,
+        (state, code) => {
+            let code = code.unwrap_or(exit::INTERNAL);
+            let ending = match state {
+                State::Done => Ending::Succeeded,
+                State::Interrupted => match code {
+                    exit::INTERRUPTED => Ending::Stopped(Stop::Interrupt),
+                    exit::HUNG_UP => Ending::Stopped(Stop::HangUp),
+                    _ => Ending::Stopped(Stop::Terminate),
+                },
+                _ => Ending::Failed(code),
+            };
+            Some(Outcome {
+                ending,
+                message: loaded.message.clone().unwrap_or_default(),
+            })
+        }
+    };
+    Ok(RunRecord {
+        path: path.to_path_buf(),
+        run_id,
+        cwd: text(doc.get("cwd")).map(PathBuf::from).unwrap_or_default(),
+        invocation,
+        started,
+        finished: time(doc.get("finished"), "finished")?,
+        settings: doc.get("settings").cloned().unwrap_or(Json::object()),
+        hook,
+        hook_report,
+        sota,
+        phases,
+        partial_factor,
+        outcome,
+        // Computed again when a continued chain ends; a finished run's record is not rewritten.
+        answers: None,
+    })
+}
+
+/// A time field written by `Utc::iso` (`None` for a missing or null one).
+fn time_field(v: Option<&Json>, name: &str) -> std::result::Result<Option<Utc>, String> {
+    match v {
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => v
+            .as_str()
+            .and_then(Utc::parse_iso)
+            .map(Some)
+            .ok_or(format!("`{name}` is not a time")),
+    }
+}
+
+fn typed_end(v: &Json) -> std::result::Result<Option<PhaseEnd>, String> {
+    let code = v.get("exit_code").and_then(Json::as_i64);
+    let signal = v.get("signal").and_then(Json::as_i64);
+    Ok(match (code, signal) {
+        (Some(c), _) => Some(PhaseEnd::Exited(
+            i32::try_from(c).map_err(|_| "an exit code is out of range")?,
+        )),
+        (None, Some(n)) => Some(PhaseEnd::Signaled(
+            i32::try_from(n).map_err(|_| "a signal is out of range")?,
+        )),
+        (None, None) => None,
+    })
+}
+
+fn typed_stop(v: &Json) -> Option<Stop> {
+    let name = v.get("stopped_by").and_then(Json::as_str)?;
+    [Stop::Interrupt, Stop::Terminate, Stop::HangUp]
+        .into_iter()
+        .find(|s| s.name() == name)
+}
+
+fn typed_phase(p: &Json) -> std::result::Result<PhaseRecord, String> {
+    let time = time_field;
+    let strings = |v: Option<&Json>| -> Vec<OsString> {
+        v.and_then(Json::as_array)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(Json::as_str)
+            .map(OsString::from)
+            .collect()
+    };
+    let path = |v: Option<&Json>| v.and_then(Json::as_str).map(PathBuf::from);
+    let kind = match p.get("phase").and_then(Json::as_str) {
+        Some("factor") => PhaseKind::Factor,
+        Some("model") => PhaseKind::Model,
+        _ => return Err("a phase is neither factor nor model".to_string()),
+    };
+    let seconds = |v: &Json| {
+        v.get("duration_seconds")
+            .and_then(Json::as_f64)
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64)
+    };
+    let log_dir = path(p.get("log_dir")).ok_or("a phase has no `log_dir`")?;
+    let started = time(p.get("started"), "phases[].started")?.ok_or("a phase has no start time")?;
+    let env = match p.get("env") {
+        Some(Json::Object(fields)) => fields
+            .iter()
+            .filter_map(|(k, v)| {
+                // The names are rd-chain's own: keep only those it sets (a `&'static str` each).
+                crate::plan::ENV_NAMES
+                    .iter()
+                    .find(|n| **n == k.as_str())
+                    .map(|n| (*n, v.as_str().map(OsString::from)))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut record = PhaseRecord {
+        kind,
+        loops: p.get("loops").and_then(Json::as_i64).unwrap_or(0) as u64,
+        argv: strings(p.get("argv")),
+        cwd: path(p.get("cwd")).unwrap_or_default(),
+        log_dir: log_dir.clone(),
+        env,
+        started,
+        duration: seconds(p),
+        end: typed_end(p)?,
+        stopped_by: typed_stop(p),
+        attempts: Vec::new(),
+    };
+    match p.get("attempts").and_then(Json::as_array) {
+        Some(items) => {
+            for a in items {
+                let reason = a
+                    .get("reason")
+                    .and_then(Json::as_str)
+                    .and_then(|r| AttemptReason::ALL.into_iter().find(|x| x.as_str() == r))
+                    .ok_or("an attempt has no known `reason`")?;
+                record.attempts.push(Attempt {
+                    reason,
+                    argv: strings(a.get("argv")),
+                    log_dir: path(a.get("log_dir")).ok_or("an attempt has no `log_dir`")?,
+                    continues: path(a.get("continues")),
+                    resumed_from: path(a.get("resumed_from")),
+                    started: time(a.get("started"), "attempts[].started")?
+                        .ok_or("an attempt has no start time")?,
+                    finished: time(a.get("finished"), "attempts[].finished")?,
+                    duration: seconds(a),
+                    end: typed_end(a)?,
+                    stopped_by: typed_stop(a),
+                    stalled: a.get("stalled").and_then(Json::as_bool).unwrap_or(false),
+                    snapshots_gained: a
+                        .get("snapshots_gained")
+                        .and_then(Json::as_i64)
+                        .map(|n| n as u64),
+                });
+            }
+        }
+        // Before schema 3: the phase was one attempt.
+        None => record.attempts.push(Attempt {
+            reason: AttemptReason::Start,
+            argv: record.argv.clone(),
+            log_dir,
+            continues: None,
+            resumed_from: None,
+            started,
+            finished: None,
+            duration: record.duration,
+            end: record.end.clone(),
+            stopped_by: record.stopped_by,
+            stalled: false,
+            snapshots_gained: None,
+        }),
+    }
+    Ok(record)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +929,12 @@ mod tests {
         let started = Utc::from_unix(1_768_407_292, 886_218);
         RunRecord {
             path: PathBuf::from("/log/rd-chain/x.json"),
+            run_id: "x".to_string(),
+            cwd: "/p".into(),
+            invocation: ChainArgs {
+                args: vec!["--factor-loops".into(), "2".into()],
+                env: vec![("RD_CHAIN_RETRIES".into(), "1".into())],
+            },
             started,
             finished: outcome.as_ref().map(|_| started),
             settings: Json::object().with("factor_loops", Json::object()),
@@ -550,12 +966,49 @@ mod tests {
                 argv: vec!["rdagent".into(), "fin_factor".into()],
                 cwd: "/p".into(),
                 log_dir: "/log/a".into(),
-                env: vec![("LOG_TRACE_PATH", Some("/log/a".into())), ("X", None)],
+                env: vec![
+                    ("LOG_TRACE_PATH", Some("/log/a".into())),
+                    ("SOTA_LOG_PATH", None),
+                ],
                 started,
                 duration: Some(Duration::from_millis(1500)),
                 end: Some(PhaseEnd::Exited(0)),
                 stopped_by: None,
+                attempts: vec![
+                    Attempt {
+                        reason: AttemptReason::Start,
+                        argv: vec!["rdagent".into(), "fin_factor".into()],
+                        log_dir: "/log/a".into(),
+                        continues: None,
+                        resumed_from: None,
+                        started,
+                        finished: Some(started),
+                        duration: Some(Duration::from_millis(500)),
+                        end: Some(PhaseEnd::Exited(1)),
+                        stopped_by: None,
+                        stalled: true,
+                        snapshots_gained: Some(3),
+                    },
+                    Attempt {
+                        reason: AttemptReason::Retry,
+                        argv: vec!["rdagent".into(), "fin_factor".into(), "--path".into()],
+                        log_dir: "/log/a.resume-1".into(),
+                        continues: Some("/log/a".into()),
+                        resumed_from: Some("/log/a/__session__/1/2_running".into()),
+                        started,
+                        finished: None,
+                        duration: Some(Duration::from_millis(1000)),
+                        end: Some(PhaseEnd::Exited(0)),
+                        stopped_by: None,
+                        stalled: false,
+                        snapshots_gained: Some(5),
+                    },
+                ],
             }],
+            partial_factor: Some(PartialFactor {
+                loops_done: 2,
+                loops_asked: 3,
+            }),
             outcome,
             answers: None,
         }
@@ -674,6 +1127,12 @@ mod tests {
         assert_eq!(loaded.message.as_deref(), Some("the factor phase failed"));
         assert_eq!(loaded.started, "2026-01-14T16:14:52.886218Z");
         assert_eq!(loaded.document, record.to_json());
+        // And back into the typed record: the same document again.
+        let typed = load_typed(&record.path).unwrap();
+        assert_eq!(typed.to_json(), record.to_json());
+        assert_eq!(typed.phases[0].attempts, record.phases[0].attempts);
+        assert_eq!(typed.phases[0].last_log_dir(), Path::new("/log/a.resume-1"));
+        assert_eq!(typed.invocation, record.invocation);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -429,6 +429,10 @@ pub fn list_text(root: &Path, runs: &[RunSummary]) -> String {
         "parquet".to_string(),
     ]];
     for run in runs {
+        let name = match run.continuations.len() {
+            0 => run.name.clone(),
+            n => format!("{} (+{n} continued)", run.name),
+        };
         match &run.info {
             Ok(info) => {
                 let a = &info.answers;
@@ -458,7 +462,7 @@ pub fn list_text(root: &Path, runs: &[RunSummary]) -> String {
                     ),
                 };
                 rows.push(vec![
-                    run.name.clone(),
+                    name,
                     a.kind.as_str().to_string(),
                     info.loops.to_string(),
                     info.hist_entries.to_string(),
@@ -468,7 +472,7 @@ pub fn list_text(root: &Path, runs: &[RunSummary]) -> String {
                 ]);
             }
             Err(reason) => rows.push(vec![
-                run.name.clone(),
+                name,
                 "-".to_string(),
                 "-".to_string(),
                 "-".to_string(),
@@ -495,7 +499,8 @@ pub fn list_json(root: &Path, runs: &[RunSummary]) -> Json {
         .map(|run| {
             let base = Json::object()
                 .with("name", run.name.as_str())
-                .with("path", &run.path);
+                .with("path", &run.path)
+                .with("continuations", run.continuations.clone());
             match &run.info {
                 Ok(info) => base
                     .with("loops", info.loops)

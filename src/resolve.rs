@@ -559,7 +559,18 @@ impl Inspection {
 
 /// Read the run's history and map every recorded workspace.
 pub fn survey(req: &ResolveRequest) -> crate::Result<Survey> {
-    let path = absolute(&req.cwd, &req.path);
+    let mut path = absolute(&req.cwd, &req.path);
+    // A run rd-chain continued goes on in `<log dir>.resume-K`, whose snapshots hold the whole history.
+    if path.is_dir() && path.file_name().is_some_and(|n| n != session::SESSION_DIR) {
+        if let Some(newest) = crate::continuation::latest(&path) {
+            log::warn!(
+                "{} was continued in {}: reading the run's whole history from there",
+                path.display(),
+                newest.display()
+            );
+            path = newest;
+        }
+    }
     let session = session::load(&path, req.signing_key.as_ref())?;
     let project_root = match &req.project_root {
         Some(root) => absolute(&req.cwd, root),

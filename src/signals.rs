@@ -97,6 +97,17 @@ pub fn terminate(child: &mut std::process::Child) {
     let _ = child.kill();
 }
 
+/// Does a process with this pid exist (it may belong to another user)?
+pub fn alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    return unix::alive(pid);
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// Make `cmd`'s child receive SIGTERM if rd-chain dies without reaping it (killed with SIGKILL, say), so
 /// no rdagent outlives rd-chain even then (Linux's parent-death signal; elsewhere the handlers above are all).
 pub fn terminate_with_parent(cmd: &mut std::process::Command) {
@@ -169,6 +180,19 @@ mod unix {
             signal(SIGTERM, on_signal);
             signal(SIGHUP, on_signal);
         }
+    }
+
+    pub fn alive(pid: u32) -> bool {
+        let Ok(pid) = c_int::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: kill(2) with signal 0 only checks that the process exists; nothing is sent.
+        let r = unsafe { kill(pid, 0) };
+        // EPERM (1): it exists but belongs to someone else.
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(1)
     }
 
     pub fn send(pid: u32, sig: c_int) {

@@ -84,6 +84,29 @@ impl Utc {
         })
     }
 
+    /// The instant `iso` wrote (`2026-01-14T16:14:52.886218Z`).
+    pub fn parse_iso(text: &str) -> Option<Utc> {
+        let b = text.as_bytes();
+        if b.len() != 27
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || b[19] != b'.'
+            || b[26] != b'Z'
+        {
+            return None;
+        }
+        let name: String = text[..26]
+            .chars()
+            .map(|c| match c {
+                'T' => '_',
+                ':' | '.' => '-',
+                other => other,
+            })
+            .collect();
+        Utc::parse_log_dir_name(&name)
+    }
+
     /// `2026-01-14T16:14:52.886218Z`.
     pub fn iso(&self) -> String {
         format!(

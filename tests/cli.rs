@@ -26,3 +26,5 @@ mod alpha;
 
 #[path = "cli/answers.rs"]
 mod answers;
+#[path = "cli/chains.rs"]
+mod chains;

@@ -56,6 +56,23 @@ pub fn install(dir: &Path) -> Result<PathBuf> {
 }
 
 /// The hook dir just made must be a directory (not a symlink) owned by the effective user.
+/// A continued run's hook dir, left by the earlier rd-chain of the same run id (same path, so the model phase
+/// gets the same environment): removed, only when it is a real directory owned by this user in a parent no
+/// other user can change, then written fresh as `install` does. A dir that does not exist is simply installed.
+pub fn reinstall(dir: &Path) -> Result<PathBuf> {
+    let dir = std::path::absolute(dir)
+        .map_err(|e| Error::io("cannot make the hook directory absolute:", dir, e))?;
+    if std::fs::symlink_metadata(&dir).is_ok() {
+        if let Some(parent) = dir.parent() {
+            check_parent(parent)?;
+        }
+        check_owned(&dir)?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::io("cannot remove the earlier hook directory", &dir, e))?;
+    }
+    install(&dir)
+}
+
 fn check_owned(dir: &Path) -> Result<()> {
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|e| Error::io("cannot read the hook directory", dir, e))?;

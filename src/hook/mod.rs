@@ -24,7 +24,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use decide::{decide, decide_in_env, CONSUMER_TEXT};
-pub use install::{check_dir, check_parent, install, pythonpath, FILE_NAME, SITECUSTOMIZE};
+pub use install::{
+    check_dir, check_parent, install, pythonpath, reinstall, FILE_NAME, SITECUSTOMIZE,
+};
 pub use probe::PROBE_TIMEOUT;
 pub use report::HookReport;
 pub use template::{check_installed, TemplateCheck, TemplateVerdict};

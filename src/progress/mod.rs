@@ -397,6 +397,25 @@ impl Drop for PhaseWatch {
     }
 }
 
+/// Append a heading for one attempt of a phase to its output file (every attempt appends to the same
+/// `<phase>.out`), so the lines of a retry or a resume can be told from the earlier attempt's. A failed write
+/// is only logged: rdagent's output still goes there.
+pub fn attempt_heading(out: &Path, kind: PhaseKind, reason: &str, log_dir: &Path) {
+    let line = format!(
+        "==== rd-chain: {} phase, attempt ({reason}) at {}, log {} ====\n",
+        kind.name(),
+        crate::timestamp::Utc::now().iso(),
+        log_dir.display()
+    );
+    let written = OpenOptions::new()
+        .append(true)
+        .open(out)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        log::warn!("cannot write to rdagent's output file {}: {e}", out.display());
+    }
+}
+
 /// The run's name for its own folder: the run record's file name without `.json`.
 fn run_name(record: &Path) -> String {
     record
