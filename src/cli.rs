@@ -732,8 +732,8 @@ const FLAGS: &[Flag] = &[
         value: Some("SECONDS"),
         env: Some("RD_CHAIN_KILL_AFTER"),
         default: DefaultValue::Count(10),
-        help: "After SIGTERM/SIGHUP is forwarded to rdagent's process group, wait this long before SIGKILL (at \
-               most 86400, one day).",
+        help: "After SIGTERM/SIGHUP is forwarded to rdagent's process group, wait this long before SIGKILL \
+               (seconds, or with s, m, h; at most 86400, one day).",
         scope: Scope::Run,
     },
     Flag {
@@ -1350,14 +1350,19 @@ fn whole_number(text: &str) -> std::result::Result<u64, String> {
 /// a bound keeps every such sum far inside what the clock can hold.
 pub const MAX_KILL_AFTER: u64 = 86_400;
 
+/// Whole seconds, or a duration with s, m, h (the one duration parser; a fraction of a second is dropped).
 fn kill_after_seconds(text: &str) -> std::result::Result<u64, String> {
-    let n = whole_number(text)?;
-    if n > MAX_KILL_AFTER {
-        return Err(format!(
-            "at most {MAX_KILL_AFTER} seconds (one day): the grace period between SIGTERM and SIGKILL"
-        ));
+    let too_long = || {
+        format!("at most {MAX_KILL_AFTER} seconds (one day): the grace period between SIGTERM and SIGKILL")
+    };
+    let t = text.trim();
+    match parse_duration(t) {
+        Ok(d) if d.as_secs() <= MAX_KILL_AFTER => Ok(d.as_secs()),
+        Ok(_) => Err(too_long()),
+        // A whole number too large for the parser is too long too.
+        Err(_) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => Err(too_long()),
+        Err(why) => Err(why),
     }
-    Ok(n)
 }
 
 /// A phase's time limit: checked by the one duration parser, passed to rdagent `--all-duration` as written.
@@ -1912,6 +1917,16 @@ mod tests {
                 .value,
             MAX_KILL_AFTER
         );
+        assert_eq!(
+            run(&["--kill-after", "2m"], &[]).unwrap().kill_after.value,
+            120
+        );
+        assert_eq!(
+            run(&["--kill-after", "0"], &[]).unwrap().kill_after.value,
+            0
+        );
+        assert!(usage_msg(run(&["--kill-after", "25h"], &[])).contains("86400"));
+        assert!(usage_msg(run(&["--kill-after", "soon"], &[])).contains("--kill-after"));
         for huge in ["86401", "9223372036854775808", "18446744073709551615"] {
             let m = usage_msg(run(&["--kill-after", huge], &[]));
             assert!(m.contains("--kill-after") && m.contains("86400"), "{m}");
