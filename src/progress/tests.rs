@@ -192,6 +192,48 @@ fn an_idle_poll_costs_the_same_on_a_long_log_as_on_a_short_one() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The stall watch reads this watcher's `last_snapshot` (it has no stat loop of its own): on a 100-loop log
+/// with its highest loop running, an unchanged session dir costs two stats per look whatever the number of
+/// loops, and only a new step file moves the last-snapshot time.
+#[test]
+fn the_stall_clock_costs_two_stats_per_look_on_a_long_log() {
+    let dir = temp("stall-clock");
+    generate(&dir, 100);
+    let source = dir.join("log");
+    let target = dir.join("live");
+    let steps = step_files(&source);
+    let (last_loop, last_name) = steps.last().cloned().unwrap();
+    assert_eq!(last_loop, 99);
+    for (loop_id, name) in &steps[..steps.len() - 1] {
+        copy_step(&source, &target, *loop_id, name);
+    }
+    let mut watcher = SessionWatcher::new(&target);
+    watcher.baseline(later());
+    let first = watcher.work;
+    // Stat and list the session dir, stat and list each loop dir once, read the newest finished loop.
+    assert_eq!(first.stats, 101);
+    assert_eq!(first.listings, 101);
+    assert_eq!(first.decodes, 1);
+    assert_eq!(watcher.last_snapshot(), None, "the baseline is not news");
+    for _ in 0..10 {
+        assert!(watcher.poll(later()).is_empty());
+    }
+    // Unchanged session dir: two stats per look (it and the running loop), no listing, no decode.
+    assert_eq!(watcher.work.stats - first.stats, 20);
+    assert_eq!(watcher.work.listings, first.listings);
+    assert_eq!(watcher.work.decodes, first.decodes);
+    assert_eq!(watcher.current().map(|(id, _)| id), Some(99));
+    assert_eq!(watcher.last_snapshot(), None, "no new snapshot: the stall clock does not move");
+    // The running loop's last step appears: the last-snapshot time is that look's time.
+    copy_step(&source, &target, last_loop, &last_name);
+    let at = later() + Duration::from_secs(60);
+    let done = watcher.poll(at);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].loop_id, 99);
+    assert_eq!(watcher.last_snapshot(), Some(at));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_folder_changed_within_the_time_granularity_is_listed_again_until_its_time_is_old() {
     let dir = temp("racy");

@@ -23,6 +23,26 @@ fn calls(file: &Path) -> Vec<J> {
         .collect()
 }
 
+/// The events file's objects, in order; every one has `event`, `phase` and `time`.
+fn events(file: &Path) -> Vec<J> {
+    let all = calls(file);
+    assert!(!all.is_empty(), "no events in {}", file.display());
+    for e in &all {
+        assert!(
+            ["factor", "model"].contains(&e.get("phase").str()),
+            "{e:?}"
+        );
+        assert!(e.get("time").str().ends_with('Z'), "{e:?}");
+        assert!(!e.get("event").str().is_empty(), "{e:?}");
+    }
+    all
+}
+
+/// The events of one kind.
+fn of_kind<'a>(all: &'a [J], kind: &str) -> Vec<&'a J> {
+    all.iter().filter(|e| e.get("event").str() == kind).collect()
+}
+
 fn argv(rec: &J) -> Vec<String> {
     rec.get("argv")
         .arr()
@@ -261,10 +281,27 @@ fn retries_resume_after_progress_and_stop_when_an_attempt_gains_nothing() {
     let (_, err) = expect_code(
         chain(tmp.path())
             .args(["--run-id", "ok", "--retries", "2", "--retry-wait", "0"])
+            .args(["--events", "events.jsonl"])
             .env("FAKE_RDAGENT_CRASH_AFTER", "fin_factor:1:3"),
         0,
     );
     assert!(err.contains("retry 1 of 2"), "{err}");
+    let all = events(&tmp.join("events.jsonl"));
+    let retries = of_kind(&all, "retry");
+    assert_eq!(retries.len(), 1, "{all:?}");
+    assert_eq!(retries[0].get("phase").str(), "factor");
+    assert_eq!(retries[0].get("attempt").int(), 2);
+    assert_eq!(retries[0].get("wait_seconds").num(), 0.0);
+    assert_eq!(retries[0].get("reason").str(), "retry");
+    // Each attempt is watched on its own log dir: a phase_start per attempt, the second on the continuation.
+    let starts: Vec<&str> = of_kind(&all, "phase_start")
+        .iter()
+        .filter(|e| e.get("phase").str() == "factor")
+        .map(|e| e.get("log_dir").str())
+        .collect();
+    assert_eq!(starts.len(), 2, "{all:?}");
+    assert!(starts[1].ends_with(".resume-1"), "{starts:?}");
+    assert!(of_kind(&all, "stall").is_empty(), "{all:?}");
     let rec = record_of(tmp.path(), "ok");
     let attempts = phase(&rec, "factor").get("attempts").arr();
     assert_eq!(attempts.len(), 2);
@@ -312,10 +349,33 @@ fn a_stalled_phase_is_restarted_and_a_failed_factor_phase_with_a_sota_can_be_acc
                 "--kill-after",
                 "2",
             ])
+            .args(["--events", "events.jsonl"])
             .env("FAKE_RDAGENT_STALL_AFTER", "fin_factor:1:1"),
         0,
     );
     assert!(err.contains("has written no snapshot for"), "{err}");
+    let all = events(&tmp.join("events.jsonl"));
+    let stalls = of_kind(&all, "stall");
+    assert_eq!(stalls.len(), 1, "{all:?}");
+    assert_eq!(stalls[0].get("phase").str(), "factor");
+    assert_eq!(stalls[0].get("action").str(), "restart");
+    assert!(stalls[0].get("since_seconds").num() >= 4.0, "{all:?}");
+    let retries = of_kind(&all, "retry");
+    assert_eq!(retries.len(), 1, "{all:?}");
+    assert_eq!(retries[0].get("phase").str(), "factor");
+    assert_eq!(retries[0].get("attempt").int(), 2);
+    assert_eq!(retries[0].get("reason").str(), "stall-restart");
+    // The stall comes before the restart's retry, which comes before the restarted attempt's start.
+    let order: Vec<&str> = all
+        .iter()
+        .map(|e| e.get("event").str())
+        .filter(|k| ["stall", "retry", "phase_start"].contains(k))
+        .collect();
+    assert_eq!(
+        order,
+        ["phase_start", "stall", "retry", "phase_start", "phase_start"],
+        "{all:?}"
+    );
     let rec = record_of(tmp.path(), "st");
     let attempts = phase(&rec, "factor").get("attempts").arr();
     assert_eq!(attempts.len(), 2);
