@@ -165,7 +165,10 @@ mod tests {
         let mut w = StallWatch::new(PhaseKind::Model, Duration::from_secs(3), false, t0);
         // Before the phase started nothing counts: idle is measured from the start at the earliest.
         let found = w
-            .observe(t0 + Duration::from_secs(3), t0.checked_sub(Duration::from_secs(100)).unwrap_or(t0))
+            .observe(
+                t0 + Duration::from_secs(3),
+                t0.checked_sub(Duration::from_secs(100)).unwrap_or(t0),
+            )
             .unwrap();
         assert_eq!(found.action, WatchAction::Continue);
         assert_eq!(found.idle, Duration::from_secs(3));

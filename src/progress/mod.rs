@@ -412,7 +412,10 @@ pub fn attempt_heading(out: &Path, kind: PhaseKind, reason: &str, log_dir: &Path
         .open(out)
         .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
-        log::warn!("cannot write to rdagent's output file {}: {e}", out.display());
+        log::warn!(
+            "cannot write to rdagent's output file {}: {e}",
+            out.display()
+        );
     }
 }
 

@@ -223,7 +223,11 @@ fn the_stall_clock_costs_two_stats_per_look_on_a_long_log() {
     assert_eq!(watcher.work.listings, first.listings);
     assert_eq!(watcher.work.decodes, first.decodes);
     assert_eq!(watcher.current().map(|(id, _)| id), Some(99));
-    assert_eq!(watcher.last_snapshot(), None, "no new snapshot: the stall clock does not move");
+    assert_eq!(
+        watcher.last_snapshot(),
+        None,
+        "no new snapshot: the stall clock does not move"
+    );
     // The running loop's last step appears: the last-snapshot time is that look's time.
     copy_step(&source, &target, last_loop, &last_name);
     let at = later() + Duration::from_secs(60);

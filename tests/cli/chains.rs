@@ -28,10 +28,7 @@ fn events(file: &Path) -> Vec<J> {
     let all = calls(file);
     assert!(!all.is_empty(), "no events in {}", file.display());
     for e in &all {
-        assert!(
-            ["factor", "model"].contains(&e.get("phase").str()),
-            "{e:?}"
-        );
+        assert!(["factor", "model"].contains(&e.get("phase").str()), "{e:?}");
         assert!(e.get("time").str().ends_with('Z'), "{e:?}");
         assert!(!e.get("event").str().is_empty(), "{e:?}");
     }
@@ -40,7 +37,9 @@ fn events(file: &Path) -> Vec<J> {
 
 /// The events of one kind.
 fn of_kind<'a>(all: &'a [J], kind: &str) -> Vec<&'a J> {
-    all.iter().filter(|e| e.get("event").str() == kind).collect()
+    all.iter()
+        .filter(|e| e.get("event").str() == kind)
+        .collect()
 }
 
 fn argv(rec: &J) -> Vec<String> {
@@ -373,7 +372,13 @@ fn a_stalled_phase_is_restarted_and_a_failed_factor_phase_with_a_sota_can_be_acc
         .collect();
     assert_eq!(
         order,
-        ["phase_start", "stall", "retry", "phase_start", "phase_start"],
+        [
+            "phase_start",
+            "stall",
+            "retry",
+            "phase_start",
+            "phase_start"
+        ],
         "{all:?}"
     );
     let rec = record_of(tmp.path(), "st");
