@@ -82,7 +82,9 @@ pub fn run(plan: Plan) -> Result<()> {
     };
     if prior.as_ref().is_some_and(|r| r.state() == State::Done) {
         let Some(mut done) = prior else {
-            return Err(Error::Internal("a finished run lost its record".to_string()));
+            return Err(Error::Internal(
+                "a finished run lost its record".to_string(),
+            ));
         };
         eprintln!(
             "rd-chain: run {} already finished; nothing was run again",

@@ -1119,6 +1119,11 @@ mod tests {
             message: "the factor phase failed".to_string(),
         }));
         record.path = dir.join("r.json");
+        // The hook report's fields all load back too (a resumed run keeps them).
+        if let Some(report) = record.hook_report.as_mut() {
+            report.base_features_dropped = 2;
+            report.template_problem = Some("no base features".to_string());
+        }
         record.save().unwrap();
         let loaded = load(&record.path).unwrap();
         assert_eq!(loaded.schema, SCHEMA);
