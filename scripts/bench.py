@@ -3,7 +3,7 @@
 
 Usage: bench.py RD_CHAIN_BINARY DATA_DIR [--runs N]
 
-DATA_DIR holds the two project roots `gen_fixtures.py bench` writes: `hundred` (100 loops, 500 snapshot files,
+DATA_DIR holds the two project roots `scripts/fixtures bench` writes: `hundred` (100 loops, 500 snapshot files,
 last snapshot about 3 MB) and `blobs` (20 loops, snapshots about 20 MB of numpy-like blobs). Every command runs
 N times, interleaved; rd-chain runs once without a signing key and once with the key the logs were signed with
 (it then checks each snapshot's HMAC, which Python's reference does not). The table gives the median wall time
@@ -38,7 +38,7 @@ def newest_snapshot(log_dir):
     return best[1]
 
 
-# The key gen_fixtures signs with unless ARTIFACT_SIGNING_KEY is set.
+# The key scripts/fixtures signs with unless ARTIFACT_SIGNING_KEY is set.
 FIXTURE_KEY = "rd-chain-fixtures"
 
 
@@ -80,7 +80,7 @@ def main():
     for name in ("hundred", "blobs"):
         found = sorted(glob.glob(os.path.join(data, name, "log", "*")))
         if not found:
-            sys.exit("bench: no log under %s/%s/log: run gen_fixtures.py bench first" % (data, name))
+            sys.exit("bench: no log under %s/%s/log: run scripts/fixtures bench first" % (data, name))
         logs[name] = found[0]
 
     # Without a key: no ARTIFACT_SIGNING_KEY and a HOME without ~/.rdagent/artifact_signing.key.

@@ -11,15 +11,15 @@ if [ "${1:-}" = "--progress-only" ]; then
     shift
     if [ ! -d "$data/hundred" ]; then
         mkdir -p "$data"
-        python3 -c 'import sys; sys.path.insert(0, "scripts"); import gen_fixtures as g
-g.generate_scenario(g.BENCH[0], sys.argv[1])' "$data" >/dev/null
+        python3 -c 'import sys; sys.path.insert(0, "scripts"); from fixtures.scenarios import BENCH, generate_scenario
+generate_scenario(BENCH[0], sys.argv[1])' "$data" >/dev/null
     fi
     exec python3 scripts/bench_progress.py target/release/examples/progress_bench "$data"/hundred/log/* "$@"
 fi
 if [ ! -d "$data/hundred" ] || [ ! -d "$data/blobs" ]; then
     rm -rf "$data"
     mkdir -p "$data"
-    python3 scripts/gen_fixtures.py bench "$data" >/dev/null
+    python3 scripts/fixtures bench "$data" >/dev/null
 fi
 python3 scripts/bench.py target/release/rd-chain "$data" "$@"
 python3 scripts/bench_progress.py target/release/examples/progress_bench "$data"/hundred/log/*

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The reference the benchmark compares rd-chain with: CPython's C unpickler reading one session snapshot.
 
-Loads the snapshot with gen_fixtures' stub classes standing in for RD-Agent's (so no rdagent is needed, which
+Loads the snapshot with scripts/fixtures' stub classes standing in for RD-Agent's (so no rdagent is needed, which
 makes the reference faster than the seed's real `pickle.load`, which imports all of rdagent), takes the last
 accepted factor experiment of trace.hist and prints its workspace path. Never run this on a snapshot you did not
 generate: unpickling executes code.
@@ -10,14 +10,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import gen_fixtures  # noqa: E402
+from fixtures.signing import unsign  # noqa: E402
+from fixtures.stubs import loads  # noqa: E402
 
 
 def main(path):
     with open(path, "rb") as f:
         data = f.read()
-    payload, _signed, _ok = gen_fixtures.unsign(data)
-    loop = gen_fixtures.loads(payload)
+    payload, _signed, _ok = unsign(data)
+    loop = loads(payload)
     sota = None
     for exp, feedback in loop.trace.hist:
         if "FactorExperiment" in type(exp).__name__ and getattr(feedback, "decision", False):

@@ -30,7 +30,7 @@ seeds=$work/seeds
 if [ ! -f "$seeds/.complete" ]; then
     rm -rf "$work/tree" "$seeds"
     mkdir -p "$seeds/decode" "$seeds/snapshot"
-    python3 scripts/gen_fixtures.py tree "$work/tree" >/dev/null
+    python3 scripts/fixtures tree "$work/tree" >/dev/null
     # Whole files seed `snapshot`; their pickle payloads (a signed envelope taken off) seed `decode`.
     python3 - "$work/tree" "$seeds" <<'PY'
 import hashlib, os, sys

@@ -1,4 +1,4 @@
-//! The watcher over real RD-Agent-shaped logs (signed 1.0-era sessions written by scripts/gen_fixtures.py): the
+//! The watcher over real RD-Agent-shaped logs (signed 1.0-era sessions written by scripts/fixtures): the
 //! counts it reports per finished loop, and the work it does per poll, counted (never timed).
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ fn temp(name: &str) -> PathBuf {
 
 /// A whole signed factor session of `loops` loops in `<dir>/log`; returns the generator's summary.
 fn generate(dir: &Path, loops: u32) -> Json {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gen_fixtures.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fixtures");
     let out = Command::new("python3")
         .arg(script)
         .args(["run", "--kind", "factor", "--signed", "--parquet", "stub"])

@@ -1,5 +1,5 @@
 //! The chain's answers: model runs in `inspect`, `resolve --kind`, `list`; `inspect --factors`; `export` and
-//! the chain's `--export`. Against the answers fixture of `scripts/gen_fixtures.py answers` (a signed 1.0-era
+//! the chain's `--export`. Against the answers fixture of `scripts/fixtures answers` (a signed 1.0-era
 //! factor run whose SOTA parquet has one column no experiment explains, and a model run) and its answers.json.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use crate::util::{describe, expect_code, python, rd_chain, run, script, TempDir}
 fn fixture(name: &str) -> (TempDir, J) {
     let tmp = TempDir::new(name);
     python(&[
-        script("gen_fixtures.py").as_os_str(),
+        script("fixtures").as_os_str(),
         OsStr::new("answers"),
         tmp.path().as_os_str(),
     ]);
@@ -270,7 +270,7 @@ fn model_logs_are_first_class_in_inspect_resolve_and_list() {
 fn a_quant_log_gives_both_answers() {
     let tmp = TempDir::new("ans-quant");
     python(&[
-        script("gen_fixtures.py").as_os_str(),
+        script("fixtures").as_os_str(),
         OsStr::new("tree"),
         tmp.path().as_os_str(),
         OsStr::new("--scenario"),

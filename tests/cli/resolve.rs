@@ -1,4 +1,4 @@
-//! `rd-chain resolve`, `inspect` and `list` against the fixture tree of `scripts/gen_fixtures.py`: every
+//! `rd-chain resolve`, `inspect` and `list` against the fixture tree of `scripts/fixtures`: every
 //! scenario's expected.json (the chosen snapshot, the whole history, each pick policy's workspace and mapping or
 //! exit 3 naming what it should), plus broken inputs (no `__session__`, empty, cut-short and unreadable files)
 //! and the output contracts (`resolve` prints one line; `--json` parses).
@@ -19,7 +19,7 @@ fn fixtures() -> &'static Path {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("resolve-fixtures");
         let _ = fs::remove_dir_all(&dir);
         python(&[
-            script("gen_fixtures.py").as_os_str(),
+            script("fixtures").as_os_str(),
             OsStr::new("tree"),
             dir.as_os_str(),
         ]);
@@ -30,11 +30,7 @@ fn fixtures() -> &'static Path {
 /// A fresh copy of some scenarios, for tests that damage files.
 fn fresh(name: &str, scenarios: &[&str]) -> TempDir {
     let tmp = TempDir::new(name);
-    let mut args: Vec<OsString> = vec![
-        script("gen_fixtures.py").into(),
-        "tree".into(),
-        tmp.path().into(),
-    ];
+    let mut args: Vec<OsString> = vec![script("fixtures").into(), "tree".into(), tmp.path().into()];
     for s in scenarios {
         args.push("--scenario".into());
         args.push((*s).into());
@@ -118,6 +114,73 @@ fn metrics(j: &J) -> Option<Vec<(String, f64)>> {
     }
 }
 
+/// How a field of rd-chain's JSON is compared with expected.json.
+#[derive(Clone, Copy)]
+enum Field {
+    Int,
+    OptInt,
+    Str,
+    OptStr,
+    Bool,
+    OptBool,
+    Metrics,
+}
+
+/// `inspect --json`'s `snapshot` against expected.json's: (rd-chain's key, expected.json's key, kind).
+const SNAPSHOT_FIELDS: &[(&str, &str, Field)] = &[
+    ("path", "file", Field::Str),
+    ("loop", "loop", Field::Int),
+    ("step", "step", Field::Int),
+    ("signed", "signed", Field::Bool),
+    ("protocol", "protocol", Field::Int),
+    ("hist_len", "hist_len", Field::Int),
+];
+
+/// Each `history` entry: the same key on both sides.
+const HISTORY_FIELDS: &[(&str, &str, Field)] = &[
+    ("index", "index", Field::Int),
+    ("loop", "loop", Field::OptInt),
+    ("class", "class", Field::OptStr),
+    ("kind", "kind", Field::Str),
+    ("decision", "decision", Field::OptBool),
+    ("workspace_recorded", "workspace_recorded", Field::OptStr),
+    ("workspace", "workspace", Field::OptStr),
+    ("mapping", "mapping", Field::OptStr),
+    ("parquet_exists", "parquet_exists", Field::Bool),
+    ("metrics", "metrics", Field::Metrics),
+];
+
+/// `resolve --json` against a policy's expected pick (rd-chain's key may be a dotted path).
+const PICK_FIELDS: &[(&str, &str, Field)] = &[
+    ("pick.index", "index", Field::Int),
+    ("pick.loop", "loop", Field::OptInt),
+    ("workspace", "workspace", Field::Str),
+    ("path_mapping", "mapping", Field::Str),
+    ("parquet.path", "parquet", Field::Str),
+];
+
+/// `doc`'s value at a dotted path.
+fn at_path<'a>(doc: &'a J, path: &str) -> &'a J {
+    path.split('.').fold(doc, |j, key| j.get(key))
+}
+
+/// Every row of `table`: rd-chain's `got` against expected.json's `want`, failures naming `at` and the key.
+fn check_fields(got: &J, want: &J, table: &[(&str, &str, Field)], at: &str) {
+    for &(ours, theirs, kind) in table {
+        let (g, w) = (at_path(got, ours), want.get(theirs));
+        let what = format!("{at}: {ours}");
+        match kind {
+            Field::Int => assert_eq!(g.int(), w.int(), "{what}"),
+            Field::OptInt => assert_eq!(opt_int(g), opt_int(w), "{what}"),
+            Field::Str => assert_eq!(g.str(), w.str(), "{what}"),
+            Field::OptStr => assert_eq!(opt_str(g), opt_str(w), "{what}"),
+            Field::Bool => assert_eq!(g.bool(), w.bool(), "{what}"),
+            Field::OptBool => assert_eq!(opt_bool(g), opt_bool(w), "{what}"),
+            Field::Metrics => assert_eq!(metrics(g), metrics(w), "{what}"),
+        }
+    }
+}
+
 /// The snapshot, skipped files and whole history of `inspect --json` against expected.json.
 fn check_survey(s: &Scenario, doc: &J) {
     let exp = &s.expected;
@@ -134,18 +197,7 @@ fn check_survey(s: &Scenario, doc: &J) {
     );
     let snap = doc.get("snapshot");
     let want = exp.get("snapshot");
-    assert_eq!(
-        snap.get("path").str(),
-        want.get("file").str(),
-        "{name}: chosen snapshot"
-    );
-    assert_eq!(snap.get("loop").int(), want.get("loop").int(), "{name}");
-    assert_eq!(snap.get("step").int(), want.get("step").int(), "{name}");
-    assert_eq!(
-        snap.get("signed").bool(),
-        want.get("signed").bool(),
-        "{name}: signed"
-    );
+    check_fields(snap, want, SNAPSHOT_FIELDS, &format!("{name}: snapshot"));
     // The scenarios carry RD-Agent's key in their environment: every signed snapshot verifies with it.
     let signed = want.get("signed").bool();
     assert_eq!(
@@ -165,16 +217,6 @@ fn check_survey(s: &Scenario, doc: &J) {
             "{name}"
         );
     }
-    assert_eq!(
-        snap.get("protocol").int(),
-        want.get("protocol").int(),
-        "{name}: protocol"
-    );
-    assert_eq!(
-        snap.get("hist_len").int(),
-        want.get("hist_len").int(),
-        "{name}: hist_len"
-    );
     assert_eq!(
         opt_str(snap.get("loop_class")),
         Some(exp.get("loop_class").str()),
@@ -212,48 +254,7 @@ fn check_survey(s: &Scenario, doc: &J) {
     assert_eq!(history.len(), want_history.len(), "{name}: history length");
     for (got, want) in history.iter().zip(want_history) {
         let at = format!("{name}: history entry {}", want.get("index").int());
-        assert_eq!(got.get("index").int(), want.get("index").int(), "{at}");
-        assert_eq!(
-            opt_int(got.get("loop")),
-            opt_int(want.get("loop")),
-            "{at}: loop"
-        );
-        assert_eq!(
-            opt_str(got.get("class")),
-            opt_str(want.get("class")),
-            "{at}: class"
-        );
-        assert_eq!(got.get("kind").str(), want.get("kind").str(), "{at}: kind");
-        assert_eq!(
-            opt_bool(got.get("decision")),
-            opt_bool(want.get("decision")),
-            "{at}: decision"
-        );
-        assert_eq!(
-            opt_str(got.get("workspace_recorded")),
-            opt_str(want.get("workspace_recorded")),
-            "{at}: recorded workspace"
-        );
-        assert_eq!(
-            opt_str(got.get("workspace")),
-            opt_str(want.get("workspace")),
-            "{at}: workspace"
-        );
-        assert_eq!(
-            opt_str(got.get("mapping")),
-            opt_str(want.get("mapping")),
-            "{at}: mapping"
-        );
-        assert_eq!(
-            got.get("parquet_exists").bool(),
-            want.get("parquet_exists").bool(),
-            "{at}: parquet_exists"
-        );
-        assert_eq!(
-            metrics(got.get("metrics")),
-            metrics(want.get("metrics")),
-            "{at}: metrics"
-        );
+        check_fields(got, want, HISTORY_FIELDS, &at);
     }
 }
 
@@ -291,33 +292,8 @@ fn check_policy(s: &Scenario, policy: &str, want: &J) {
     let mut cmd = s.cmd(&args);
     cmd.arg("--json").arg(&log);
     let (doc, _) = json_of(&mut cmd, 0);
-    let pick = doc.get("pick");
-    assert_eq!(pick.get("policy").str(), policy, "{name}");
-    assert_eq!(
-        pick.get("index").int(),
-        want.get("index").int(),
-        "{name}: picked index"
-    );
-    assert_eq!(
-        opt_int(pick.get("loop")),
-        opt_int(want.get("loop")),
-        "{name}: picked loop"
-    );
-    assert_eq!(
-        doc.get("workspace").str(),
-        want.get("workspace").str(),
-        "{name}: workspace"
-    );
-    assert_eq!(
-        doc.get("path_mapping").str(),
-        want.get("mapping").str(),
-        "{name}: mapping"
-    );
-    assert_eq!(
-        doc.get("parquet").get("path").str(),
-        want.get("parquet").str(),
-        "{name}: parquet"
-    );
+    assert_eq!(doc.get("pick").get("policy").str(), policy, "{name}");
+    check_fields(&doc, want, PICK_FIELDS, &name);
     assert!(doc.get("parquet").get("bytes").int() >= 12, "{name}");
     let tried = doc.get("paths_tried").arr();
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Snapshots shaped like RD-Agent's, written by the project's fixture generator (scripts/gen_fixtures.py,
+//! Snapshots shaped like RD-Agent's, written by the project's fixture generator (scripts/fixtures,
 //! contract in its usage text): decoded whole, cut at every offset, and mutated.
 
 use std::process::Command;
@@ -10,9 +10,9 @@ const SIGNED_MAGIC: &[u8] = b"RDAGENT_SIGNED_PICKLE_V1\n";
 /// Magic line plus the 32-byte HMAC-SHA256.
 const SIGNED_HEADER_LEN: usize = 25 + 32;
 
-/// `gen_fixtures.py snapshot` output, with a signed envelope removed.
+/// `fixtures snapshot` output, with a signed envelope removed.
 fn fixture_snapshot(protocol: u8, loops: u32, signed: bool) -> Vec<u8> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gen_fixtures.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fixtures");
     let out_file = std::env::temp_dir().join(format!(
         "rd-chain-pickle-test-{}-p{protocol}-l{loops}-{signed}",
         std::process::id()
