@@ -11,7 +11,7 @@ use crate::answers::RunKind;
 use crate::json::Json;
 use crate::listing::RunSummary;
 use crate::resolve::{Inspection, Located, Pick, Picked, Resolution, Survey};
-use crate::session::ExperimentKind;
+use crate::session::{ExperimentKind, LoopSource};
 use crate::Error;
 
 // ----------------------------------------------------------------------------------------------- resolve
@@ -77,6 +77,14 @@ fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &
             Json::object()
                 .with("index", e.index)
                 .with("loop", e.loop_id)
+                .with(
+                    "loop_source",
+                    e.loop_source.map(|s| match s {
+                        LoopSource::Recorded => "idx2loop_id",
+                        LoopSource::Recovered => "recovered",
+                    }),
+                )
+                .with("note", e.note.clone())
                 .with("class", e.class.clone())
                 .with("kind", e.kind.as_str())
                 .with("decision", e.decision)
@@ -152,6 +160,7 @@ fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &
                 .with("protocol", u32::from(snap.protocol))
                 .with("bytes", snap.bytes)
                 .with("loop_class", snap.loop_class.clone())
+                .with("era", snap.era.as_str())
                 .with("hist_len", session.history.len()),
         )
         .with("loop_dirs", session.loop_dirs)
@@ -191,6 +200,13 @@ fn format_metric(v: f64) -> String {
     } else {
         format!("{v:.4}")
     }
+}
+
+/// Text from a snapshot with control characters replaced, safe to print on a terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
 
 /// Lay out rows as columns; `right[i]` right-aligns column `i`. Trailing spaces are trimmed.
@@ -271,6 +287,7 @@ fn render_inspection(
     if let Some(class) = &snap.loop_class {
         header.push(("loop", class.clone()));
     }
+    header.push(("era", printable(&snap.era)));
     if session.session_dir.is_some() {
         header.push((
             "read",
@@ -354,7 +371,11 @@ fn render_inspection(
         let mut row = vec![
             if picked == Some(e.index) { "*" } else { "" }.to_string(),
             e.index.to_string(),
-            e.loop_id.map_or("-".to_string(), |l| l.to_string()),
+            match (e.loop_id, e.loop_source) {
+                (Some(l), Some(LoopSource::Recovered)) => format!("{l} (recovered)"),
+                (Some(l), _) => l.to_string(),
+                (None, _) => "-".to_string(),
+            },
             kind,
             match e.decision {
                 Some(true) => "accepted",
@@ -394,6 +415,15 @@ fn render_inspection(
     right.extend(metric_labels.iter().map(|_| true));
     right.push(false);
     out.push_str(&table(&rows, &right));
+    for e in survey.entries.iter().map(|s| &s.entry) {
+        if let Some(note) = &e.note {
+            out.push_str(&format!(
+                "note: entry #{} is not used: {}\n",
+                e.index,
+                printable(note)
+            ));
+        }
+    }
     if let Some(index) = picked {
         out.push_str(&format!(
             "\n(* marks entry #{index}, picked by --pick {pick})\n"

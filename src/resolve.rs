@@ -685,9 +685,12 @@ pub fn pick_index(survey: &Survey, pick: Pick) -> crate::Result<usize> {
                     .map(|l| l.to_string())
                     .collect();
                 match loops.last() {
-                    None => "this snapshot has no idx2loop_id map, so no experiment has a loop id; use --pick \
-                             sota or --pick latest"
-                        .to_string(),
+                    None => format!(
+                        "no experiment of this log has a loop id: its idx2loop_id map is missing or empty, and \
+                         its loop_prev_out does not hold the experiments (the log {}); use --pick sota or \
+                         --pick latest",
+                        survey.session.snapshot.era
+                    ),
                     Some(last) => format!(
                         "factor experiments were recorded for loops {}; try --pick loop:{last}",
                         loops.join(", ")
@@ -1053,6 +1056,8 @@ mod tests {
         HistoryEntry {
             index,
             loop_id,
+            loop_source: loop_id.map(|_| crate::session::LoopSource::Recorded),
+            note: None,
             class: Some(format!("m.{kind:?}Experiment")),
             kind,
             decision,
@@ -1077,6 +1082,7 @@ mod tests {
                 protocol: 4,
                 bytes: 1,
                 loop_class: Some("rdagent.app.qlib_rd_loop.factor.FactorRDLoop".to_string()),
+                era: "looks like RD-Agent 1.0".to_string(),
             },
             history,
             skipped: Vec::new(),

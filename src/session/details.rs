@@ -2,14 +2,18 @@
 //! variables; models with name, type, architecture and hyperparameters), the code the snapshot holds for each
 //! task (`factor.py` / `model.py` in `sub_workspace_list[i].file_dict`), and the hypothesis text.
 //!
-//! Reads the graph through its accessors only and never follows `based_experiments`. Text and values are data
-//! from the snapshot: they are returned as they are, for the caller to escape where it prints them.
+//! An entry's items are found by role exactly as `history::read_history` finds them (`history::roles`): an entry
+//! whose roles cannot be told apart there gives an empty detail here. Reads the graph through its accessors only
+//! and never follows `based_experiments`. Text and values are data from the snapshot: they are returned as they
+//! are, for the caller to escape where it prints them.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::json::Json;
 use crate::pickle::{self, Graph, Node, Options, Value};
 
+use super::history::{self, Roles};
 use super::snapshot::open_envelope;
 
 /// The code file a factor task's workspace holds.
@@ -140,32 +144,16 @@ fn workspace_file(graph: &Graph, workspace: &Value, file: &str) -> Option<String
         .map(str::to_string)
 }
 
-/// The experiment of a hist entry: a 2-item `(experiment, feedback)` or a 3-item `(hypothesis, experiment,
-/// feedback)`; the item whose class name contains `Experiment`, else the first object.
-fn experiment_of<'g>(graph: &'g Graph, item: &'g Value) -> Option<&'g Value> {
-    match graph.items(item) {
-        Some(items) => items
-            .iter()
-            .find(|v| class_name(graph, v).is_some_and(|n| n.contains("Experiment")))
-            .or_else(|| items.iter().find(|v| graph.object(v).is_some())),
-        None => graph.object(item).map(|_| item),
-    }
-}
-
-fn hypothesis_of(graph: &Graph, item: &Value, experiment: Option<&Value>) -> Option<String> {
-    let from_experiment = experiment
-        .and_then(|e| graph.attr(e, "hypothesis"))
-        .and_then(|h| text_attr(graph, h, "hypothesis"));
-    from_experiment.or_else(|| {
-        graph
-            .items(item)?
-            .iter()
-            .find(|v| {
-                class_name(graph, v)
-                    .is_some_and(|n| n.contains("Hypothesis") && !n.contains("Feedback"))
-            })
-            .and_then(|h| text_attr(graph, h, "hypothesis"))
-    })
+/// `experiment.hypothesis.hypothesis`, else the entry's own hypothesis item (3-item entries, up to 0.3).
+fn hypothesis_of(graph: &Graph, roles: &Roles<'_>) -> Option<String> {
+    graph
+        .attr(roles.experiment, "hypothesis")
+        .and_then(|h| text_attr(graph, h, "hypothesis"))
+        .or_else(|| {
+            roles
+                .hypothesis
+                .and_then(|h| text_attr(graph, h, "hypothesis"))
+        })
 }
 
 fn factor_task(graph: &Graph, task: &Value, workspace: Option<&Value>) -> Option<FactorTask> {
@@ -215,17 +203,22 @@ pub fn read_details(graph: &Graph) -> Vec<ExperimentDetail> {
     else {
         return Vec::new();
     };
+    let mut cache = HashMap::new();
     hist.iter()
         .enumerate()
         .map(|(index, item)| {
-            let experiment = experiment_of(graph, item);
+            // The items' roles as `read_history` decides them: an entry it cannot read gives no details.
+            let Ok(roles) = history::roles(graph, item, &mut cache) else {
+                return ExperimentDetail {
+                    index,
+                    ..ExperimentDetail::default()
+                };
+            };
+            let experiment = roles.experiment;
             let mut detail = ExperimentDetail {
                 index,
-                hypothesis: hypothesis_of(graph, item, experiment),
+                hypothesis: hypothesis_of(graph, &roles),
                 ..ExperimentDetail::default()
-            };
-            let Some(experiment) = experiment else {
-                return detail;
             };
             let tasks = graph
                 .attr(experiment, "sub_tasks")
@@ -372,7 +365,11 @@ mod tests {
             "Hypothesis",
             vec![("hypothesis", s("old style"))],
         );
-        let fb = b.instance("rdagent.core.proposal", "HypothesisFeedback", vec![]);
+        let fb = b.instance(
+            "rdagent.core.proposal",
+            "HypothesisFeedback",
+            vec![("decision", Value::Bool(false))],
+        );
         let t0 = b.tuple(vec![e0, Value::None]);
         let t1 = b.tuple(vec![h3, e1, fb]);
         let graph = graph_with(b, vec![t0, t1, Value::Int(3)]);
@@ -412,6 +409,64 @@ mod tests {
             d[2],
             ExperimentDetail {
                 index: 2,
+                ..ExperimentDetail::default()
+            }
+        );
+    }
+
+    #[test]
+    fn entries_are_read_by_the_roles_history_decides() {
+        let mut b = GraphBuilder::default();
+        let task = |b: &mut GraphBuilder, name: &str| {
+            let t = b.instance(
+                "rdagent.components.coder.factor_coder.factor",
+                "FactorTask",
+                vec![("factor_name", s(name))],
+            );
+            b.list(vec![t])
+        };
+        let exp = |b: &mut GraphBuilder, tasks: Value| {
+            b.instance(
+                "rdagent.scenarios.qlib.experiment.factor_experiment",
+                "QlibFactorExperiment",
+                vec![("sub_tasks", tasks)],
+            )
+        };
+        let fb = |b: &mut GraphBuilder| {
+            b.instance(
+                "rdagent.core.proposal",
+                "HypothesisFeedback",
+                vec![("decision", Value::Bool(true))],
+            )
+        };
+        let hyp = b.instance(
+            "rdagent.core.proposal",
+            "Hypothesis",
+            vec![("hypothesis", s("shuffled"))],
+        );
+        // A 3-item entry in an order no release wrote: the roles, not the positions, decide.
+        let t = task(&mut b, "A");
+        let e = exp(&mut b, t);
+        let f = fb(&mut b);
+        let shuffled = b.tuple(vec![f, hyp, e]);
+        // Two experiments in one entry: history notes it and reads nothing from it, and so do the details.
+        let t1 = task(&mut b, "B1");
+        let e1 = exp(&mut b, t1);
+        let t2 = task(&mut b, "B2");
+        let e2 = exp(&mut b, t2);
+        let two = b.tuple(vec![e1, e2]);
+        let graph = graph_with(b, vec![shuffled, two]);
+        let hist = history::read_history(&graph).unwrap();
+        assert_eq!(hist[0].note, None);
+        assert!(hist[1].note.is_some(), "{:?}", hist[1]);
+        let d = read_details(&graph);
+        assert_eq!(d[0].hypothesis.as_deref(), Some("shuffled"));
+        assert_eq!(d[0].factors.len(), 1);
+        assert_eq!(d[0].factors[0].name, "A");
+        assert_eq!(
+            d[1],
+            ExperimentDetail {
+                index: 1,
                 ..ExperimentDetail::default()
             }
         );

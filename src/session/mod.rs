@@ -16,7 +16,7 @@ pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
-pub use history::{ExperimentKind, HistoryEntry};
+pub use history::{ExperimentKind, HistoryEntry, LoopSource};
 pub use metrics::Metrics;
 pub use paths::{PathFlavour, RecordedPath};
 pub use signature::{Signature, SigningKey};
@@ -41,6 +41,8 @@ pub struct SnapshotInfo {
     pub bytes: u64,
     /// The top object's class, e.g. `rdagent.app.qlib_rd_loop.factor.FactorRDLoop`.
     pub loop_class: Option<String>,
+    /// One line naming the RD-Agent release the snapshot looks like.
+    pub era: String,
 }
 
 /// A file that was read and could not be used.
@@ -78,6 +80,7 @@ fn info(path: &Path, loop_id: Option<u64>, step: Option<u64>, read: &ReadSnapsho
         protocol: read.protocol,
         bytes: read.bytes,
         loop_class: read.loop_class.clone(),
+        era: read.era.clone(),
     }
 }
 

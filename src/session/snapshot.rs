@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use crate::pickle::{self, Options};
 
-use super::history::{loop_class, read_history, HistoryEntry};
+use super::history::{era, loop_class, read_history, HistoryEntry};
 use super::signature::{Signature, SigningKey};
 
 /// The directory RD-Agent writes snapshots to, inside a log directory.
@@ -351,6 +351,8 @@ pub struct ReadSnapshot {
     pub protocol: u8,
     pub bytes: u64,
     pub loop_class: Option<String>,
+    /// Which RD-Agent release the snapshot looks like (`history::era`).
+    pub era: String,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -423,6 +425,7 @@ pub fn snapshot_from_bytes(
         protocol: graph.protocol,
         bytes: data.len() as u64,
         loop_class: loop_class(&graph),
+        era: era(&graph, &history, envelope.signed, graph.protocol),
         history,
     })
 }

@@ -124,6 +124,8 @@ enum Field {
     Bool,
     OptBool,
     Metrics,
+    /// Null on both sides, or rd-chain's text contains expected.json's.
+    Contains,
 }
 
 /// `inspect --json`'s `snapshot` against expected.json's: (rd-chain's key, expected.json's key, kind).
@@ -140,6 +142,8 @@ const SNAPSHOT_FIELDS: &[(&str, &str, Field)] = &[
 const HISTORY_FIELDS: &[(&str, &str, Field)] = &[
     ("index", "index", Field::Int),
     ("loop", "loop", Field::OptInt),
+    ("loop_source", "loop_source", Field::OptStr),
+    ("note", "note", Field::Contains),
     ("class", "class", Field::OptStr),
     ("kind", "kind", Field::Str),
     ("decision", "decision", Field::OptBool),
@@ -177,6 +181,10 @@ fn check_fields(got: &J, want: &J, table: &[(&str, &str, Field)], at: &str) {
             Field::Bool => assert_eq!(g.bool(), w.bool(), "{what}"),
             Field::OptBool => assert_eq!(opt_bool(g), opt_bool(w), "{what}"),
             Field::Metrics => assert_eq!(metrics(g), metrics(w), "{what}"),
+            Field::Contains => match (opt_str(g), opt_str(w)) {
+                (Some(g), Some(w)) => assert!(g.contains(w), "{what}: {g:?} lacks {w:?}"),
+                (g, w) => assert_eq!(g, w, "{what}"),
+            },
         }
     }
 }
@@ -630,7 +638,7 @@ fn a_relative_workspace_path_env_is_taken_against_the_cwd() {
 /// The rows of `inspect`'s history table: the lines after its `#` header up to the next blank line.
 fn table_rows(text: &str) -> Vec<&str> {
     text.lines()
-        .skip_while(|l| !l.trim_start().starts_with("#  loop"))
+        .skip_while(|l| !(l.trim_start().starts_with('#') && l.contains(" loop ")))
         .skip(1)
         .take_while(|l| !l.trim().is_empty())
         .collect()
@@ -749,6 +757,61 @@ fn inspect_shows_the_history_even_when_the_pick_fails() {
     );
     assert!(
         stderr.contains("no accepted factor experiment") && stderr.contains("--pick latest"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn inspect_names_the_era_marks_recovered_loop_ids_and_notes_bad_entries() {
+    let cases = [
+        ("era03", "looks like RD-Agent 0.3 (3-item history entries, step_idx an int"),
+        ("era05-recovered", "looks like RD-Agent 0.4 to 0.7 (2-item history entries, no idx2loop_id"),
+        ("era08-empty-map-py313", "looks like RD-Agent 0.8 (2-item history entries, idx2loop_id present but empty"),
+        ("signed", "looks like RD-Agent 1.0 (2-item history entries, idx2loop_id filled, a record step, signed"),
+    ];
+    for (name, era) in cases {
+        let s = scenario(name);
+        let (text, _) = expect_code(s.cmd(&[OsStr::new("inspect")]).arg(s.log_dir()), 0);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("era "))
+            .unwrap_or_else(|| panic!("{name}:\n{text}"));
+        assert!(line.contains(era), "{name}: {line}");
+    }
+    let s = scenario("era05-recovered");
+    let (text, _) = expect_code(s.cmd(&[OsStr::new("inspect")]).arg(s.log_dir()), 0);
+    let rows = table_rows(&text);
+    assert_eq!(rows.len(), 6, "{text}");
+    for (i, row) in rows.iter().enumerate() {
+        assert!(row.contains(&format!("{i} (recovered)")), "{text}");
+    }
+
+    let s = scenario("bad-entries");
+    let (text, _) = expect_code(s.cmd(&[OsStr::new("inspect")]).arg(s.log_dir()), 0);
+    for (index, why) in [(1, "1 item;"), (2, "4 items"), (4, "RDAgentTimer")] {
+        let note = format!("note: entry #{index} is not used: ");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&note) && l.contains(why)),
+            "{note}{why}:\n{text}"
+        );
+    }
+
+    // No loop ids at all (0.3): `--pick loop:N` says why, naming the era.
+    let s = scenario("era03-failed-loops");
+    let (_, stderr) = expect_code(
+        s.cmd(&[
+            OsStr::new("resolve"),
+            OsStr::new("--pick"),
+            OsStr::new("loop:4"),
+        ])
+        .arg(s.log_dir()),
+        3,
+    );
+    assert!(
+        stderr.contains("no experiment of this log has a loop id")
+            && stderr.contains("RD-Agent 0.3")
+            && stderr.contains("--pick sota"),
         "{stderr}"
     );
 }
