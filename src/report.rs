@@ -202,13 +202,6 @@ fn format_metric(v: f64) -> String {
     }
 }
 
-/// Text from a snapshot with control characters replaced, safe to print on a terminal.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
-}
-
 /// Lay out rows as columns; `right[i]` right-aligns column `i`. Trailing spaces are trimmed.
 pub fn table(rows: &[Vec<String>], right: &[bool]) -> String {
     // Cells hold text from snapshots (class names, workspace paths): escaped before widths are measured.
@@ -287,7 +280,7 @@ fn render_inspection(
     if let Some(class) = &snap.loop_class {
         header.push(("loop", class.clone()));
     }
-    header.push(("era", printable(&snap.era)));
+    header.push(("era", snap.era.clone()));
     if session.session_dir.is_some() {
         header.push((
             "read",
@@ -420,7 +413,7 @@ fn render_inspection(
             out.push_str(&format!(
                 "note: entry #{} is not used: {}\n",
                 e.index,
-                printable(note)
+                crate::render::escape_value(note)
             ));
         }
     }
