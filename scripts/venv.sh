@@ -37,9 +37,12 @@ venv_rdagent() {
 }
 
 venv_base "$VENV"
-if "$VENV/bin/python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("rdagent") is None)' 2>/dev/null; then
+if "$VENV/bin/python" -c 'import importlib.metadata as m; m.distribution("rdagent")' 2>/dev/null; then
     echo "$(basename "$0"): uninstalling rdagent from $VENV (the real RD-Agent lives in .venv-rdagent only)"
     "$VENV/bin/python" -m pip uninstall --quiet --yes rdagent
+    # pip leaves the package's emptied directories, which would still import as a namespace package.
+    site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    if [ -d "$site/rdagent" ]; then find "$site/rdagent" -depth -type d -empty -delete; fi
     rm -f "$VENV/.requirements-rdagent.txt"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
