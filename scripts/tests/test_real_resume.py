@@ -1,4 +1,4 @@
-"""rd-chain's resume against RD-Agent's own LoopBase, when the real rdagent is installed in the test interpreter.
+"""rd-chain's resume against RD-Agent's own LoopBase, installed in the interpreter running the tests.
 
 A tiny loop subclassing RD-Agent 1.0's `rdagent.utils.workflow.loop.LoopBase` writes its snapshots with RD-Agent's
 own signed `dump` into LOG_TRACE_PATH. Its "rdagent" program (a script rd-chain starts as `--rdagent`) is
@@ -7,7 +7,9 @@ failure would); with --path it does what `rdagent fin_factor --path` does: `Loop
 (which truncates the session folder it is given) and `run(loop_n=N)`. rd-chain resumes the failed chain; the
 test checks the original log is byte for byte untouched and that RD-Agent's load continued on rd-chain's copy.
 
-Skipped where `rdagent` is not installed (the default test venv has only the double).
+scripts/test.sh runs this file with the python of .venv-rdagent, where it installs RD-Agent 1.0.0 (the default
+test venv has only the double). A missing rdagent is a failure; RD_CHAIN_TEST_SKIP_REAL_RDAGENT=1 skips these tests
+instead (documented in scripts/test.sh and README.md).
 """
 
 import hashlib
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("RD_CHAIN_TEST_SKIP_REAL_RDAGENT") == "1":
+    pytest.skip("RD_CHAIN_TEST_SKIP_REAL_RDAGENT=1", allow_module_level=True)
 pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
 
@@ -35,8 +39,11 @@ def real_rdagent_loop_importable():
     return out.returncode == 0 and str(DOUBLE_DIR) not in out.stdout
 
 
-pytestmark = pytest.mark.skipif(not real_rdagent_loop_importable(),
-                                reason="the real rdagent package (with its workflow loop) is not installed")
+@pytest.fixture(autouse=True)
+def _real_rdagent_is_required():
+    if not real_rdagent_loop_importable():
+        pytest.fail("the real rdagent package (with its workflow loop) is not installed in {}: scripts/test.sh "
+                    "installs it into .venv-rdagent and runs this file with that venv's python".format(sys.executable))
 
 TINY_LOOP = textwrap.dedent(
     '''
