@@ -108,6 +108,8 @@ pub struct RunConfig {
     pub workspace_path_env: Option<PathBuf>,
     /// `--export DIR`: write the answers' bundle there at the end (`None`: no bundle).
     pub export: Setting<Option<PathBuf>>,
+    /// Write the report page at the end (`--no-report`: not).
+    pub report: Setting<bool>,
 }
 
 /// What to do when a phase writes no snapshot for `--stall-after`.
@@ -161,6 +163,21 @@ pub enum Command {
         run: Option<PathBuf>,
         log_root: Setting<PathBuf>,
     },
+    /// `report [RUN|LOG ...] [-o FILE]`.
+    Report(ReportQuery),
+}
+
+/// What `report` draws: run ids, run records or log dirs (none: the newest run under the log root).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportQuery {
+    /// As given, in order; several make a comparison page.
+    pub targets: Vec<PathBuf>,
+    /// `-o FILE`; `None`: the run's `<log root>/rd-chain/<run>/report.html`, or `report.html` here for logs.
+    pub output: Option<PathBuf>,
+    /// Where run ids are looked up (`<log root>/rd-chain/<run>.json`).
+    pub log_root: Setting<PathBuf>,
+    /// `WORKSPACE_PATH`, as for `LogQuery`.
+    pub workspace_path_env: Option<PathBuf>,
 }
 
 /// What `resolve` and `inspect` ask of one log.
@@ -212,8 +229,10 @@ enum Scope {
     Inspect,
     /// `export` only.
     Export,
-    /// The chain and `resume`.
+    /// The chain, `resume` and `report` (where runs are).
     Chain,
+    /// `report` only.
+    Report,
 }
 
 impl RunConfig {
@@ -259,6 +278,7 @@ impl RunConfig {
             log_trace_path: None,
             workspace_path_env: None,
             export: Setting::default(None),
+            report: Setting::default(bool_default("report")),
         }
     }
 }
@@ -444,6 +464,13 @@ pub const SETTINGS: &[SettingEntry] = &[
                 c.export.origin.clone(),
             )
         },
+    },
+    SettingEntry {
+        key: "report",
+        flag: "report",
+        label: Some("report"),
+        read: read_report,
+        show: |c| shown(&c.report, c.report.value.to_string()),
     },
     SettingEntry {
         key: "dry_run",
@@ -695,7 +722,8 @@ const FLAGS: &[Flag] = &[
         value: Some("DIR"),
         env: Some("RD_CHAIN_LOG_ROOT"),
         default: DefaultValue::Dir("log"),
-        help: "Where each phase's log dir and rd-chain's run record are created.",
+        help: "Where each phase's log dir and rd-chain's run record are created (report: where run ids are \
+               looked up).",
         scope: Scope::Chain,
     },
     Flag {
@@ -765,6 +793,35 @@ const FLAGS: &[Flag] = &[
         help: "At the end, write the bundle of both answers (SOTA factors with their code, SOTA model) to DIR, \
                as `rd-chain export` does; DIR must not exist or be empty.",
         scope: Scope::Run,
+    },
+    Flag {
+        long: "report",
+        short: None,
+        value: None,
+        env: Some("RD_CHAIN_REPORT"),
+        default: DefaultValue::Bool(true),
+        help: "At the end, write the run's report page to <log root>/rd-chain/<run>/report.html (as \
+               `rd-chain report` does); --no-report skips it.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "no-report",
+        short: None,
+        value: None,
+        env: None,
+        default: DefaultValue::Nothing,
+        help: "Do not write the report page at the end.",
+        scope: Scope::Run,
+    },
+    Flag {
+        long: "output",
+        short: Some('o'),
+        value: Some("FILE"),
+        env: None,
+        default: DefaultValue::Nothing,
+        help: "report: the page's file (default: <log root>/rd-chain/<run>/report.html for one chain run, else \
+               report.html in the current directory).",
+        scope: Scope::Report,
     },
     Flag {
         long: "kind",
@@ -948,6 +1005,7 @@ enum Sub {
     List,
     Export,
     Resume,
+    Report,
 }
 
 impl Sub {
@@ -959,20 +1017,24 @@ impl Sub {
             Sub::List => "list",
             Sub::Export => "export",
             Sub::Resume => "resume",
+            Sub::Report => "report",
         }
     }
 
     fn accepts(self, scope: Scope) -> bool {
+        if self == Sub::Run {
+            return scope != Scope::Report;
+        }
         matches!(
             (self, scope),
             (_, Scope::All)
-                | (Sub::Run, _)
                 | (Sub::Resolve | Sub::Inspect, Scope::Pick | Scope::Json)
                 | (Sub::List | Sub::Export | Sub::Resume, Scope::Json)
                 | (Sub::Resolve | Sub::Inspect | Sub::Export, Scope::Kind)
                 | (Sub::Inspect, Scope::Inspect)
                 | (Sub::Export, Scope::Export | Scope::Pick)
                 | (Sub::Resume, Scope::Chain)
+                | (Sub::Report, Scope::Report | Scope::Chain)
         )
     }
 }
@@ -1031,8 +1093,9 @@ where
                 _ => given.push((f, value)),
             }
         } else if text.len() > 1 && text.starts_with('-') && !is_number(text) {
-            // One or more short switches: -vv, -n, -q.
-            for c in text[1..].chars() {
+            // One or more short switches: -vv, -n, -q; a short flag with a value ends the group: -o FILE,
+            // -oFILE, -qo FILE.
+            for (i, c) in text[1..].char_indices() {
                 let f = short_flag(c).ok_or_else(|| unknown_flag(&format!("-{c}")))?;
                 match f.long {
                     "help" => return Ok(help_invocation(Command::Help)),
@@ -1040,10 +1103,16 @@ where
                     "verbose" => verbose += 1,
                     "quiet" => quiet = true,
                     _ if f.value.is_some() => {
-                        return Err(Error::usage(format!(
-                            "-{c} needs a value: write --{} VALUE",
-                            f.long
-                        )))
+                        let rest = &text[1 + i + c.len_utf8()..];
+                        let value = if rest.is_empty() {
+                            args.next().ok_or_else(|| {
+                                Error::usage(format!("missing value for -{c} (--{})", f.long))
+                            })?
+                        } else {
+                            OsString::from(rest)
+                        };
+                        given.push((f, Some(value)));
+                        break;
                     }
                     _ => given.push((f, None)),
                 }
@@ -1059,6 +1128,7 @@ where
         Some("list") => Sub::List,
         Some("export") => Sub::Export,
         Some("resume") => Sub::Resume,
+        Some("report") => Sub::Report,
         Some("help") => return Ok(help_invocation(Command::Help)),
         _ => Sub::Run,
     };
@@ -1103,7 +1173,7 @@ where
             if let Some(p) = positionals.first() {
                 return Err(Error::usage(format!(
                     "unexpected argument '{}': the chain takes flags only (subcommands: resolve, inspect, list, \
-                     export)",
+                     export, report)",
                     p.to_string_lossy()
                 )));
             }
@@ -1179,6 +1249,18 @@ where
             } else {
                 Command::Inspect(query)
             }
+        }
+        Sub::Report => {
+            let mut log_root = RunConfig::defaults().log_root;
+            read_into(&mut log_root, "log-root", &given, &env, |t| {
+                Ok(PathBuf::from(t))
+            })?;
+            Command::Report(ReportQuery {
+                targets: positionals.iter().map(PathBuf::from).collect(),
+                output: last_value(&given, "output").map(PathBuf::from),
+                log_root,
+                workspace_path_env,
+            })
         }
         Sub::List => Command::List {
             root: one_positional(&positionals, sub, "LOG_ROOT")?
@@ -1431,6 +1513,23 @@ fn read_switch(
         };
     } else {
         read_bool_env(target, long, env)?;
+    }
+    Ok(())
+}
+
+/// --report / --no-report: the last one given wins; else the variable; else the default.
+fn read_report(long: &'static str, given: &Given, env: &Env, c: &mut RunConfig) -> Result<()> {
+    let report_flag = given
+        .iter()
+        .rev()
+        .find(|(f, _)| f.long == long || f.long == "no-report");
+    if let Some((f, _)) = report_flag {
+        c.report = Setting {
+            value: f.long == long,
+            origin: Origin::Flag(f.long),
+        };
+    } else {
+        read_bool_env(&mut c.report, long, env)?;
     }
     Ok(())
 }
@@ -1747,6 +1846,11 @@ pub fn help_text() -> String {
     rd-chain resume [RUN] [--log-root DIR]
                                      continue an interrupted or failed chain where it stopped (RUN: a run
                                      id or a run record's path; default the newest unfinished run)
+    rd-chain report [RUN|LOG ...] [-o FILE] [--log-root DIR]
+                                     one self-contained HTML page (charts per loop, hypotheses, answers,
+                                     SOTA factors) of a chain run (RUN: a run id under <log root>/rd-chain/
+                                     or its record .json; none: the newest) or of run dirs (LOG); several
+                                     make a comparison page; prints the page's path
 
 FLAGS (flag > environment variable > default):
 ",
@@ -1814,6 +1918,8 @@ EXAMPLES:
     rd-chain inspect log/2026-01-14_16-14-52-886218 --factors
     rd-chain resolve --kind model log/2026-01-15_09-00-00-000000
     rd-chain export log/2026-01-14_16-14-52-886218 --to bundle
+    rd-chain report 2026-01-14_16-14-52-886218
+    rd-chain report log/2026-01-14_16-14-52-886218 log/2026-01-21_09-30-00-000000 -o compare.html
     export SOTA_WORKSPACE_PATH=$(rd-chain resolve log/2026-01-14_16-14-52-886218)
 
 Documentation: docs/usage.md (every flag, variable and JSON field), docs/migrating.md (from
@@ -2327,6 +2433,80 @@ mod tests {
             usage_msg(parse(args(&["resume", "--retries", "1"]), &env(&[])).map(|_| ()))
                 .contains("does not apply to `resume`")
         );
+    }
+
+    #[test]
+    fn report_takes_targets_an_output_and_the_log_root() {
+        let inv = parse(
+            args(&[
+                "report",
+                "2026-01-14_16-14-52-886218",
+                "log/b",
+                "-o",
+                "out.html",
+            ]),
+            &env(&[("RD_CHAIN_LOG_ROOT", "runs"), ("WORKSPACE_PATH", "/ws")]),
+        )
+        .unwrap();
+        assert_eq!(
+            inv.command,
+            Command::Report(ReportQuery {
+                targets: vec!["2026-01-14_16-14-52-886218".into(), "log/b".into()],
+                output: Some("out.html".into()),
+                log_root: Setting {
+                    value: "runs".into(),
+                    origin: Origin::Env("RD_CHAIN_LOG_ROOT")
+                },
+                workspace_path_env: Some("/ws".into()),
+            })
+        );
+        for (list, output) in [
+            (&["report", "-oa.html"][..], "a.html"),
+            (&["report", "-qo", "b.html"][..], "b.html"),
+            (
+                &["report", "--output=c.html", "--log-root", "x"][..],
+                "c.html",
+            ),
+        ] {
+            match parse(args(list), &env(&[])).unwrap().command {
+                Command::Report(q) => {
+                    assert_eq!(q.output, Some(PathBuf::from(output)), "{list:?}");
+                    assert!(q.targets.is_empty());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            usage_msg(parse(args(&["report", "-o"]), &env(&[]))).contains("missing value for -o")
+        );
+        assert!(
+            usage_msg(parse(args(&["report", "--pick", "sota"]), &env(&[])))
+                .contains("--pick does not apply to `report`")
+        );
+        assert!(usage_msg(parse(args(&["-o", "x.html"]), &env(&[])))
+            .contains("--output does not apply to `rd-chain`"));
+        assert!(
+            usage_msg(parse(args(&["report", "--no-report"]), &env(&[])))
+                .contains("--no-report does not apply")
+        );
+        // The chain's --report / --no-report: the last flag wins over the variable and the default.
+        assert!(run(&[], &[]).unwrap().report.value);
+        let c = run(&["--no-report"], &[]).unwrap();
+        assert_eq!(
+            (c.report.value, c.report.origin),
+            (false, Origin::Flag("no-report"))
+        );
+        let c = run(&["--no-report", "--report"], &[("RD_CHAIN_REPORT", "no")]).unwrap();
+        assert_eq!(
+            (c.report.value, c.report.origin),
+            (true, Origin::Flag("report"))
+        );
+        let c = run(&[], &[("RD_CHAIN_REPORT", "off")]).unwrap();
+        assert_eq!(
+            (c.report.value, c.report.origin),
+            (false, Origin::Env("RD_CHAIN_REPORT"))
+        );
+        assert!(usage_msg(run(&[], &[("RD_CHAIN_REPORT", "maybe")])).contains("RD_CHAIN_REPORT"));
     }
 
     #[test]

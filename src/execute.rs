@@ -180,7 +180,11 @@ pub fn run(plan: Plan) -> Result<()> {
 }
 
 fn finish_output(plan: &Plan, record: &RunRecord, result: Result<()>) -> Result<()> {
-    eprint!("{}", render::escape_message(&summary(plan, record)));
+    let report = crate::report_data::at_chain_end(plan, record);
+    eprint!(
+        "{}",
+        render::escape_message(&format!("{}{report}", summary(plan, record)))
+    );
     let printed = if plan.config.json {
         // One line, the last on stdout after rdagent's own output: `rd-chain --json ... | tail -n 1`. It starts
         // with a line break, so it stands on a line of its own even when rdagent's last line had none.

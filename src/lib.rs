@@ -4,7 +4,8 @@
 //! Data flow: argv + env -> `cli` (flags and settings, no I/O) -> `plan` (PATH lookup, resolution, hook
 //! decision) -> `render` (dry run) or `execute` (phases, signals), which fills the `record`. `session` +
 //! `pickle` read snapshots; `resolve` picks the workspace; `listing` reads a log root's runs; `report` prints
-//! what `resolve`, `inspect` and `list` found; `hook` hands the factors to an unmodified RD-Agent.
+//! what `resolve`, `inspect` and `list` found; `report_data` fills the HTML page `report_page` renders;
+//! `hook` hands the factors to an unmodified RD-Agent.
 
 pub mod answers;
 pub mod chart;
@@ -28,6 +29,7 @@ pub mod progress;
 pub mod record;
 pub mod render;
 pub mod report;
+pub mod report_data;
 pub mod report_page;
 pub mod resolve;
 pub mod runs;
@@ -260,6 +262,32 @@ fn run(
             } else {
                 print_stdout(&render::escape_message(&export::written_text(&written)))
             }
+        }
+        Command::Report(query) => {
+            let cwd = current_dir()?;
+            let targets = if query.targets.is_empty() {
+                vec![report_data::newest_run(&query.log_root.value, &cwd)?]
+            } else {
+                query
+                    .targets
+                    .iter()
+                    .map(|t| report_data::target_of(t, &query.log_root.value, &cwd))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let ctx = report_data::ReadContext {
+                cwd: cwd.clone(),
+                workspace_path_env: query.workspace_path_env,
+                signing_key: session::SigningKey::from_env(env),
+            };
+            let page = report_data::page(&targets, &ctx)?;
+            let (out, own_dir) = match &query.output {
+                Some(o) => (resolve::absolute(&cwd, o), false),
+                None => (report_data::default_output(&targets, &cwd), true),
+            };
+            report_data::write_page(&out, &report_page::render_page(&page), own_dir)?;
+            let mut line = report::path_bytes(&out);
+            line.push(b'\n');
+            print_bytes(&line)
         }
         Command::List {
             root,

@@ -58,6 +58,8 @@ pub struct ExperimentDetail {
     pub index: usize,
     /// `experiment.hypothesis.hypothesis` (or a `Hypothesis` item of the entry itself, as up to 0.3).
     pub hypothesis: Option<String>,
+    /// The feedback's `reason` (why RD-Agent accepted or rejected the experiment).
+    pub reason: Option<String>,
     pub factors: Vec<FactorTask>,
     pub models: Vec<ModelTask>,
 }
@@ -218,6 +220,7 @@ pub fn read_details(graph: &Graph) -> Vec<ExperimentDetail> {
             let mut detail = ExperimentDetail {
                 index,
                 hypothesis: hypothesis_of(graph, &roles),
+                reason: roles.feedback.and_then(|f| text_attr(graph, f, "reason")),
                 ..ExperimentDetail::default()
             };
             let tasks = graph
@@ -368,7 +371,7 @@ mod tests {
         let fb = b.instance(
             "rdagent.core.proposal",
             "HypothesisFeedback",
-            vec![("decision", Value::Bool(false))],
+            vec![("reason", s("IC fell")), ("decision", Value::Bool(false))],
         );
         let t0 = b.tuple(vec![e0, Value::None]);
         let t1 = b.tuple(vec![h3, e1, fb]);
@@ -394,6 +397,8 @@ mod tests {
         assert_eq!(d[0].factors[1].description.as_deref(), Some("volatility"));
         assert_eq!(d[0].factors[1].code, None);
         assert_eq!(d[1].hypothesis.as_deref(), Some("old style"));
+        assert_eq!(d[1].reason.as_deref(), Some("IC fell"));
+        assert_eq!(d[0].reason, None, "no feedback object, no reason");
         assert_eq!(d[1].models.len(), 1);
         let model = &d[1].models[0];
         assert_eq!(model.name, "GRU_A");
