@@ -28,3 +28,10 @@ mod alpha;
 mod answers;
 #[path = "cli/chains.rs"]
 mod chains;
+
+
+#[path = "cli/report.rs"]
+mod report;
+
+#[path = "../src/report_page/check.rs"]
+mod page_check;

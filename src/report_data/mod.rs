@@ -148,17 +148,9 @@ pub fn log_page(log: &Path, ctx: &ReadContext) -> Result<RunPage> {
         || dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let loops: Vec<String> = view
-        .phases
-        .iter()
-        .map(|p| format!("{} {}s", p.loops.len(), p.name.to_lowercase()))
-        .collect();
+    // Short: a comparison's legends and table headers name each run by its title.
     Ok(RunPage {
-        title: if loops.is_empty() {
-            format!("Run {name}")
-        } else {
-            format!("Run {name}: {}", loops.join(", "))
-        },
+        title: format!("Run {name}"),
         phases: view.phases,
         answers: view.answers,
         sota_factors: view.sota_factors,
@@ -195,14 +187,10 @@ pub fn chain_page(id: &str, doc: &Json, ctx: &ReadContext) -> RunPage {
     if let (false, Some(sota_log)) = (factor_phase, &facts.sota_log) {
         logs.insert(0, (sota_log.clone(), None, Part::Factor));
     }
-    let mut loops = Vec::new();
     for (log_dir, cwd, part) in logs {
         match answers::read_run(&ctx.request(&log_dir, cwd.as_deref())) {
             Ok(run) => {
                 let view = log_view(&run, part);
-                for p in &view.phases {
-                    loops.push(format!("{} {}s", p.loops.len(), p.name.to_lowercase()));
-                }
                 page.phases.extend(view.phases);
                 page.answers.extend(view.answers);
                 page.sota_factors.extend(view.sota_factors);
@@ -215,11 +203,7 @@ pub fn chain_page(id: &str, doc: &Json, ctx: &ReadContext) -> RunPage {
         (state, Some(code)) => format!(" ({state}, exit {code})"),
         (state, None) => format!(" ({state})"),
     };
-    page.title = if loops.is_empty() {
-        format!("Chain {id}{state}")
-    } else {
-        format!("Chain {id}: {}{state}", loops.join(", "))
-    };
+    page.title = format!("Chain {id}{state}");
     page
 }
 

@@ -342,4 +342,6 @@ fn long_text(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod check;
+#[cfg(test)]
 mod tests;
