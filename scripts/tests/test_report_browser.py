@@ -1,5 +1,6 @@
 """The report page in a real browser: headless Chromium renders the sample pages written by
-`cargo run --example report_sample` (a 100-loop chain with failed loops, and three runs compared).
+`cargo run --example report_sample` (a 100-loop chain with failed loops, and three runs compared), and the
+page the real `rd-chain report` writes for a chain run by the simulated rdagent (scripts/fake-rdagent).
 
 Checks that the screenshots are not blank and show the marks of every decision in their colours, that light
 and dark mode both apply, and (through --dump-dom of a copy with a measuring script appended) that every
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent.parent
-CHART_COUNT = {"run.html": 10, "comparison.html": 10}
+CHART_COUNT = {"run.html": 10, "comparison.html": 10, "chain.html": 10}
 # The light-mode colours of page.css.
 ACCEPTED = (0x09, 0x69, 0xDA)
 REJECTED = (0xB3, 0x59, 0x00)
@@ -62,6 +63,10 @@ def chromium():
     return path
 
 
+CHAIN_FACTOR_LOOPS = 12
+CHAIN_MODEL_LOOPS = 4
+
+
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     out = tmp_path_factory.mktemp("pages")
@@ -71,6 +76,27 @@ def pages(tmp_path_factory):
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    # A chain run by the simulated rdagent, then its page from `rd-chain report RUN -o chain.html`.
+    subprocess.run(["cargo", "build", "--quiet"], cwd=REPO, check=True)
+    rd_chain = REPO / "target" / "debug" / "rd-chain"
+    project = tmp_path_factory.mktemp("chain")
+    subprocess.run(
+        [str(rd_chain), "--rdagent", str(REPO / "scripts" / "fake-rdagent"), "--no-report",
+         "--factor-loops", str(CHAIN_FACTOR_LOOPS), "--model-loops", str(CHAIN_MODEL_LOOPS)],
+        cwd=project,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    (record,) = (project / "log" / "rd-chain").glob("*.json")
+    printed = subprocess.run(
+        [str(rd_chain), "report", record.stem, "-o", str(out / "chain.html")],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert printed == "{}\n".format(out / "chain.html")
     return out
 
 
@@ -178,6 +204,19 @@ def test_run_page_charts_are_drawn(chromium, pages, tmp_path):
         assert count > 300, "{} marks not visible: {} pixels".format(name, count)
 
 
+def test_chain_report_of_the_real_command_is_drawn(chromium, pages, tmp_path):
+    width, height, rows = screenshot(chromium, (pages / "chain.html").as_uri(), tmp_path / "chain.png", 1280, 2400)
+    colours = Counter(pixels(rows))
+    background = tuple(rows[0][:3])
+    total = width * height
+    assert total - colours[background] > total * 0.05, "the page looks blank"
+    assert len(colours) > 200, "too few colours for text and charts: {}".format(len(colours))
+    # The simulated run's loops on the factor charts: accepted and rejected marks, the SOTA ring, the step line.
+    for name, target in (("accepted", ACCEPTED), ("rejected", REJECTED), ("sota", SOTA), ("best", BEST)):
+        count = sum(n for colour, n in colours.items() if near(colour, target))
+        assert count > 100, "{} marks not visible: {} pixels".format(name, count)
+
+
 def test_dark_mode_and_light_mode_both_apply(chromium, pages, tmp_path):
     page = (pages / "run.html").as_uri()
     _, _, light = screenshot(chromium, page, tmp_path / "light.png", 400, 200)
@@ -200,6 +239,8 @@ def test_every_chart_svg_has_a_size_and_no_text_became_markup(chromium, pages, t
         "  return [r.width, r.height, v.width, v.height]; }),"
         "scripts: document.scripts.length,"
         "details: document.querySelectorAll('details').length,"
+        "marks: [...document.querySelectorAll('svg.chart g.mark')].filter(g => !g.classList.contains('key')"
+        "  && g.getBoundingClientRect().width > 0).length,"
         "bold: document.querySelectorAll('main b').length,"
         "width: document.documentElement.scrollWidth}));"
         "</script>"
@@ -221,3 +262,6 @@ def test_every_chart_svg_has_a_size_and_no_text_became_markup(chromium, pages, t
     assert probe["width"] <= 1280, "nothing overflows the window horizontally"
     if name == "run.html":
         assert probe["details"] > 10
+    if name == "chain.html":
+        # Every loop of both phases is a mark on each of its phase's five charts.
+        assert probe["marks"] == 5 * (CHAIN_FACTOR_LOOPS + CHAIN_MODEL_LOOPS), probe["marks"]
