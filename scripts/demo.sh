@@ -3,7 +3,7 @@
 # 4 factor loops, the SOTA factor workspace resolved from that run's own log, 3 model loops on those factors
 # (through rd-chain's hook), both answers, then `rd-chain export` of the run's answers.
 # Sets up the venv the tests use (scripts/venv.sh) on first use. Everything else is written under
-# target/demo/; no RD-Agent installation is needed.
+# target/demo/ (the last line names the run's report page); no RD-Agent installation is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -29,3 +29,6 @@ echo
 echo
 "$rd" export "$factor_log" --to "$demo/export/factors"
 "$rd" export "$model_log" --to "$demo/export/model"
+echo
+# The chain wrote its report page at the end; `rd-chain report` (the newest run) prints where.
+echo "demo: report $("$rd" report)"

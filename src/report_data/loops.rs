@@ -121,12 +121,16 @@ fn phase(run: &Run, kind: ExperimentKind, name: &str, add_missing: bool) -> Phas
     }
 }
 
-fn shown(p: &Path) -> String {
-    p.display().to_string()
+/// A path as the page shows it: relative to `base` (the project dir) when inside it, else as it is.
+pub fn shown(p: &Path, base: Option<&Path>) -> String {
+    match base.and_then(|b| p.strip_prefix(b).ok()) {
+        Some(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+        _ => p.display().to_string(),
+    }
 }
 
 /// The factor answer (`answers::FactorAnswer`) as the page's card.
-fn factor_card(run: &Run) -> Option<Answer> {
+fn factor_card(run: &Run, base: Option<&Path>) -> Option<Answer> {
     let f = run.answers.factor.as_ref()?;
     let count = match &f.factor_count {
         Ok(n) => format!(" ({n} factors)"),
@@ -139,12 +143,12 @@ fn factor_card(run: &Run) -> Option<Answer> {
         .map(|w| format!("{} (not found)", w.text));
     Some(Answer {
         title: format!("SOTA factor set{count}"),
-        log: shown(&run.inspection.survey.session.log_dir),
+        log: shown(&run.inspection.survey.session.log_dir, base),
         loop_id: f.loop_id.map(loop_number),
         workspace: f
             .workspace
             .as_deref()
-            .map(shown)
+            .map(|w| shown(w, base))
             .or(recorded)
             .unwrap_or_else(|| "—".to_string()),
         metrics: page_metrics(f.metrics.as_ref()),
@@ -153,7 +157,7 @@ fn factor_card(run: &Run) -> Option<Answer> {
 }
 
 /// The model answer: the SOTA model with the model phase's first loop with metrics as its baseline.
-fn model_card(run: &Run) -> Option<Answer> {
+fn model_card(run: &Run, base: Option<&Path>) -> Option<Answer> {
     let m = run.answers.model.as_ref()?;
     let name = m
         .sota
@@ -165,13 +169,13 @@ fn model_card(run: &Run) -> Option<Answer> {
         });
     Some(Answer {
         title: format!("SOTA model{name}"),
-        log: shown(&run.inspection.survey.session.log_dir),
+        log: shown(&run.inspection.survey.session.log_dir, base),
         loop_id: m.sota.loop_id.map(loop_number),
         workspace: m
             .sota
             .workspace
             .as_deref()
-            .map(shown)
+            .map(|w| shown(w, base))
             .or_else(|| m.sota.recorded.as_ref().map(|r| format!("{r} (not found)")))
             .unwrap_or_else(|| "—".to_string()),
         metrics: page_metrics(m.sota.metrics.as_ref()),
@@ -228,7 +232,8 @@ pub enum Part {
 }
 
 /// The page's view of one surveyed log.
-pub fn log_view(run: &Run, part: Part) -> LogView {
+/// Paths inside `base` are shown relative to it.
+pub fn log_view(run: &Run, part: Part, base: Option<&Path>) -> LogView {
     let kind = run.answers.kind;
     let counts = run.inspection.survey.counts();
     let wants_factor = match part {
@@ -246,13 +251,13 @@ pub fn log_view(run: &Run, part: Part) -> LogView {
     if wants_factor {
         view.phases
             .push(phase(run, ExperimentKind::Factor, "Factor loop", alone));
-        view.answers.extend(factor_card(run));
+        view.answers.extend(factor_card(run, base));
         view.sota_factors = sota_factors(run);
     }
     if wants_model {
         view.phases
             .push(phase(run, ExperimentKind::Model, "Model loop", alone));
-        view.answers.extend(model_card(run));
+        view.answers.extend(model_card(run, base));
     }
     view
 }

@@ -19,7 +19,7 @@ use crate::session::SigningKey;
 use crate::timestamp::Utc;
 use crate::{Error, Result};
 
-pub use loops::{log_view, page_metrics, LogView, Part};
+pub use loops::{log_view, page_metrics, shown, LogView, Part};
 pub use record::{chain_facts, ChainFacts};
 
 /// The page's file name.
@@ -142,7 +142,7 @@ fn generated(now: Utc) -> String {
 /// A run dir's page: its loops, answers and SOTA factors. An unreadable log is an error naming it.
 pub fn log_page(log: &Path, ctx: &ReadContext) -> Result<RunPage> {
     let run = answers::read_run(&ctx.request(log, None))?;
-    let view = log_view(&run, Part::All);
+    let view = log_view(&run, Part::All, Some(&ctx.cwd));
     let dir = &run.inspection.survey.session.log_dir;
     let name = dir.file_name().map_or_else(
         || dir.display().to_string(),
@@ -170,6 +170,8 @@ pub fn chain_page(id: &str, doc: &Json, ctx: &ReadContext) -> RunPage {
         attempts: facts.attempts.clone(),
         ..RunPage::default()
     };
+    // Where rdagent ran (the project dir): logs and workspaces inside it are shown relative to it.
+    let base = facts.phases.iter().find_map(|p| p.cwd.clone());
     let factor_phase = facts.phases.iter().any(|p| p.kind == "factor");
     let mut logs: Vec<(PathBuf, Option<PathBuf>, Part)> = facts
         .phases
@@ -190,7 +192,7 @@ pub fn chain_page(id: &str, doc: &Json, ctx: &ReadContext) -> RunPage {
     for (log_dir, cwd, part) in logs {
         match answers::read_run(&ctx.request(&log_dir, cwd.as_deref())) {
             Ok(run) => {
-                let view = log_view(&run, part);
+                let view = log_view(&run, part, base.as_deref());
                 page.phases.extend(view.phases);
                 page.answers.extend(view.answers);
                 page.sota_factors.extend(view.sota_factors);

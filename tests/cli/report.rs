@@ -433,6 +433,13 @@ fn the_chain_writes_its_report_and_report_redraws_it_by_run_id() {
     assert!(page.contains("<h2>SOTA factor set"));
     assert!(page.contains("<h2>SOTA model"));
     assert!(page.contains("<th>Baseline</th><th>Gain</th>"));
+    // Logs and workspaces inside the project dir are shown relative to it.
+    assert_eq!(page.matches("<dt>Log</dt><dd><code>log/20").count(), 2);
+    assert_eq!(
+        page.matches("<dt>Workspace</dt><dd><code>git_ignore_folder/RD-Agent_workspace/").count(),
+        2
+    );
+    assert!(!page.contains(&tmp.path().display().to_string()));
 }
 
 #[test]
