@@ -178,7 +178,7 @@ fn check_hostile(page: &str, f: &Fixture) {
         let shown =
             format!("&lt;script&gt;alert(\"loop {h}\")&lt;/script&gt; &amp; a factor 'x&lt;y'");
         assert!(
-            page.matches(&shown).count() >= 1 + 5,
+            page.matches(&shown).count() > 5,
             "loop {h}: the table row and the five charts' tooltips show it as text"
         );
     }
@@ -436,7 +436,8 @@ fn the_chain_writes_its_report_and_report_redraws_it_by_run_id() {
     // Logs and workspaces inside the project dir are shown relative to it.
     assert_eq!(page.matches("<dt>Log</dt><dd><code>log/20").count(), 2);
     assert_eq!(
-        page.matches("<dt>Workspace</dt><dd><code>git_ignore_folder/RD-Agent_workspace/").count(),
+        page.matches("<dt>Workspace</dt><dd><code>git_ignore_folder/RD-Agent_workspace/")
+            .count(),
         2
     );
     assert!(!page.contains(&tmp.path().display().to_string()));
