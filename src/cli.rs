@@ -800,7 +800,7 @@ const FLAGS: &[Flag] = &[
         value: None,
         env: Some("RD_CHAIN_REPORT"),
         default: DefaultValue::Bool(true),
-        help: "At the end, write the run's report page to <log root>/rd-chain/<run>/report.html (as \
+        help: "At the end, write the run's report page to LOG_ROOT/rd-chain/RUN/report.html (as \
                `rd-chain report` does); --no-report skips it.",
         scope: Scope::Run,
     },
@@ -819,7 +819,7 @@ const FLAGS: &[Flag] = &[
         value: Some("FILE"),
         env: None,
         default: DefaultValue::Nothing,
-        help: "report: the page's file (default: <log root>/rd-chain/<run>/report.html for one chain run, else \
+        help: "report: the page's file (default: LOG_ROOT/rd-chain/RUN/report.html for one chain run, else \
                report.html in the current directory).",
         scope: Scope::Report,
     },
