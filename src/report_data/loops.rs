@@ -261,3 +261,48 @@ pub fn log_view(run: &Run, part: Part, base: Option<&Path>) -> LogView {
     }
     view
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_without_metrics_is_failed_unless_accepted() {
+        let with = Metrics {
+            ic: Some(0.01),
+            ..Metrics::default()
+        };
+        let without = Metrics::default();
+        assert_eq!(decision(Some(true), &with), Decision::Accepted);
+        assert_eq!(decision(Some(true), &without), Decision::Accepted);
+        assert_eq!(decision(Some(false), &with), Decision::Rejected);
+        assert_eq!(decision(None, &with), Decision::Rejected);
+        assert_eq!(decision(Some(false), &without), Decision::Failed);
+        assert_eq!(decision(None, &without), Decision::Failed);
+    }
+
+    #[test]
+    fn qlib_long_metric_names_fill_the_page_metrics() {
+        let m: session::Metrics = vec![
+            ("IC".into(), 0.03),
+            ("Rank IC".into(), 0.04),
+            ("1day.excess_return_with_cost.annualized_return".into(), 0.1),
+            ("1day.excess_return_with_cost.max_drawdown".into(), -0.2),
+        ];
+        let p = page_metrics(Some(&m));
+        assert_eq!(
+            (p.ic, p.icir, p.rank_ic, p.annualized_return, p.max_drawdown),
+            (Some(0.03), None, Some(0.04), Some(0.1), Some(-0.2))
+        );
+        assert_eq!(page_metrics(None), Metrics::default());
+    }
+
+    #[test]
+    fn paths_inside_the_project_are_shown_relative() {
+        let base = Path::new("/p/proj");
+        assert_eq!(shown(Path::new("/p/proj/log/a"), Some(base)), "log/a");
+        assert_eq!(shown(Path::new("/p/projx/log"), Some(base)), "/p/projx/log");
+        assert_eq!(shown(Path::new("/p/proj"), Some(base)), "/p/proj");
+        assert_eq!(shown(Path::new("/q/log"), None), "/q/log");
+    }
+}
