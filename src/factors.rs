@@ -272,6 +272,7 @@ mod tests {
         ExperimentDetail {
             index,
             hypothesis: None,
+            reason: None,
             factors: names
                 .iter()
                 .map(|n| FactorTask {

@@ -288,7 +288,8 @@ mod tests {
             ("Rank IC".into(), 0.04),
             ("1day.excess_return_with_cost.annualized_return".into(), 0.1),
             ("1day.excess_return_with_cost.max_drawdown".into(), -0.2),
-        ];
+        ]
+        .into();
         let p = page_metrics(Some(&m));
         assert_eq!(
             (p.ic, p.icir, p.rank_ic, p.annualized_return, p.max_drawdown),
