@@ -183,7 +183,7 @@ fn finish_output(plan: &Plan, record: &RunRecord, result: Result<()>) -> Result<
     let report = crate::report_data::at_chain_end(plan, record);
     eprint!(
         "{}",
-        render::escape_message(&format!("{}{report}", summary(plan, record)))
+        render::escape_message(&summary(plan, record, &report))
     );
     let printed = if plan.config.json {
         // One line, the last on stdout after rdagent's own output: `rd-chain --json ... | tail -n 1`. It starts
@@ -1041,8 +1041,9 @@ fn wait_phase(
     }
 }
 
-/// The human summary printed at the end of a run.
-pub fn summary(plan: &Plan, record: &RunRecord) -> String {
+/// The human summary printed at the end of a run; `report` is the report page's line (empty without one),
+/// printed after the record's.
+pub fn summary(plan: &Plan, record: &RunRecord, report: &str) -> String {
     let mut out = String::new();
     out.push_str("rd-chain summary\n");
     for p in &record.phases {
@@ -1138,6 +1139,7 @@ pub fn summary(plan: &Plan, record: &RunRecord) -> String {
         }
     }
     out.push_str(&format!("  record {}\n", record.path.display()));
+    out.push_str(report);
     if let Some(answers) = &record.answers {
         out.push_str(&answers.text());
     }
