@@ -29,7 +29,6 @@ mod answers;
 #[path = "cli/chains.rs"]
 mod chains;
 
-
 #[path = "cli/report.rs"]
 mod report;
 

@@ -185,7 +185,8 @@ pub fn chain_facts(doc: &Json) -> ChainFacts {
             for (i, a) in attempts.iter().enumerate() {
                 facts.commands.push(command_line(items(a.get("argv"))));
                 let mut what = outcome(a);
-                if let Some(reason) = text(a.get("reason")) {
+                // Why it started, when it was not the phase's first start (resume, retry, stall-restart).
+                if let Some(reason) = text(a.get("reason")).filter(|r| r != "start") {
                     what = format!("{reason}: {what}");
                 }
                 facts.attempts.push(Attempt {
@@ -315,7 +316,7 @@ mod tests {
             a,
             [
                 ("factor", 1, "exit 0"),
-                ("model", 1, "start: exit 1"),
+                ("model", 1, "exit 1"),
                 (
                     "model",
                     2,
