@@ -45,19 +45,27 @@ fn records_dir(log_root: &Path, cwd: &Path) -> PathBuf {
     absolute(cwd, log_root).join(RECORD_DIR_NAME)
 }
 
-/// The newest run record under `<log root>/rd-chain/` (run ids are UTC start times, so the greatest name).
+/// The run record under `<log root>/rd-chain/` that started last (by its `started` time: a run id can be any
+/// name); a file that is not a readable record is skipped with a warning.
 pub fn newest_run(log_root: &Path, cwd: &Path) -> Result<Target> {
     let dir = records_dir(log_root, cwd);
-    let newest = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
-                .max()
-        })
-        .ok()
-        .flatten();
+    let mut newest: Option<(String, PathBuf)> = None;
+    for path in std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+    {
+        match crate::record::load(&path) {
+            Ok(r) if newest.as_ref().is_none_or(|(s, _)| r.started > *s) => {
+                newest = Some((r.started, path));
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("skipping {}: {e}", path.display()),
+        }
+    }
+    let newest = newest.map(|(_, path)| path);
     match newest {
         Some(record) => Ok(run_target(record)),
         None => Err(Error::usage(format!(

@@ -444,6 +444,17 @@ fn the_chain_writes_its_report_and_report_redraws_it_by_run_id() {
 }
 
 #[test]
+fn without_an_argument_the_run_that_started_last_is_drawn_whatever_its_name() {
+    let tmp = TempDir::new("report-newest");
+    chain(tmp.path(), &["--no-report"]);
+    // Named so that it sorts before the first run's time-stamped id, started after it.
+    chain(tmp.path(), &["--no-report", "--run-id", "a-later-run"]);
+    let (path, page, _) = page_of(report(tmp.path(), &[]));
+    assert_eq!(path, tmp.join("log/rd-chain/a-later-run/report.html"));
+    assert!(page.contains("<h1>Chain a-later-run</h1>"));
+}
+
+#[test]
 fn no_report_skips_the_page() {
     let tmp = TempDir::new("report-none");
     let (_, err) = chain(tmp.path(), &["--no-report"]);
