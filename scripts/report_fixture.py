@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A run dir for the report tests: an RD-Agent-shaped session (written by the fixture generator) whose loops
+"""A run dir for the report tests: an RD-Agent-shaped session (written by scripts/fixtures/) whose loops
 can fail and whose hypotheses can hold markup.
 
   report_fixture.py --log-dir DIR --workspace-root DIR --loops N [--kind factor|model]
@@ -18,10 +18,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-try:  # the fixture package (scripts/fixtures/)
-    from fixtures.session import RealClock, Session, Spec, summary
-except ImportError:  # the single-file generator
-    from gen_fixtures import RealClock, Session, Spec, summary
+from fixtures.session import RealClock, Session, Spec, summary  # noqa: E402 - the fixture package, scripts/fixtures/
 
 HOSTILE = '<script>alert("loop {}")</script> & a factor \'x<y\''
 
