@@ -13,9 +13,8 @@ cd "$(dirname "$0")/.."
 
 . scripts/venv.sh
 REAL_TESTS=(scripts/tests/test_real_*.py)
-if [ "${RD_CHAIN_TEST_SKIP_REAL_RDAGENT:-}" = 1 ]; then
-    RDAGENT_PYTHON=python
-else
+RDAGENT_PYTHON=
+if [ "${RD_CHAIN_TEST_SKIP_REAL_RDAGENT:-}" != 1 ]; then
     venv_rdagent
 fi
 export RD_CHAIN_TEST_REQUIRE_PANDAS=1
@@ -29,7 +28,11 @@ trap 'rm -f "$PYTEST_LOG"' EXIT
 (
     py=0
     python -m pytest -q scripts/tests "${REAL_TESTS[@]/#/--ignore=}" || py=$?
-    "$RDAGENT_PYTHON" -m pytest -q "${REAL_TESTS[@]}" || py=$?
+    if [ "${RD_CHAIN_TEST_SKIP_REAL_RDAGENT:-}" = 1 ]; then
+        echo "test.sh: NOT running ${REAL_TESTS[*]} (RD_CHAIN_TEST_SKIP_REAL_RDAGENT=1)"
+    else
+        "$RDAGENT_PYTHON" -m pytest -q "${REAL_TESTS[@]}" || py=$?
+    fi
     exit "$py"
 ) >"$PYTEST_LOG" 2>&1 &
 PYTEST_PID=$!
@@ -37,6 +40,6 @@ rust=0
 cargo test --quiet || rust=$?
 py=0
 wait "$PYTEST_PID" || py=$?
-echo "test.sh: pytest scripts/tests (the real RD-Agent's tests with $RDAGENT_PYTHON)"
+echo "test.sh: pytest scripts/tests (the real RD-Agent's tests with ${RDAGENT_PYTHON:-nothing: skipped})"
 cat "$PYTEST_LOG"
 [ "$rust" -eq 0 ] && [ "$py" -eq 0 ]
