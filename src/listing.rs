@@ -173,18 +173,72 @@ pub fn list_runs(root: &Path, workspace_env: Option<&Path>, cwd: &Path) -> Resul
         let key = |d: &(PathBuf, String, Option<SystemTime>)| (Utc::parse_log_dir_name(&d.1), d.2);
         key(b).cmp(&key(a)).then_with(|| b.1.cmp(&a.1))
     });
-    Ok(dirs
+    // Each run with its continuations, and the dir whose session is summarized (the newest continuation's).
+    let runs: Vec<(PathBuf, String, Vec<String>, PathBuf)> = dirs
         .into_iter()
         .map(|(path, name, _)| {
             let mut conts = continuations.remove(&name).unwrap_or_default();
             conts.sort();
-            let newest = conts.last().map(|(_, n)| path.with_file_name(n));
-            RunSummary {
-                info: summarize_run(newest.as_deref().unwrap_or(&path), workspace_env, cwd),
-                name,
-                path,
-                continuations: conts.into_iter().map(|(_, n)| n).collect(),
-            }
+            let target = conts
+                .last()
+                .map_or_else(|| path.clone(), |(_, n)| path.with_file_name(n));
+            let conts = conts.into_iter().map(|(_, n)| n).collect();
+            (path, name, conts, target)
+        })
+        .collect();
+    let targets: Vec<&Path> = runs.iter().map(|r| r.3.as_path()).collect();
+    let infos = summarize_all(&targets, workspace_env, cwd);
+    Ok(runs
+        .into_iter()
+        .zip(infos)
+        .map(|((path, name, continuations, _), info)| RunSummary {
+            info,
+            name,
+            path,
+            continuations,
         })
         .collect())
+}
+
+/// `summarize_run` of every dir, in order, spread over the machine's cores (each run is independent: its own
+/// files, decoded on its own).
+fn summarize_all(
+    dirs: &[&Path],
+    workspace_env: Option<&Path>,
+    cwd: &Path,
+) -> Vec<std::result::Result<RunInfo, String>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(dirs.len());
+    if workers <= 1 {
+        return dirs
+            .iter()
+            .map(|path| summarize_run(path, workspace_env, cwd))
+            .collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, std::result::Result<RunInfo, String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = dirs.get(i) else {
+                            break;
+                        };
+                        mine.push((i, summarize_run(path, workspace_env, cwd)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, info)| info).collect()
 }

@@ -31,16 +31,17 @@ fuzz_target!(|data: &[u8]| {
     };
     let options = Options {
         keep_bytes_up_to: keep,
+        keep_str_up_to: keep,
         ..Options::default()
     };
     let Ok(graph) = decode(data, &options) else {
         return;
     };
     assert!(graph.input_len <= data.len());
-    visit(&graph, graph.root());
+    visit(&graph, data, graph.root());
     for i in 0..graph.nodes.len() {
         let value = Value::Node(NodeId(i as u32));
-        visit(&graph, &value);
+        visit(&graph, data, &value);
         // `attrs` lists every pair, so it is asked of the first nodes only (an object sharing a large
         // state dict with thousands of others would make this harness, not the decoder, quadratic).
         if i < 256 {
@@ -61,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn visit(graph: &Graph, value: &Value) {
+fn visit(graph: &Graph, data: &[u8], value: &Value) {
     let _ = graph.deref(value);
     let _ = graph.class_of(value);
     let _ = graph.object(value);
@@ -78,6 +79,9 @@ fn visit(graph: &Graph, value: &Value) {
     }
     if let Some(Node::Object(obj)) = graph.deref(value) {
         let _ = (&obj.callable, obj.args.len(), obj.kwargs.len(), &obj.state);
+    }
+    if let Some(text) = graph.long_str(data, value) {
+        let _ = text.len();
     }
     let _ = (
         value.as_str(),

@@ -29,7 +29,7 @@
 mod opcodes;
 #[cfg(test)]
 mod tests;
-mod text;
+pub(crate) mod text;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -76,11 +76,10 @@ impl Memo {
         }
         let dense_len = self.dense.len() as u64;
         if id >= dense_len && id < self.dense_limit() {
-            // Grow at least geometrically (within the limit), so ids that creep up with the limit cost
-            // amortized O(1) per PUT: the slots filled over a whole decode stay below the final limit.
-            let wanted = (id + 1)
-                .max(dense_len.saturating_mul(2))
-                .min(self.dense_limit());
+            // Fill only up to the id: the vector's capacity still grows geometrically (amortized O(1) per PUT),
+            // but slots past the highest id are neither written nor, for a large memo, ever made resident. The
+            // slots filled over a whole decode stay below the final limit.
+            let wanted = id + 1;
             let before = self.dense.len();
             self.dense
                 .resize(usize::try_from(wanted).unwrap_or(before), None);
@@ -626,6 +625,11 @@ impl<'a> Machine<'a> {
     }
 
     fn push_utf8(&mut self, len: usize) -> Result<()> {
+        if len > self.opts.keep_str_up_to {
+            let offset = self.pos;
+            self.read_bytes(len)?;
+            return self.push(Value::LongStr { offset, len });
+        }
         let bytes = self.read_bytes(len)?;
         let s = text::utf8_surrogatepass_lossy(bytes);
         self.push(Value::Str(Rc::from(&*s)))

@@ -5,7 +5,7 @@
 //! evaluate anything named in the input, never allocate more than the input justifies, and never panic on
 //! hostile bytes: every failure is a `PickleError` with the offset of the opcode that caused it.
 
-mod decode;
+pub(crate) mod decode;
 #[cfg(test)]
 pub(crate) mod testpickle;
 pub mod value;
@@ -21,6 +21,8 @@ use std::fmt;
 pub struct Options {
     /// Bytes/bytearray payloads longer than this are kept as their length only (`Blob::data == None`).
     pub keep_bytes_up_to: usize,
+    /// BINUNICODE* strs longer than this are kept as their place in the input (`Value::LongStr`), not copied.
+    pub keep_str_up_to: usize,
     /// The deepest MARK / container nesting accepted before the input is rejected.
     pub max_depth: usize,
 }
@@ -29,6 +31,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             keep_bytes_up_to: 64 * 1024,
+            keep_str_up_to: usize::MAX,
             max_depth: 10_000,
         }
     }

@@ -32,6 +32,12 @@ pub enum Value {
     BigInt(Rc<[u8]>),
     Float(f64),
     Str(Rc<str>),
+    /// A BINUNICODE* str longer than the decoder's `keep_str_up_to`: where its bytes are in the decoded input,
+    /// not copied and not checked as UTF-8 until someone reads it with `Graph::long_str`.
+    LongStr {
+        offset: usize,
+        len: usize,
+    },
     Bytes(Rc<Blob>),
     /// `NotImplemented` and `Ellipsis` and other singletons reached as globals are `Node::Global`.
     Node(NodeId),
@@ -106,6 +112,22 @@ pub struct Graph {
 impl Graph {
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.0 as usize]
+    }
+
+    /// The text of a `Value::LongStr`, from `input` (the bytes this graph was decoded from), decoded the way
+    /// the decoder decodes kept strings (invalid UTF-8 replaced); `None` for any other value or other input.
+    pub fn long_str<'a>(
+        &self,
+        input: &'a [u8],
+        value: &Value,
+    ) -> Option<std::borrow::Cow<'a, str>> {
+        match value {
+            Value::LongStr { offset, len } => {
+                let bytes = input.get(*offset..offset.checked_add(*len)?)?;
+                Some(crate::pickle::decode::text::utf8_surrogatepass_lossy(bytes))
+            }
+            _ => None,
+        }
     }
 
     /// The top value.

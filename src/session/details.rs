@@ -81,6 +81,8 @@ fn value_json_at(graph: &Graph, value: &Value, depth: usize) -> Json {
         Value::BigInt(_) => Json::Str("<int>".to_string()),
         Value::Float(f) => Json::Float(*f),
         Value::Str(s) => Json::Str(s.to_string()),
+        // Only in graphs decoded with a str keep limit (`load_details` keeps every str whole).
+        Value::LongStr { len, .. } => Json::Str(format!("<str of {len} bytes>")),
         Value::Bytes(b) => Json::Str(format!("<{} bytes>", b.len)),
         Value::Node(_) if depth >= MAX_JSON_DEPTH => Json::Str("<nested too deep>".to_string()),
         Value::Node(_) => match graph.deref(value) {

@@ -7,7 +7,7 @@ use crate::pickle::testpickle::Writer;
 use crate::pickle::{decode, work, Options};
 
 use super::history::{read_history, HistoryEntry, NotALoop};
-use super::snapshot::KEEP_BYTES_UP_TO;
+use super::snapshot::{KEEP_BYTES_UP_TO, KEEP_STR_UP_TO};
 
 const FACTOR_MODULE: &str = "rdagent.scenarios.qlib.experiment.factor_experiment";
 
@@ -16,6 +16,7 @@ pub(crate) fn extract(data: &[u8]) -> (Result<Vec<HistoryEntry>, NotALoop>, u64)
     work::take();
     let options = Options {
         keep_bytes_up_to: KEEP_BYTES_UP_TO,
+        keep_str_up_to: KEEP_STR_UP_TO,
         ..Options::default()
     };
     let graph = decode(data, &options).expect("the shape decodes");

@@ -8,6 +8,7 @@ pub mod details;
 pub mod history;
 #[cfg(test)]
 pub(crate) mod hostile;
+pub mod mapped;
 pub mod metrics;
 pub mod numpy;
 pub mod paths;

@@ -8,13 +8,13 @@
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::pickle::{self, Options};
 
 use super::history::{era, loop_class, read_history, HistoryEntry};
+use super::mapped::{open_bytes, read_at_most, Bytes};
 use super::signature::{Signature, SigningKey};
 
 /// The directory RD-Agent writes snapshots to, inside a log directory.
@@ -31,6 +31,9 @@ pub const LAST_LOOPS: usize = 3;
 pub const MAX_SNAPSHOT_BYTES: u64 = 4 << 30;
 /// Payloads longer than this stay lengths only: metrics need a few floats, numpy blobs are never copied.
 pub const KEEP_BYTES_UP_TO: usize = 4096;
+/// Strs longer than this stay places in the file, never copied nor checked as UTF-8: the history needs class
+/// names, attribute names, paths (at most 4,095 bytes on Linux) and metric names, never a step's stdout.
+pub const KEEP_STR_UP_TO: usize = 4096;
 
 /// One snapshot file: `<session>/<loop>/<step>_<name>`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -369,31 +372,62 @@ pub fn read_snapshot_within(
     key: Option<&SigningKey>,
     limit: u64,
 ) -> Result<ReadSnapshot, String> {
-    let data = read_capped(path, limit)?;
+    let data = read_capped(path, limit, key.is_some())?;
+    if data.is_empty() {
+        return Err("empty file (0 bytes): being written, or cut short".to_string());
+    }
+    let read = snapshot_from_bytes(&data, key, path);
+    if !data.changed() {
+        return read;
+    }
+    // The file shrank while it was mapped: what was read from it is void. Read it again, as it is now.
+    drop(data);
+    log::warn!(
+        "snapshot {} changed while it was being read: reading it again",
+        path.display()
+    );
+    let data = read_capped_into_buffer(path, limit)?;
     if data.is_empty() {
         return Err("empty file (0 bytes): being written, or cut short".to_string());
     }
     snapshot_from_bytes(&data, key, path)
 }
 
-fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+fn open_capped(path: &Path, limit: u64) -> Result<(fs::File, fs::Metadata), String> {
     let cannot = |e: std::io::Error| format!("cannot read it: {e}");
     let file = fs::File::open(path).map_err(cannot)?;
-    let len = file.metadata().map_err(cannot)?.len();
+    let meta = file.metadata().map_err(cannot)?;
+    let len = meta.len();
     if len > limit {
         return Err(format!(
             "it is {len} bytes, more than the {limit}-byte limit for a snapshot (RD-Agent writes a few MB): \
              not read; move it out of the session directory if it is in the way"
         ));
     }
-    read_at_most(file, len).map_err(cannot)
+    Ok((file, meta))
 }
 
-/// The first `len` bytes of an open file (fewer if it shrank), never more, whatever is appended meanwhile.
-fn read_at_most(file: fs::File, len: u64) -> std::io::Result<Vec<u8>> {
-    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(len).read_to_end(&mut data)?;
-    Ok(data)
+/// The file's bytes up to its size at open time: mapped or read (see `mapped`).
+fn read_capped(path: &Path, limit: u64, whole: bool) -> Result<Bytes, String> {
+    let (file, meta) = open_capped(path, limit)?;
+    open_bytes(file, meta.len(), meta.modified().ok(), whole)
+        .map_err(|e| format!("cannot read it: {e}"))
+}
+
+fn read_capped_into_buffer(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    let (file, meta) = open_capped(path, limit)?;
+    read_at_most(file, meta.len()).map_err(|e| format!("cannot read it: {e}"))
+}
+
+fn decode_history(
+    payload: &[u8],
+    options: &Options,
+) -> Result<(pickle::Graph, Vec<HistoryEntry>), String> {
+    let graph =
+        pickle::decode(payload, options).map_err(|e| format!("not a complete pickle ({e})"))?;
+    let history =
+        read_history(&graph).map_err(|e| format!("not an RD-Agent loop snapshot: {}", e.0))?;
+    Ok((graph, history))
 }
 
 /// Unwrap and decode the bytes of one snapshot file (`path` only names it in warnings), and take its history.
@@ -405,13 +439,28 @@ pub fn snapshot_from_bytes(
     let envelope = open_envelope(data)?;
     let options = Options {
         keep_bytes_up_to: KEEP_BYTES_UP_TO,
+        keep_str_up_to: KEEP_STR_UP_TO,
         ..Options::default()
     };
-    let graph = pickle::decode(envelope.payload, &options)
-        .map_err(|e| format!("not a complete pickle ({e})"))?;
-    let history =
-        read_history(&graph).map_err(|e| format!("not an RD-Agent loop snapshot: {}", e.0))?;
-    let signature = Signature::check(envelope.mac, envelope.payload, key);
+    // The HMAC (SHA-256 over the whole payload) and the decoding each read every byte: with a key and a signed
+    // file they run side by side, the HMAC on a second thread, so checking costs no more time than the longer
+    // of the two.
+    let (decoded, signature) = if envelope.mac.is_some() && key.is_some() {
+        std::thread::scope(|s| {
+            let hmac = s.spawn(|| Signature::check(envelope.mac, envelope.payload, key));
+            let decoded = decode_history(envelope.payload, &options);
+            let signature = hmac
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (decoded, signature)
+        })
+    } else {
+        (
+            decode_history(envelope.payload, &options),
+            Signature::check(envelope.mac, envelope.payload, key),
+        )
+    };
+    let (graph, history) = decoded?;
     if let Signature::Mismatch { key_source } = &signature {
         log::warn!(
             "snapshot {}: its HMAC does not match the key from {key_source}: the file was changed after RD-Agent \

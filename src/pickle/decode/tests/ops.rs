@@ -197,6 +197,45 @@ fn bytes_forms_and_keep_limit() {
     );
 }
 
+/// Strs over `keep_str_up_to` stay places in the input: not copied, not checked as UTF-8 until read; shorter ones
+/// (and every str when the limit is left at its default) are kept as text.
+#[test]
+fn str_keep_limit_leaves_long_strs_in_the_input() {
+    let opts = Options {
+        keep_str_up_to: 3,
+        ..Options::default()
+    };
+    // (BINUNICODE "abcd" (over the limit), SHORT_BINUNICODE "ab" (kept), a memo GET of the first).
+    let data = b"\x80\x04X\x04\x00\x00\x00abcd\x94\x8c\x02ab\x94h\x00\x87.";
+    let g = decode(data, &opts).unwrap();
+    let items = g.items(&g.root).expect("a tuple");
+    assert_eq!(items[0], Value::LongStr { offset: 7, len: 4 });
+    assert_eq!(g.long_str(data, &items[0]).as_deref(), Some("abcd"));
+    assert_eq!(
+        items[0].as_str(),
+        None,
+        "a long str is not text until read from the input"
+    );
+    assert_eq!(items[1].as_str(), Some("ab"));
+    assert_eq!(g.long_str(data, &items[1]), None);
+    assert_eq!(items[2], items[0], "the memo shares the place");
+    // Invalid UTF-8 (a lone surrogate, as CPython writes with surrogatepass) is replaced when read, never an
+    // error, exactly as for kept strs.
+    let bad = b"\x80\x04X\x05\x00\x00\x00a\xed\xa0\x80b.";
+    let g = decode(bad, &opts).unwrap();
+    let text = g.long_str(bad, &g.root).expect("a long str");
+    assert!(
+        text.starts_with('a') && text.ends_with('b') && text.contains('\u{fffd}'),
+        "{text:?}"
+    );
+    let kept = decode(bad, &Options::default()).unwrap();
+    assert_eq!(kept.root.as_str(), Some(&*text));
+    // A declared length beyond the input is still an error, not a place past its end.
+    assert!(decode(b"\x80\x04X\x09\x00\x00\x00abcd.", &opts).is_err());
+    // Other input, or a place outside it, reads as nothing.
+    assert_eq!(g.long_str(b"short", &g.root), None);
+}
+
 #[test]
 fn none_and_bools() {
     assert_eq!(ok(b"N.").root, Value::None);
