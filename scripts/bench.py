@@ -1,26 +1,43 @@
 #!/usr/bin/env python3
-"""Benchmark: `rd-chain resolve` against CPython's C unpickler (scripts/bench_reference.py), side by side.
+"""Benchmark: `rd-chain resolve` against `cat`, `openssl sha256` and CPython's C unpickler, side by side.
 
-Usage: bench.py RD_CHAIN_BINARY DATA_DIR [--runs N]
+Usage: bench.py RD_CHAIN_BINARY DATA_DIR [--runs N] [--baseline OLD_BINARY] [--only LOG,LOG]
 
-DATA_DIR holds the two project roots `scripts/fixtures bench` writes: `hundred` (100 loops, 500 snapshot files,
-last snapshot about 3 MB) and `blobs` (20 loops, snapshots about 20 MB of numpy-like blobs). Every command runs
-N times, interleaved; rd-chain runs once without a signing key and once with the key the logs were signed with
-(it then checks each snapshot's HMAC, which Python's reference does not). The table gives the median wall time
-and the peak RSS of each command's own process (from wait4's rusage), the ratio rd-chain / Python, and whether
-the targets hold (for both rd-chain runs):
-rd-chain <= 0.3x Python on both logs; peak RSS <= 15 MiB on the 3 MB snapshot and <= 1.5x the snapshot size on
-the 20 MB one; the 500-file log costs about the same as its one snapshot.
+DATA_DIR holds the project roots `scripts/fixtures bench` writes (`hundred`: 100 loops, last snapshot about 3 MB;
+`blobs`: 20 loops of numpy-like blobs, about 21 MB) and those `bench_fixtures.py` writes (`small` 0.3 MB, `huge`
+100 MB, `loops10`, `loops500`, `loops1000`). For each log, every command runs N times (default 11), interleaved:
+
+- `resolve LOG`: rd-chain's whole resolution, no signing key at hand (no ARTIFACT_SIGNING_KEY, a HOME without
+  ~/.rdagent/artifact_signing.key);
+- `resolve LOG, key`: the same with the key the logs were signed with: the snapshot's HMAC is checked too;
+- `resolve LOG (baseline)`: with --baseline, an older rd-chain binary, for the before/after table;
+- `cat SNAPSHOT`, `openssl sha256 SNAPSHOT`: reading and hashing the snapshot the history is in (the floors);
+- `python3 C unpickler`: scripts/bench_reference.py (CPython's C unpickler with stub classes).
+
+Then `rd-chain list` of a log root holding 100 runs (links to the `small` and `loops10` runs). All readers must
+print the same workspace or the run stops. Time is the median wall time of each whole process; memory is the
+peak RSS of the process (GNU time's %M: wait4's ru_maxrss) and its peak private (anonymous) memory, RssAnon
+sampled from /proc every 0.2 ms (a process that ends within the first samples may show less than it used).
+The targets are checked and printed as PASS/FAIL; the exit status is 1 if any fails.
 """
 import glob
 import os
-import tempfile
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MIB = 2**20
+
+# The key scripts/fixtures signs with unless ARTIFACT_SIGNING_KEY is set.
+FIXTURE_KEY = "rd-chain-fixtures"
+
+SIZES = ("small", "hundred", "blobs", "huge")
+LOOPS = (("loops10", 10), ("hundred", 100), ("loops500", 500), ("loops1000", 1000))
 
 
 def newest_snapshot(log_dir):
@@ -38,110 +55,197 @@ def newest_snapshot(log_dir):
     return best[1]
 
 
-# The key scripts/fixtures signs with unless ARTIFACT_SIGNING_KEY is set.
-FIXTURE_KEY = "rd-chain-fixtures"
-
-
-def measure(argv, env):
+def measure(argv, env, capture=True):
     """(seconds, stdout) of one run."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env)
     out, err = proc.communicate()
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit("bench: %s failed (%d): %s" % (" ".join(argv), proc.returncode, err.decode(errors="replace")))
-    return elapsed, out
+    return elapsed, out or b""
 
 
-def measure_rss(argv, env):
-    """Peak RSS (bytes) of one run of argv, from wait4 on exactly that child."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            os.execvpe(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    _, status, usage = os.wait4(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+def peak_rss(argv, env):
+    """Peak RSS (bytes) of one run of argv, from GNU time's wait4 (a fork of this Python process would count
+    Python's own pages: Linux keeps the pre-exec high-water mark in ru_maxrss)."""
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, env=env)
+    if proc.returncode != 0:
         sys.exit("bench: %s failed" % " ".join(argv))
-    return usage.ru_maxrss * 1024  # Linux reports KiB
+    return int(proc.stderr.decode().strip().splitlines()[-1]) * 1024  # KiB
+
+
+def peak_anon(argv, env):
+    """Peak private (anonymous) memory (bytes) of one run of argv: RssAnon from /proc, sampled every 0.2 ms
+    once the child has exec'd argv[0]."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    anon = 0
+    want = os.path.basename(argv[0]).encode()
+    while proc.poll() is None:
+        try:
+            with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
+                exec_done = os.path.basename(f.read().split(b"\0", 1)[0]) == want
+            if exec_done:
+                with open("/proc/%d/status" % proc.pid) as f:
+                    for line in f:
+                        if line.startswith("RssAnon:"):
+                            anon = max(anon, int(line.split()[1]) * 1024)
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.0002)
+    if proc.returncode != 0:
+        sys.exit("bench: %s failed" % " ".join(argv))
+    return anon
+
+
+def measure_memory(argv, env):
+    """(peak RSS, peak private memory) in bytes: the largest of three runs each."""
+    return (max(peak_rss(argv, env) for _ in range(3)), max(peak_anon(argv, env) for _ in range(3)))
+
+
+def machine():
+    model, flags = "?", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "?":
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    sha = "SHA-NI" if "sha_ni" in flags else ("no SHA-NI" if flags else "unknown")
+    return "%s, %d cores, %s, Linux %s, load average %s" % (
+        model, os.cpu_count() or 0, sha, platform.release(), " ".join("%.2f" % x for x in os.getloadavg()))
+
+
+def list_root(data, runs=100):
+    """A log root of `runs` run directories: symlinks to the small and loops10 runs, alternately."""
+    root = os.path.join(data, "list100")
+    if os.path.isdir(root) and len(os.listdir(root)) == runs:
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    targets = [glob.glob(os.path.join(data, name, "log", "*"))[0] for name in ("small", "loops10")]
+    for i in range(runs):
+        name = "2026-01-%02d_%02d-00-00-%06d" % (1 + i % 28, i % 24, i)
+        os.symlink(os.path.abspath(targets[i % 2]), os.path.join(root, name))
+    return root
 
 
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     binary, data = sys.argv[1], sys.argv[2]
-    runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 11
+    opt = lambda name, default: sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default  # noqa: E731
+    runs = int(opt("--runs", 11))
+    baseline = opt("--baseline", None)
+    only = opt("--only", None)
     python = sys.executable
+    names = [n for n in ("small", "hundred", "blobs", "huge", "loops10", "loops500", "loops1000")
+             if only is None or n in only.split(",")]
     logs = {}
-    for name in ("hundred", "blobs"):
+    for name in names:
         found = sorted(glob.glob(os.path.join(data, name, "log", "*")))
         if not found:
-            sys.exit("bench: no log under %s/%s/log: run scripts/fixtures bench first" % (data, name))
+            sys.exit("bench: no log under %s/%s/log: run scripts/bench.sh (it writes them)" % (data, name))
         logs[name] = found[0]
 
-    # Without a key: no ARTIFACT_SIGNING_KEY and a HOME without ~/.rdagent/artifact_signing.key.
     home = tempfile.mkdtemp(prefix="rd-chain-bench-home-")
     no_key = {k: v for k, v in os.environ.items() if k != "ARTIFACT_SIGNING_KEY"}
     no_key["HOME"] = home
     with_key = dict(no_key, ARTIFACT_SIGNING_KEY=os.environ.get("ARTIFACT_SIGNING_KEY", FIXTURE_KEY))
-    rows = []
+    print("rd-chain benchmark: %s" % machine())
+    print("%d runs of each command, interleaved; median wall ms; peak RSS and peak private (anon) MiB" % runs)
+    print("%-9s %8s  %-28s %9s %9s %9s" % ("log", "MB", "command", "median ms", "RSS MiB", "anon MiB"))
     results = {}
     for name, log_dir in logs.items():
         snap = newest_snapshot(log_dir)
-        files = len(glob.glob(os.path.join(log_dir, "__session__", "*", "*")))
+        size = os.path.getsize(snap)
         commands = {
-            "rd-chain resolve LOG": ([binary, "resolve", log_dir], no_key),
-            "rd-chain resolve SNAPSHOT": ([binary, "resolve", snap], no_key),
-            "rd-chain resolve LOG, HMAC": ([binary, "resolve", log_dir], with_key),
-            "python3 C unpickler": ([python, os.path.join(HERE, "bench_reference.py"), snap], no_key),
+            "resolve LOG": ([binary, "resolve", log_dir], no_key, True),
+            "resolve LOG, key": ([binary, "resolve", log_dir], with_key, True),
         }
-        outputs = {}
+        if baseline:
+            commands["resolve LOG (baseline)"] = ([baseline, "resolve", log_dir], no_key, True)
+            commands["resolve LOG, key (baseline)"] = ([baseline, "resolve", log_dir], with_key, True)
+        commands["cat SNAPSHOT"] = (["cat", snap], no_key, False)
+        commands["openssl sha256 SNAPSHOT"] = (["openssl", "sha256", snap], no_key, False)
+        commands["python3 C unpickler"] = ([python, os.path.join(HERE, "bench_reference.py"), snap], no_key, True)
         times = {label: [] for label in commands}
+        outputs = {}
         for _ in range(runs):
-            for label, (argv, env) in commands.items():
-                t, out = measure(argv, env)
+            for label, (argv, env, capture) in commands.items():
+                t, out = measure(argv, env, capture)
                 times[label].append(t)
-                outputs[label] = out.decode().strip()
-        # All three must agree on the SOTA workspace, or the comparison is meaningless.
+                if capture:
+                    outputs[label] = out.decode().strip()
         if len(set(outputs.values())) != 1:
             sys.exit("bench: the readers disagree on %s: %r" % (name, outputs))
-        rss = {label: max(measure_rss(argv, env) for _ in range(3)) for label, (argv, env) in commands.items()}
         med = {label: statistics.median(v) for label, v in times.items()}
-        results[name] = (snap, files, med, rss)
+        mem = {}
+        for label, (argv, env, _capture) in commands.items():
+            mem[label] = measure_memory(argv, env)
+        results[name] = (snap, size, med, mem)
         for label in commands:
-            rows.append((name, label, med[label], rss[label]))
+            print("%-9s %8.2f  %-28s %9.1f %9.1f %9.1f" % (
+                name, size / 1e6, label, med[label] * 1000, mem[label][0] / MIB, mem[label][1] / MIB))
+        sys.stdout.flush()
 
-    print("rd-chain benchmark (%d runs each, interleaved; median wall time; peak RSS of the process)" % runs)
-    print("%-8s %-26s %12s %12s" % ("log", "command", "median ms", "peak MiB"))
-    for name, label, t, r in rows:
-        print("%-8s %-26s %12.1f %12.1f" % (name, label, t * 1000, r / 2**20))
+    listing = None
+    if "small" in logs and "loops10" in logs:
+        root = list_root(data)
+        times = [measure([binary, "list", root], no_key)[0] for _ in range(runs)]
+        listing = statistics.median(times)
+        print("%-9s %8s  %-28s %9.1f" % ("list100", "", "list (100 runs)", listing * 1000))
     print()
+
+    checks = []
+    for name in SIZES:
+        if name not in results:
+            continue
+        snap, size, med, mem = results[name]
+        r = med["resolve LOG"]
+        ratio = r / med["python3 C unpickler"]
+        checks.append(("%s: resolve / CPython %.3fx <= 0.08x" % (name, ratio), ratio <= 0.08))
+        if name in ("blobs", "huge"):
+            cat = r / med["cat SNAPSHOT"]
+            checks.append(("%s: resolve / cat %.2fx <= 2x" % (name, cat), cat <= 2.0))
+            anon = mem["resolve LOG"][1]
+            checks.append(("%s: private memory %.1f MiB <= 0.3 x snapshot = %.1f MiB (payloads skipped)"
+                           % (name, anon / MIB, 0.3 * size / MIB), anon <= 0.3 * size))
+    for name in results:
+        snap, size, med, mem = results[name]
+        floor = max(med["openssl sha256 SNAPSHOT"], med["resolve LOG"])
+        k = med["resolve LOG, key"]
+        checks.append(("%s: resolve with key %.1f ms <= max(openssl %.1f, resolve %.1f) = %.1f ms"
+                       % (name, k * 1000, med["openssl sha256 SNAPSHOT"] * 1000, med["resolve LOG"] * 1000,
+                          floor * 1000), k <= floor))
+        for label in ("resolve LOG", "resolve LOG, key"):
+            rss = mem[label][0]
+            limit = 1.3 * size + 8 * MIB
+            checks.append(("%s: %s peak RSS %.1f MiB <= 1.3 x snapshot + 8 MiB = %.1f MiB"
+                           % (name, label, rss / MIB, limit / MIB), rss <= limit))
+    series = [(loops, results[name]) for name, loops in LOOPS if name in results]
+    if series:
+        print("cost per loop count (resolve LOG, no key):")
+        for loops, (snap, size, med, mem) in series:
+            print("  %5d loops  %7.2f MB  %8.1f ms  %6.2f ms/MB  CPython %8.1f ms (%.3fx)" % (
+                loops, size / 1e6, med["resolve LOG"] * 1000, med["resolve LOG"] * 1000 / (size / 1e6),
+                med["python3 C unpickler"] * 1000, med["resolve LOG"] / med["python3 C unpickler"]))
+    if "loops1000" in results:
+        _snap, _size, med, _mem = results["loops1000"]
+        ratio = med["resolve LOG"] / med["python3 C unpickler"]
+        checks.append(("loops1000: resolve / CPython %.3fx < 0.05x" % ratio, ratio < 0.05))
+    if listing is not None:
+        checks.append(("list of 100 runs: %.2f ms per run <= 2 ms" % (listing * 10), listing * 10 <= 2.0))
     ok = True
-    for name, (snap, files, med, rss) in results.items():
-        size = os.path.getsize(snap)
-        whole_vs_one = med["rd-chain resolve LOG"] / med["rd-chain resolve SNAPSHOT"]
-        print("%s: snapshot %.2f MB, %d snapshot files" % (name, size / 1e6, files))
-        checks = []
-        for label in ("rd-chain resolve LOG", "rd-chain resolve LOG, HMAC"):
-            ratio = med[label] / med["python3 C unpickler"]
-            checks.append(("%s / python time %.2fx <= 0.30x" % (label, ratio), ratio <= 0.30))
-            if name == "hundred":
-                checks.append(("%s peak RSS %.1f MiB <= 15 MiB" % (label, rss[label] / 2**20),
-                               rss[label] <= 15 * 2**20))
-            else:
-                limit = 1.5 * size
-                checks.append(("%s peak RSS %.1f MiB <= 1.5 x snapshot = %.1f MiB"
-                               % (label, rss[label] / 2**20, limit / 2**20), rss[label] <= limit))
-        if name == "hundred":
-            checks.append(("whole log / one snapshot %.2fx (about the same: <= 1.5x)" % whole_vs_one,
-                           whole_vs_one <= 1.5))
-        for text, passed in checks:
-            ok = ok and passed
-            print("  %s %s" % ("PASS" if passed else "FAIL", text))
+    for text, passed in checks:
+        ok = ok and passed
+        print("  %s %s" % ("PASS" if passed else "FAIL", text))
+    print("load average after: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
     return 0 if ok else 1
 
 

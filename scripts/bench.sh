@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark rd-chain's snapshot reading against CPython's C unpickler, side by side in one run.
-# Writes the benchmark logs once into target/bench-data (about 2 GB), then prints medians and peak RSS.
+# Benchmark rd-chain's snapshot reading against cat, openssl sha256 and CPython's C unpickler, side by side in
+# one run. Writes the benchmark logs once into target/bench-data (about 5 GB), then prints medians, peak RSS,
+# private memory and whether the targets hold (see scripts/bench.py).
 # Then measures the CPU cost of live progress (the session-folder watcher) over the 100-loop log.
-# Usage: scripts/bench.sh [--runs N]        scripts/bench.sh --progress-only [--seconds S]
+# Usage: scripts/bench.sh [--runs N] [--baseline OLD_RD_CHAIN] [--only LOG,LOG]
+#        scripts/bench.sh --progress-only [--seconds S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --release --bin rd-chain --example progress_bench
@@ -21,5 +23,11 @@ if [ ! -d "$data/hundred" ] || [ ! -d "$data/blobs" ]; then
     mkdir -p "$data"
     python3 scripts/fixtures bench "$data" >/dev/null
 fi
-python3 scripts/bench.py target/release/rd-chain "$data" "$@"
+if [ ! -d "$data/loops1000" ] || [ ! -d "$data/huge" ] || [ ! -d "$data/small" ]; then
+    python3 scripts/bench_fixtures.py "$data" >/dev/null
+fi
+# The targets' PASS/FAIL decide the exit status; the progress figures are printed either way.
+status=0
+python3 scripts/bench.py target/release/rd-chain "$data" "$@" || status=$?
 python3 scripts/bench_progress.py target/release/examples/progress_bench "$data"/hundred/log/*
+exit "$status"

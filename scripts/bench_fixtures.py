@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the benchmark's extra session logs (beside `gen_fixtures.py bench`'s `hundred` and `blobs`).
+"""Write the benchmark's extra session logs (beside `scripts/fixtures bench`'s `hundred` and `blobs`).
 
 Usage: bench_fixtures.py OUT_DIR
 
@@ -17,25 +17,26 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import gen_fixtures  # noqa: E402
+from fixtures import scenarios, session  # noqa: E402
+from fixtures.session import Spec  # noqa: E402
 
 FULL_LOOPS = 4
 STAND_IN = b"rd-chain benchmark stand-in: the full snapshot of an early loop is not written\n"
 
 EXTRA = [
-    (gen_fixtures.Spec("small", era="1.0", protocol=5, signed=True, loops=10, stdout_bytes=26000,
+    (Spec("small", era="1.0", protocol=5, signed=True, loops=10, stdout_bytes=26000,
                        blob_bytes=1024), False),
-    (gen_fixtures.Spec("huge", era="1.0", protocol=5, signed=True, loops=20, blob_bytes=5 << 20,
+    (Spec("huge", era="1.0", protocol=5, signed=True, loops=20, blob_bytes=5 << 20,
                        stdout_bytes=2000), True),
-    (gen_fixtures.Spec("loops10", era="1.0", protocol=5, signed=True, loops=10, stdout_bytes=26000,
+    (Spec("loops10", era="1.0", protocol=5, signed=True, loops=10, stdout_bytes=26000,
                        blob_bytes=1024), False),
-    (gen_fixtures.Spec("loops500", era="1.0", protocol=5, signed=True, loops=500, stdout_bytes=26000,
+    (Spec("loops500", era="1.0", protocol=5, signed=True, loops=500, stdout_bytes=26000,
                        blob_bytes=1024), True),
-    (gen_fixtures.Spec("loops1000", era="1.0", protocol=5, signed=True, loops=1000, stdout_bytes=26000,
+    (Spec("loops1000", era="1.0", protocol=5, signed=True, loops=1000, stdout_bytes=26000,
                        blob_bytes=1024), True),
 ]
 
-_real_dump = gen_fixtures.Session.dump
+_real_dump = session.Session.dump
 
 
 def _dump(self, li, si, name, when):
@@ -46,7 +47,7 @@ def _dump(self, li, si, name, when):
         finally:
             self.write = True
         path = self.dumps[-1].path
-        gen_fixtures.write_file(path, STAND_IN)
+        session.write_file(path, STAND_IN)
         stamp = when.timestamp()
         os.utime(path, (stamp, stamp))
         return
@@ -54,13 +55,14 @@ def _dump(self, li, si, name, when):
 
 
 def main(out_dir):
-    gen_fixtures.Session.dump = _dump
+    session.Session.dump = _dump
     names = sys.argv[2:]
     for spec, stand_ins in EXTRA:
         if names and spec.name not in names:
             continue
         spec.stand_ins = stand_ins
-        expected = gen_fixtures.generate_scenario(spec, out_dir)
+        scenario = scenarios.Scenario(spec, (spec.loops - 1, 4))
+        expected = scenarios.generate_scenario(scenario, out_dir)
         print(expected["log_dir"])
     return 0
 

@@ -75,7 +75,14 @@ impl Memo {
             }
         }
         let dense_len = self.dense.len() as u64;
-        if id >= dense_len && id < self.dense_limit() {
+        if id == dense_len && id < self.dense_limit() {
+            // The common case (CPython's ids count up from 0): one more slot.
+            work::add(1);
+            self.dense.push(Some(value));
+            self.count += 1;
+            return;
+        }
+        if id > dense_len && id < self.dense_limit() {
             // Fill only up to the id: the vector's capacity still grows geometrically (amortized O(1) per PUT),
             // but slots past the highest id are neither written nor, for a large memo, ever made resident. The
             // slots filled over a whole decode stay below the final limit.

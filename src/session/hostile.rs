@@ -346,10 +346,16 @@ fn many_references_to_one_experiment_with_a_large_state_cost_linear_work() {
 fn index_labels_sharing_one_huge_string_cost_linear_work_and_memory() {
     let sizes = two_sizes(|s| shared_label_metrics(16, s, 64 * s), 64);
     assert_linear("labels sharing one string", sizes);
-    // At the big size the labels alone would be 16 MiB out of a 20 KB file: the snapshot is refused.
-    let (history, _) = extract(&shared_label_metrics(16, 256, 64 * 256));
+    // Labels of the longest kept length, 4096 of them: 16 MiB of labels out of a 30 KB file: refused.
+    let (history, _) = extract(&shared_label_metrics(16, 4096, KEEP_STR_UP_TO));
     let refused = history.expect_err("amplification is refused").0;
     assert!(refused.contains("refusing to amplify"), "{refused}");
+    // Longer labels stay places in the input (never copied), so there is nothing to amplify: the history is
+    // read, and a Series whose labels are not text gives no metrics.
+    let (history, _) = extract(&shared_label_metrics(16, 256, 64 * 256));
+    let history = history.expect("labels left in the input are never copied");
+    assert_eq!(history.len(), 16);
+    assert!(history.iter().all(|e| e.metrics.is_none()));
     // A Series of a few short labels in the same shape is still read as metrics.
     let (history, _) = extract(&shared_label_metrics(3, 4, 2));
     let history = history.expect("a loop snapshot");

@@ -342,7 +342,8 @@ fn memo_entries_stored_sparse_stay_reachable_after_the_dense_part_grows() {
         memo.dense.len() < 5000,
         "a far id goes to the sparse map first"
     );
-    for i in 0..4500u64 {
+    // The dense part is filled up to the highest id stored: ids past the sparse one make it grow past it.
+    for i in (0..6000u64).filter(|i| *i != 4999 && *i != 5000) {
         memo.put(i, Value::Int(i as i64));
     }
     assert!(
@@ -350,12 +351,18 @@ fn memo_entries_stored_sparse_stay_reachable_after_the_dense_part_grows() {
         "the dense part grew past the sparse id"
     );
     assert_eq!(memo.get(5000), Some(&Value::Int(-1)));
-    assert_eq!(memo.get(4499), Some(&Value::Int(4499)));
+    assert_eq!(memo.get(4498), Some(&Value::Int(4498)));
+    assert_eq!(memo.get(5999), Some(&Value::Int(5999)));
+    assert_eq!(
+        memo.dense.len(),
+        6000,
+        "filled up to the highest id, no further"
+    );
     assert_eq!(memo.get(4999), None);
-    assert_eq!(memo.count, 4501);
+    assert_eq!(memo.count, 5999);
     // MEMOIZE after that uses the count of distinct ids.
     memo.put(5000, Value::Int(-2));
-    assert_eq!((memo.count, memo.get(5000)), (4501, Some(&Value::Int(-2))));
+    assert_eq!((memo.count, memo.get(5000)), (5999, Some(&Value::Int(-2))));
 }
 
 #[test]
