@@ -1904,6 +1904,12 @@ RESUMING (resume, the same --run-id again, --retries, --on-stall restart):
     is never changed. The snapshot's signature is checked first with the key rdagent will use
     (ARTIFACT_SIGNING_KEY or ARTIFACT_SIGNING_KEY_PATH / ~/.rdagent/artifact_signing.key).
 
+SIGNATURES:
+    With RD-Agent's signing key at hand (ARTIFACT_SIGNING_KEY, else the file ARTIFACT_SIGNING_KEY_PATH,
+    default ~/.rdagent/artifact_signing.key), resolve, inspect, the SOTA resolution of a run and a resume
+    check the HMAC of each snapshot they read and say verified, mismatch (a warning; nothing in a snapshot
+    is ever run) or not checked (no key); the hash runs beside the decoding. list checks none.
+
 EXIT CODES:
 ",
     );

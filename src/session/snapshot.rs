@@ -148,7 +148,7 @@ pub fn locate(path: &Path) -> crate::Result<Input> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Listing {
     pub files: Vec<SnapshotFile>,
-    /// Modification time of each file in `files` (same order), when the file system gave one.
+    /// Modification time of each file in `files` (same order): only the last step of each loop is asked.
     pub mtimes: Vec<Option<SystemTime>>,
     /// Directories named `<int>`.
     pub loop_dirs: usize,
@@ -164,6 +164,10 @@ impl Listing {
 }
 
 /// List `<session>/<int>/<int>_<name>` files; other entries are ignored.
+///
+/// Entry types come from the directory entries (no `stat` per entry; symlinks are followed with one), and only
+/// the last step of each loop is asked for its modification time: steps of one loop are written in order, so
+/// that file is the loop's newest, and the newest of those is the newest file of the session.
 pub fn list_snapshots(session_dir: &Path) -> crate::Result<Listing> {
     let cannot = |e: std::io::Error| {
         crate::Error::resolution(format!(
@@ -179,7 +183,7 @@ pub fn list_snapshots(session_dir: &Path) -> crate::Result<Listing> {
             continue;
         };
         let loop_dir = entry.path();
-        if !loop_dir.is_dir() {
+        if !entry_is(&entry, &loop_dir, fs::FileType::is_dir) {
             continue;
         }
         listing.loop_dirs += 1;
@@ -187,29 +191,40 @@ pub fn list_snapshots(session_dir: &Path) -> crate::Result<Listing> {
             log::warn!("cannot list {}: skipping that loop", loop_dir.display());
             continue;
         };
+        let first = files.len();
         for step_entry in steps.flatten() {
             let Some(step) = parse_step_name(&step_entry.file_name()) else {
                 continue;
             };
             let path = step_entry.path();
-            let Ok(meta) = fs::metadata(&path) else {
-                continue;
-            };
-            if meta.is_file() {
+            if entry_is(&step_entry, &path, fs::FileType::is_file) {
                 files.push((
                     SnapshotFile {
                         loop_id,
                         step,
                         path,
                     },
-                    meta.modified().ok(),
+                    None,
                 ));
             }
+        }
+        if let Some(last) = files[first..].iter_mut().max_by_key(|(f, _)| f.step) {
+            crate::pickle::work::add(1);
+            last.1 = fs::metadata(&last.0.path).and_then(|m| m.modified()).ok();
         }
     }
     files.sort();
     (listing.files, listing.mtimes) = files.into_iter().unzip();
     Ok(listing)
+}
+
+/// Whether a directory entry is a directory / regular file (`is`), from its type in the directory listing; a
+/// symlink (or a file system that gives no type) is followed with one `stat`.
+fn entry_is(entry: &fs::DirEntry, path: &Path, is: fn(&fs::FileType) -> bool) -> bool {
+    match entry.file_type() {
+        Ok(t) if !t.is_symlink() => is(&t),
+        _ => fs::metadata(path).is_ok_and(|m| is(&m.file_type())),
+    }
 }
 
 /// The first files to read: the last snapshot of each of the `LAST_LOOPS` highest loops, plus the newest by
@@ -733,11 +748,17 @@ mod tests {
         fs::create_dir_all(session.join("10").join("3_dir")).unwrap();
         fs::write(session.join("11"), b"a file named like a loop").unwrap();
         fs::create_dir_all(session.join("12")).unwrap();
+        crate::pickle::work::take();
         let listing = list_snapshots(&session).unwrap();
+        let stats = crate::pickle::work::take();
         let got: Vec<(u64, u64)> = listing.files.iter().map(|f| (f.loop_id, f.step)).collect();
         assert_eq!(got, vec![(2, 1), (9, 3), (10, 0), (10, 2), (10, 10)]);
         assert_eq!(listing.loop_dirs, 4, "2, 9, 10 and the empty 12");
         assert!(listing.files[4].path.ends_with("10/10_x"));
+        // Only the last step of each loop is asked for its time: one stat per loop with files.
+        let timed: Vec<bool> = listing.mtimes.iter().map(Option::is_some).collect();
+        assert_eq!(timed, vec![true, true, false, false, true]);
+        assert_eq!(stats, 3);
 
         // locate: log dir, __session__, a file, a loop dir, a dir without a session.
         let file = session.join("10").join("2_running");
@@ -791,6 +812,47 @@ mod tests {
         );
         let missing = locate(&dir.join("missing")).unwrap_err().to_string();
         assert!(missing.contains("missing"), "{missing}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Parallel loops: loop 3's first step written after loop 2's last; the newest file is found from the last
+    /// step of each loop alone, and symlinked loops and steps are followed.
+    #[cfg(unix)]
+    #[test]
+    fn the_newest_file_comes_from_the_last_step_of_each_loop() {
+        let dir = temp_dir("newest");
+        let session = dir.join(SESSION_DIR);
+        let at =
+            |s: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + s);
+        for (l, s, t) in [(1, 0, 1), (1, 1, 2), (2, 0, 3), (2, 1, 6), (3, 0, 5)] {
+            fs::create_dir_all(session.join(l.to_string())).unwrap();
+            let path = session.join(l.to_string()).join(format!("{s}_x"));
+            fs::write(&path, b"x").unwrap();
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(at(t))
+                .unwrap();
+        }
+        let listing = list_snapshots(&session).unwrap();
+        let newest = listing
+            .newest()
+            .map(|i| (listing.files[i].loop_id, listing.files[i].step));
+        assert_eq!(newest, Some((2, 1)));
+        // A loop dir and a step file reached through symlinks are listed like the real ones.
+        let elsewhere = dir.join("elsewhere");
+        fs::create_dir_all(&elsewhere).unwrap();
+        fs::write(elsewhere.join("0_x"), b"x").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, session.join("4")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("0_x"), session.join("3").join("1_x")).unwrap();
+        let listing = list_snapshots(&session).unwrap();
+        let got: Vec<(u64, u64)> = listing.files.iter().map(|f| (f.loop_id, f.step)).collect();
+        assert_eq!(
+            got,
+            vec![(1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1), (4, 0)]
+        );
+        assert_eq!(listing.loop_dirs, 4);
         fs::remove_dir_all(&dir).unwrap();
     }
 
