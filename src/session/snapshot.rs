@@ -483,7 +483,7 @@ pub fn snapshot_from_bytes(
             path.display()
         );
     }
-    Ok(ReadSnapshot {
+    let read = ReadSnapshot {
         signed: envelope.signed,
         signature,
         protocol: graph.protocol,
@@ -491,7 +491,29 @@ pub fn snapshot_from_bytes(
         loop_class: loop_class(&graph),
         era: era(&graph, &history, envelope.signed, graph.protocol),
         history,
-    })
+    };
+    drop_elsewhere(graph);
+    Ok(read)
+}
+
+/// A decoded graph on its way to another thread to be freed.
+struct Discarded {
+    _graph: pickle::Graph,
+}
+
+// SAFETY: a `Graph`'s `Rc`s and `RefCell` are shared only among its own nodes, root and key index: what was
+// read out of it (the history, the class name, the protocol) is owned data with no `Rc` into it. Moving the
+// whole graph, with every clone of every `Rc` in it, to one other thread that only drops it is therefore sound.
+unsafe impl Send for Discarded {}
+
+/// Free a graph on a thread of its own: freeing a large graph node by node costs about a sixth of the decode,
+/// which a one-shot command never waits for (its process exits first) and a long one does on another core.
+/// If no thread can be started it is freed here.
+fn drop_elsewhere(graph: pickle::Graph) {
+    let discarded = Discarded { _graph: graph };
+    let _ = std::thread::Builder::new()
+        .name("rd-chain-free".to_string())
+        .spawn(move || drop(discarded));
 }
 
 #[cfg(test)]
