@@ -181,6 +181,7 @@ fn run(
         Command::Help => print_stdout(&cli::help_text()),
         Command::Version => print_stdout(concat!("rd-chain ", env!("CARGO_PKG_VERSION"), "\n")),
         Command::Resolve(query) => {
+            crate::session::snapshot::skip_freeing_graphs();
             let json = query.json;
             let kind = query.kind.unwrap_or_default();
             let req = resolve_request(query, env)?;
@@ -215,6 +216,7 @@ fn run(
             }
         }
         Command::Inspect(query) => {
+            crate::session::snapshot::skip_freeing_graphs();
             // The tables are printed even when the pick fails (exit 3), so the user sees what the log holds.
             let (json, asked, with_factors) = (query.json, query.kind, query.factors);
             let run = answers::read_run(&resolve_request(query, env)?)?;
