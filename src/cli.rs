@@ -1484,17 +1484,28 @@ fn read_alpha_factors(
     env: &Env,
     c: &mut RunConfig,
 ) -> Result<()> {
-    let alpha_flag = given
+    read_on_off(&mut c.alpha_factors, long, "no-alpha-factors", given, env)
+}
+
+/// `--X` / `--no-X`: the last one given wins; else the variable of `--X`; else the default.
+fn read_on_off(
+    target: &mut Setting<bool>,
+    long: &'static str,
+    no_long: &str,
+    given: &Given,
+    env: &Env,
+) -> Result<()> {
+    let flag = given
         .iter()
         .rev()
-        .find(|(f, _)| f.long == long || f.long == "no-alpha-factors");
-    if let Some((f, _)) = alpha_flag {
-        c.alpha_factors = Setting {
+        .find(|(f, _)| f.long == long || f.long == no_long);
+    if let Some((f, _)) = flag {
+        *target = Setting {
             value: f.long == long,
             origin: Origin::Flag(f.long),
         };
     } else {
-        read_bool_env(&mut c.alpha_factors, long, env)?;
+        read_bool_env(target, long, env)?;
     }
     Ok(())
 }
@@ -1519,19 +1530,7 @@ fn read_switch(
 
 /// --report / --no-report: the last one given wins; else the variable; else the default.
 fn read_report(long: &'static str, given: &Given, env: &Env, c: &mut RunConfig) -> Result<()> {
-    let report_flag = given
-        .iter()
-        .rev()
-        .find(|(f, _)| f.long == long || f.long == "no-report");
-    if let Some((f, _)) = report_flag {
-        c.report = Setting {
-            value: f.long == long,
-            origin: Origin::Flag(f.long),
-        };
-    } else {
-        read_bool_env(&mut c.report, long, env)?;
-    }
-    Ok(())
+    read_on_off(&mut c.report, long, "no-report", given, env)
 }
 
 /// The variables rd-chain reads for the chain (besides the key and the path), kept in the run record.
