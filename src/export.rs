@@ -269,18 +269,7 @@ pub fn write(bundle: &Bundle, dir: &Path, force: bool) -> Result<Written> {
                 .with("factors", bundle.factors.as_ref().map(|s| s.factors.len()))
                 .with("model", bundle.model.is_some()),
         )
-        .with(
-            "files",
-            written
-                .iter()
-                .map(|f| {
-                    Json::object()
-                        .with("path", f.path.as_str())
-                        .with("sha256", f.sha256.as_str())
-                        .with("bytes", f.bytes)
-                })
-                .collect::<Vec<_>>(),
-        );
+        .with("files", files_json(&written));
     let target = dir.join(MANIFEST);
     fs::write(&target, manifest.pretty()).map_err(|e| Error::io("cannot write", &target, e))?;
     Ok(Written {
@@ -375,23 +364,27 @@ pub fn written_text(w: &Written) -> String {
     out
 }
 
+/// The files of a bundle with their digests and sizes: `files` in the manifest and in `export --json`.
+fn files_json(files: &[BundleFile]) -> Json {
+    Json::Array(
+        files
+            .iter()
+            .map(|f| {
+                Json::object()
+                    .with("path", f.path.as_str())
+                    .with("sha256", f.sha256.as_str())
+                    .with("bytes", f.bytes)
+            })
+            .collect(),
+    )
+}
+
 /// `export --json`.
 pub fn written_json(w: &Written) -> Json {
     Json::object()
         .with("dir", &w.dir)
         .with("manifest", &w.dir.join(MANIFEST))
-        .with(
-            "files",
-            w.files
-                .iter()
-                .map(|f| {
-                    Json::object()
-                        .with("path", f.path.as_str())
-                        .with("sha256", f.sha256.as_str())
-                        .with("bytes", f.bytes)
-                })
-                .collect::<Vec<_>>(),
-        )
+        .with("files", files_json(&w.files))
         .with("removed", w.removed.clone())
 }
 
