@@ -7,25 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::json_read::{parse, J};
-use crate::util::{describe, expect_code, rd_chain, run, script, TempDir};
+use crate::util::{argv, describe, env_of, expect_code, rd_chain, records, run, script, TempDir};
 
 const SEED: &str = "chains-test-seed";
 /// The key rdagent signs with here; rd-chain checks a snapshot with the same one before resuming.
 const KEY: &str = "chains-test-signing-key, at least 32 bytes long";
 
-/// The simulated rdagent's invocations, in order.
-fn calls(file: &Path) -> Vec<J> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| parse(l).unwrap())
-        .collect()
-}
-
 /// The events file's objects, in order; every one has `event`, `phase` and `time`.
 fn events(file: &Path) -> Vec<J> {
-    let all = calls(file);
+    let all = records(file);
     assert!(!all.is_empty(), "no events in {}", file.display());
     for e in &all {
         assert!(["factor", "model"].contains(&e.get("phase").str()), "{e:?}");
@@ -40,18 +30,6 @@ fn of_kind<'a>(all: &'a [J], kind: &str) -> Vec<&'a J> {
     all.iter()
         .filter(|e| e.get("event").str() == kind)
         .collect()
-}
-
-fn argv(rec: &J) -> Vec<String> {
-    rec.get("argv")
-        .arr()
-        .iter()
-        .map(|a| a.str().to_string())
-        .collect()
-}
-
-fn env_of<'a>(rec: &'a J, name: &str) -> Option<&'a str> {
-    rec.get("env").opt(name).map(J::str)
 }
 
 /// rd-chain in `dir` with the fake rdagent, its call record, a fixed seed, and 4 factor loops + 1 model loop.
@@ -155,7 +133,7 @@ fn a_crash_mid_factor_phase_is_resumed_on_a_copy_and_reaches_the_uninterrupted_s
     assert!(err.contains("continuing run r1"), "{err}");
     assert_eq!(hashes(&original), before, "the original log changed");
 
-    let all = calls(&tmp.join("calls.jsonl"));
+    let all = records(&tmp.join("calls.jsonl"));
     assert_eq!(all.len(), 3, "factor, factor resumed, model");
     let continuation = original.with_file_name(format!(
         "{}.resume-1",
@@ -250,7 +228,7 @@ fn the_same_run_id_again_continues_and_a_finished_run_id_runs_nothing() {
     // A requeued job: the same command line, the run id from the environment this time.
     let (_, err) = expect_code(chain(tmp.path()).env("RD_CHAIN_RUN_ID", "job-7"), 0);
     assert!(err.contains("continuing run job-7"), "{err}");
-    assert_eq!(calls(&tmp.join("calls.jsonl")).len(), 3);
+    assert_eq!(records(&tmp.join("calls.jsonl")).len(), 3);
     let rec = record_of(tmp.path(), "job-7");
     assert_eq!(rec.get("state").str(), "done");
     assert_eq!(sota(&rec), uninterrupted_sota());
@@ -260,7 +238,7 @@ fn the_same_run_id_again_continues_and_a_finished_run_id_runs_nothing() {
     let (_, err) = expect_code(chain(tmp.path()).args(["--run-id", "job-7"]), 0);
     assert!(err.contains("already finished"), "{err}");
     assert!(err.contains("rd-chain summary"), "{err}");
-    assert_eq!(calls(&tmp.join("calls.jsonl")).len(), 3);
+    assert_eq!(records(&tmp.join("calls.jsonl")).len(), 3);
     assert_eq!(
         std::fs::read(tmp.join("log/rd-chain/job-7.json")).unwrap(),
         finished
@@ -331,7 +309,7 @@ fn retries_resume_after_progress_and_stop_when_an_attempt_gains_nothing() {
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[1].get("snapshots_gained").int(), 0);
     assert_eq!(attempts[1].get("exit_code").int(), 7);
-    assert_eq!(calls(&tmp.join("calls.jsonl")).len(), 2, "no model phase");
+    assert_eq!(records(&tmp.join("calls.jsonl")).len(), 2, "no model phase");
 }
 
 #[test]
@@ -432,7 +410,7 @@ fn a_failed_model_phase_resumes_with_the_same_sota_environment() {
         .env("FAKE_RDAGENT_SEED", SEED)
         .env("ARTIFACT_SIGNING_KEY", KEY);
     expect_code(&mut resume, 0);
-    let all = calls(&tmp.join("calls.jsonl"));
+    let all = records(&tmp.join("calls.jsonl"));
     assert_eq!(all.len(), 3, "factor, model, model resumed");
     let resumed = argv(&all[2]);
     assert_eq!(resumed[1..4], ["fin_model", "--loop-n", "3"]);
@@ -596,7 +574,7 @@ fn bad_resumes_say_what_to_do_and_write_nothing() {
         "{err}"
     );
     assert_eq!(tree(&tmp), snapshot_before, "nothing written");
-    assert_eq!(calls(&tmp.join("calls.jsonl")).len(), 1, "nothing run");
+    assert_eq!(records(&tmp.join("calls.jsonl")).len(), 1, "nothing run");
 
     // A record from a newer rd-chain.
     let path = tmp.join("log/rd-chain/r.json");
@@ -630,7 +608,7 @@ fn bad_resumes_say_what_to_do_and_write_nothing() {
         err.contains("could be read") && err.contains("nothing was written"),
         "{err}"
     );
-    assert_eq!(calls(&tmp.join("calls.jsonl")).len(), 1, "nothing run");
+    assert_eq!(records(&tmp.join("calls.jsonl")).len(), 1, "nothing run");
 }
 
 #[test]
@@ -660,7 +638,7 @@ fn an_unsigned_snapshot_resumes_only_with_allow_legacy_pickle() {
     let out = run(chain(tmp.path()).args(["--run-id", "r", "--allow-legacy-pickle"]));
     let cmd = chain(tmp.path());
     assert!(out.status.success(), "{}", describe(&cmd, &out));
-    let all = calls(&tmp.join("calls.jsonl"));
+    let all = records(&tmp.join("calls.jsonl"));
     assert_eq!(env_of(&all[1], "ALLOW_UNSAFE_LEGACY_PICKLE"), Some("true"));
     assert_eq!(env_of(&all[2], "ALLOW_UNSAFE_LEGACY_PICKLE"), None);
     assert_eq!(hashes(&original), before);

@@ -5,19 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::json_read::{parse, J};
-use crate::util::{describe, expect_code, rd_chain, run, script, TempDir};
-
-/// The simulated rdagent's invocations, one JSON object per line, in order.
-fn records(file: &Path) -> Vec<J> {
-    match std::fs::read_to_string(file) {
-        Ok(text) => text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| parse(l).unwrap_or_else(|e| panic!("bad record line {l:?}: {e}")))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
+use crate::util::{argv, describe, env_of, expect_code, rd_chain, records, run, script, TempDir};
 
 /// `rd-chain` in `dir` with the fake rdagent and its record file.
 fn chain(dir: &Path, record: &Path) -> Command {
@@ -26,18 +14,6 @@ fn chain(dir: &Path, record: &Path) -> Command {
         .arg(script("fake-rdagent"))
         .env("FAKE_RDAGENT_RECORD", record);
     cmd
-}
-
-fn argv(rec: &J) -> Vec<String> {
-    rec.get("argv")
-        .arr()
-        .iter()
-        .map(|a| a.str().to_string())
-        .collect()
-}
-
-fn env_of<'a>(rec: &'a J, name: &str) -> Option<&'a str> {
-    rec.get("env").opt(name).map(J::str)
 }
 
 fn subcommand(rec: &J) -> String {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::json_read::{parse, J};
+
 /// The repository root (where Cargo.toml is).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -100,4 +102,31 @@ pub fn python(args: &[&OsStr]) -> Output {
     let out = run(&mut cmd);
     assert!(out.status.success(), "{}", describe(&cmd, &out));
     out
+}
+
+/// The simulated rdagent's invocations (or any JSON-lines file), one object per line, in order; none for a
+/// missing file.
+pub fn records(file: &Path) -> Vec<J> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| parse(l).unwrap_or_else(|e| panic!("bad record line {l:?}: {e}")))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The argv of one of the simulated rdagent's records.
+pub fn argv(rec: &J) -> Vec<String> {
+    rec.get("argv")
+        .arr()
+        .iter()
+        .map(|a| a.str().to_string())
+        .collect()
+}
+
+/// A variable of one of the simulated rdagent's records.
+pub fn env_of<'a>(rec: &'a J, name: &str) -> Option<&'a str> {
+    rec.get("env").opt(name).map(J::str)
 }
