@@ -314,6 +314,14 @@ fn shown<T: Clone + Into<Json>>(s: &Setting<T>, text: String) -> (Json, String, 
     (s.value.clone().into(), text, s.origin.clone())
 }
 
+/// An optional path: JSON null and `none_text` when unset.
+fn shown_path(s: &Setting<Option<PathBuf>>, none_text: &str) -> (Json, String, Origin) {
+    let value = s.value.as_ref();
+    let text = value.map_or_else(|| none_text.to_string(), |p| p.display().to_string());
+    let json = value.map(|p| Json::from(p.as_path()));
+    (json.into(), text, s.origin.clone())
+}
+
 fn no_duration(d: &Option<String>) -> String {
     d.clone().unwrap_or_else(|| "none".into())
 }
@@ -371,15 +379,7 @@ pub const SETTINGS: &[SettingEntry] = &[
             }
             Ok(())
         },
-        show: |c| {
-            let text = c
-                .rdagent
-                .value
-                .as_ref()
-                .map_or_else(|| RDAGENT_ON_PATH.into(), |p| p.display().to_string());
-            let json = c.rdagent.value.as_ref().map(|p| Json::from(p.as_path()));
-            (json.into(), text, c.rdagent.origin.clone())
-        },
+        show: |c| shown_path(&c.rdagent, RDAGENT_ON_PATH),
     },
     SettingEntry {
         key: "log_root",
@@ -433,15 +433,7 @@ pub const SETTINGS: &[SettingEntry] = &[
         flag: "events",
         label: Some("events"),
         read: |long, g, e, c| read_into(&mut c.events, long, g, e, |t| Ok(Some(PathBuf::from(t)))),
-        show: |c| {
-            let text = c
-                .events
-                .value
-                .as_ref()
-                .map_or_else(|| "none".into(), |p| p.display().to_string());
-            let json = c.events.value.as_ref().map(|p| Json::from(p.as_path()));
-            (json.into(), text, c.events.origin.clone())
-        },
+        show: |c| shown_path(&c.events, "none"),
     },
     SettingEntry {
         key: "show_output",
@@ -455,15 +447,7 @@ pub const SETTINGS: &[SettingEntry] = &[
         flag: "export",
         label: Some("export"),
         read: |long, g, e, c| read_into(&mut c.export, long, g, e, |t| Ok(Some(PathBuf::from(t)))),
-        show: |c| {
-            let value = c.export.value.as_ref();
-            let text = value.map_or_else(|| "none".to_string(), |p| p.display().to_string());
-            (
-                value.map(|p| Json::from(p.as_path())).into(),
-                text,
-                c.export.origin.clone(),
-            )
-        },
+        show: |c| shown_path(&c.export, "none"),
     },
     SettingEntry {
         key: "report",
@@ -1167,6 +1151,17 @@ where
         None => None,
     };
     let factors = given.iter().any(|(f, _)| f.long == "factors");
+    // What `resolve`, `inspect` and `export` ask of a log.
+    let log_query = |path: PathBuf| -> Result<LogQuery> {
+        Ok(LogQuery {
+            path,
+            pick: pick_setting(&given, &env)?,
+            json,
+            workspace_path_env: workspace_path_env.clone(),
+            kind,
+            factors,
+        })
+    };
 
     let command = match sub {
         Sub::Run => {
@@ -1193,10 +1188,7 @@ where
             Command::Run(Box::new(config))
         }
         Sub::Resume => {
-            let mut log_root = RunConfig::defaults().log_root;
-            read_into(&mut log_root, "log-root", &given, &env, |t| {
-                Ok(PathBuf::from(t))
-            })?;
+            let log_root = log_root_setting(&given, &env)?;
             Command::Resume {
                 run: one_positional(&positionals, sub, "RUN")?,
                 log_root,
@@ -1215,14 +1207,7 @@ where
                 )
             })?;
             Command::Export {
-                query: LogQuery {
-                    path,
-                    pick: pick_setting(&given, &env)?,
-                    json,
-                    workspace_path_env,
-                    kind,
-                    factors,
-                },
+                query: log_query(path)?,
                 to,
                 force: given.iter().any(|(f, _)| f.long == "force"),
             }
@@ -1236,14 +1221,7 @@ where
                         sub.name()
                     ))
                 })?;
-            let query = LogQuery {
-                path,
-                pick: pick_setting(&given, &env)?,
-                json,
-                workspace_path_env,
-                kind,
-                factors,
-            };
+            let query = log_query(path)?;
             if sub == Sub::Resolve {
                 Command::Resolve(query)
             } else {
@@ -1251,10 +1229,7 @@ where
             }
         }
         Sub::Report => {
-            let mut log_root = RunConfig::defaults().log_root;
-            read_into(&mut log_root, "log-root", &given, &env, |t| {
-                Ok(PathBuf::from(t))
-            })?;
+            let log_root = log_root_setting(&given, &env)?;
             Command::Report(ReportQuery {
                 targets: positionals.iter().map(PathBuf::from).collect(),
                 output: last_value(&given, "output").map(PathBuf::from),
@@ -1466,6 +1441,15 @@ fn pick_setting(given: &Given, env: &Env) -> Result<Setting<Pick>> {
 }
 
 /// Replace `target` by the flag's value, else the environment variable's, else keep it (the default).
+/// --log-root, else its variable, else the default (for `resume` and `report`).
+fn log_root_setting(given: &Given, env: &Env) -> Result<Setting<PathBuf>> {
+    let mut log_root = RunConfig::defaults().log_root;
+    read_into(&mut log_root, "log-root", given, env, |t| {
+        Ok(PathBuf::from(t))
+    })?;
+    Ok(log_root)
+}
+
 fn read_into<T: Clone>(
     target: &mut Setting<T>,
     long: &'static str,
