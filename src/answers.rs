@@ -289,7 +289,8 @@ pub fn term(text: &str) -> String {
 
 // ------------------------------------------------------------------------------------------------- JSON
 
-fn metrics_json(m: Option<&Metrics>) -> Json {
+/// Metrics as a JSON object of numbers; null when there are none.
+pub(crate) fn metrics_json(m: Option<&Metrics>) -> Json {
     match m {
         Some(m) => Json::Object(
             m.iter()

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use crate::answers::term;
+use crate::answers::{metrics_json, term};
 use crate::json::Json;
 use crate::parquet;
 use crate::resolve::Survey;
@@ -147,17 +147,6 @@ pub fn factor_set(
         parquet: parquet_path,
         factors,
     })
-}
-
-fn metrics_json(m: Option<&Metrics>) -> Json {
-    match m {
-        Some(m) => Json::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), Json::Float(*v)))
-                .collect(),
-        ),
-        None => Json::Null,
-    }
 }
 
 /// One factor as JSON (`inspect --factors --json`, the bundle's `factors.json`).

@@ -66,14 +66,7 @@ fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &
         .map(|status| {
             let e = &status.entry;
             let (workspace, mapping) = located_json(status.located.as_ref());
-            let metrics = match &e.metrics {
-                Some(m) => Json::Object(
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), Json::Float(*v)))
-                        .collect(),
-                ),
-                None => Json::Null,
-            };
+            let metrics = crate::answers::metrics_json(e.metrics.as_ref());
             Json::object()
                 .with("index", e.index)
                 .with("loop", e.loop_id)
