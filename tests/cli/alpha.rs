@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::json_read::{parse, J};
-use crate::util::{expect_code, rd_chain, repo, script, TempDir};
+use crate::util::{expect_code, rd_chain, repo, run_records, script, TempDir};
 
 /// The test double's installed SOTA template, shaped like RD-Agent 1.0's (an Alpha158DL fed only by the base
 /// features).
@@ -186,12 +186,8 @@ fn a_template_that_trains_on_the_sota_factors_alone_can_run() {
     {
         return;
     }
-    let records: Vec<PathBuf> = std::fs::read_dir(tmp.join("log/rd-chain"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    let rec = parse(&std::fs::read_to_string(&records[0]).unwrap()).unwrap();
+    let records = run_records(&tmp.join("log"));
+    let rec = &records[0];
     let report = rec.get("hook_report");
     assert_eq!(report.get("used").int(), 1, "{report:?}\n{out}\n{err}");
     assert_eq!(report.get("base_features_dropped").int(), 1, "{report:?}");
@@ -282,12 +278,8 @@ fn a_template_problem_found_only_while_the_model_phase_runs_is_in_the_summary_an
         );
         return;
     }
-    let records: Vec<PathBuf> = std::fs::read_dir(tmp.join("log/rd-chain"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    let rec = parse(&std::fs::read_to_string(&records[0]).unwrap()).unwrap();
+    let records = run_records(&tmp.join("log"));
+    let rec = &records[0];
     let report = rec.get("hook_report");
     assert_eq!(report.get("base_features_dropped").int(), 1, "{report:?}");
     let problem = report.get("template_problem").str();

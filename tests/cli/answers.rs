@@ -403,9 +403,9 @@ fn export_writes_every_file_with_its_manifest_hash_and_changes_nothing_in_the_so
     assert_eq!(sources[0].get("log_dir").str(), factor_log);
     assert!(sources[0].get("snapshot").str().starts_with(factor_log));
     let entries = manifest.get("files").arr();
-    let paths: Vec<String> = entries
-        .iter()
-        .map(|f| f.get("path").str().to_string())
+    let paths: Vec<String> = manifest_paths(&manifest)
+        .into_iter()
+        .map(String::from)
         .collect();
     let mut sorted = paths.clone();
     sorted.sort();
@@ -506,12 +506,7 @@ fn export_refuses_a_non_empty_dir_and_force_removes_only_listed_files() {
         "the earlier bundle's files are gone, the user's stay"
     );
     let manifest = parse(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
-    let paths: Vec<&str> = manifest
-        .get("files")
-        .arr()
-        .iter()
-        .map(|f| f.get("path").str())
-        .collect();
+    let paths = manifest_paths(&manifest);
     assert_eq!(paths, vec!["model.py", "model.json"]);
 
     // A manifest that names a path outside the bundle is refused before anything is removed.
@@ -596,12 +591,7 @@ fn the_chain_ends_with_both_answers_and_exports_the_bundle() {
         .map(|s| s.get("kind").str())
         .collect();
     assert_eq!(kinds, vec!["factor", "model"]);
-    let paths: Vec<&str> = manifest
-        .get("files")
-        .arr()
-        .iter()
-        .map(|f| f.get("path").str())
-        .collect();
+    let paths = manifest_paths(&manifest);
     assert!(
         paths.contains(&"model.py") && paths.contains(&"combined_factors_df.parquet"),
         "{paths:?}"
@@ -626,4 +616,14 @@ fn the_chain_ends_with_both_answers_and_exports_the_bundle() {
         before,
         "no phase ran"
     );
+}
+
+/// The `path` of every entry of a bundle manifest's `files`, in the manifest's order.
+fn manifest_paths(manifest: &J) -> Vec<&str> {
+    manifest
+        .get("files")
+        .arr()
+        .iter()
+        .map(|f| f.get("path").str())
+        .collect()
 }

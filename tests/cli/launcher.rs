@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::json_read::{parse, J};
-use crate::util::{argv, describe, env_of, expect_code, rd_chain, records, run, script, TempDir};
+use crate::util::{
+    argv, describe, env_of, expect_code, rd_chain, records, run, run_records, script, TempDir,
+};
 
 /// `rd-chain` in `dir` with the fake rdagent and its record file.
 fn chain(dir: &Path, record: &Path) -> Command {
@@ -21,23 +23,6 @@ fn subcommand(rec: &J) -> String {
         .into_iter()
         .find(|a| a.starts_with("fin_"))
         .unwrap_or_default()
-}
-
-/// The run records rd-chain wrote under `<log root>/rd-chain/`.
-fn run_records(log_root: &Path) -> Vec<J> {
-    let dir = log_root.join("rd-chain");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .map(|f| parse(&std::fs::read_to_string(f).unwrap()).unwrap())
-        .collect()
 }
 
 #[test]

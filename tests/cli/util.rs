@@ -130,3 +130,20 @@ pub fn argv(rec: &J) -> Vec<String> {
 pub fn env_of<'a>(rec: &'a J, name: &str) -> Option<&'a str> {
     rec.get("env").opt(name).map(J::str)
 }
+
+/// The run records rd-chain wrote under `<log root>/rd-chain/`.
+pub fn run_records(log_root: &Path) -> Vec<J> {
+    let dir = log_root.join("rd-chain");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .map(|f| parse(&std::fs::read_to_string(f).unwrap()).unwrap())
+        .collect()
+}
