@@ -49,7 +49,7 @@ def _real_rdagent_is_required():
 
 FACTORS = ["alpha_a", "alpha_b", "alpha_c", "alpha_d"]
 
-DRIVER = textwrap.dedent(
+MODEL_RUNNER_DRIVER = textwrap.dedent(
     """
     import json, sys
     import pandas as pd
@@ -63,7 +63,7 @@ DRIVER = textwrap.dedent(
     calls = []
 
     def recorded_execute(self, qlib_config_name=None, run_env=None, **kwargs):
-        calls.append({"config": qlib_config_name, "num_features": (run_env or {}).get("num_features")})
+        calls.append(@RECORDED_CALL@)
         return pd.Series({"IC": 0.05}), "recorded, not trained"
 
     QlibFBWorkspace.execute = recorded_execute
@@ -74,7 +74,7 @@ DRIVER = textwrap.dedent(
     sub_workspace.inject_files(**{"model.py": "# the model\\n"})
     exp = QlibModelExperiment(sub_tasks=[task])
     exp.sub_workspace_list = [sub_workspace]
-    exp.base_features = {"RESI5": "Resi($close, 5)/$close"}
+    exp.base_features = @BASE_FEATURES@
     baseline = QlibModelExperiment(sub_tasks=[])
     baseline.result = pd.Series({"IC": 0.0})
     exp.based_experiments = [baseline]
@@ -85,12 +85,28 @@ DRIVER = textwrap.dedent(
     print("REPORT " + json.dumps({
         "calls": calls,
         "columns": [list(c) for c in frame.columns] if frame is not None else None,
-        "rows": len(frame) if frame is not None else None,
-        "based_after": [type(e).__name__ for e in exp.based_experiments],
-        "baseline_kept": exp.based_experiments[-1] is baseline,
+        @REPORT_FIELDS@
         "state": dict(hook.RD_CHAIN_HOOK_STATE) if hasattr(hook, "RD_CHAIN_HOOK_STATE") else None,
     }))
     """
+)
+
+
+def model_runner_driver(recorded_call, base_features, report_fields):
+    """A driver that runs RD-Agent's own model runner once on a one-task model experiment (Qlib's execution
+    recorded, not run) and prints a JSON report: `recorded_call` is what each execution records, `base_features`
+    the experiment's base features, `report_fields` the report's fields besides calls, columns and the hook state."""
+    return (MODEL_RUNNER_DRIVER.replace("@RECORDED_CALL@", recorded_call)
+            .replace("@BASE_FEATURES@", base_features)
+            .replace("@REPORT_FIELDS@", report_fields))
+
+
+DRIVER = model_runner_driver(
+    '{"config": qlib_config_name, "num_features": (run_env or {}).get("num_features")}',
+    '{"RESI5": "Resi($close, 5)/$close"}',
+    '''"rows": len(frame) if frame is not None else None,
+    "based_after": [type(e).__name__ for e in exp.based_experiments],
+    "baseline_kept": exp.based_experiments[-1] is baseline,''',
 )
 
 
@@ -265,47 +281,11 @@ def test_rd_chain_reads_a_snapshot_rdagent_itself_signed(tmp_path):
 
 # USE_ALPHA_FACTORS=false: the driver records everything RD-Agent hands to Qlib (the whole run_env and the
 # config file the workspace would render), with two base features on the experiment.
-ALPHA_DRIVER = textwrap.dedent(
-    """
-    import json, sys
-    import pandas as pd
-
-    hook = sys.modules.get("sitecustomize")
-    from rdagent.scenarios.qlib.developer import model_runner
-    from rdagent.scenarios.qlib.experiment.model_experiment import QlibModelExperiment
-    from rdagent.scenarios.qlib.experiment.workspace import QlibFBWorkspace
-    from rdagent.components.coder.model_coder.model import ModelTask, ModelFBWorkspace
-
-    calls = []
-
-    def recorded_execute(self, qlib_config_name=None, run_env=None, **kwargs):
-        calls.append({"config": qlib_config_name, "run_env": {k: str(v) for k, v in (run_env or {}).items()},
-                      "template": self.file_dict.get(qlib_config_name)})
-        return pd.Series({"IC": 0.05}), "recorded, not trained"
-
-    QlibFBWorkspace.execute = recorded_execute
-
-    task = ModelTask(name="tiny_mlp", description="a tiny MLP", architecture="two dense layers",
-                     hyperparameters={}, training_hyperparameters={}, model_type="Tabular")
-    sub_workspace = ModelFBWorkspace(target_task=task)
-    sub_workspace.inject_files(**{"model.py": "# the model\\n"})
-    exp = QlibModelExperiment(sub_tasks=[task])
-    exp.sub_workspace_list = [sub_workspace]
-    exp.base_features = {"RESI5": "Resi($close, 5)/$close", "WVMA5": "Std($volume, 5)/$volume"}
-    baseline = QlibModelExperiment(sub_tasks=[])
-    baseline.result = pd.Series({"IC": 0.0})
-    exp.based_experiments = [baseline]
-
-    model_runner.QlibModelRunner(None).develop(exp)
-    written = exp.experiment_workspace.workspace_path / "combined_factors_df.parquet"
-    frame = pd.read_parquet(written) if written.exists() else None
-    print("REPORT " + json.dumps({
-        "calls": calls,
-        "columns": [list(c) for c in frame.columns] if frame is not None else None,
-        "base_features_after": exp.base_features,
-        "state": dict(hook.RD_CHAIN_HOOK_STATE) if hasattr(hook, "RD_CHAIN_HOOK_STATE") else None,
-    }))
-    """
+ALPHA_DRIVER = model_runner_driver(
+    '''{"config": qlib_config_name, "run_env": {k: str(v) for k, v in (run_env or {}).items()},
+                  "template": self.file_dict.get(qlib_config_name)}''',
+    '{"RESI5": "Resi($close, 5)/$close", "WVMA5": "Std($volume, 5)/$volume"}',
+    '"base_features_after": exp.base_features,',
 )
 
 
