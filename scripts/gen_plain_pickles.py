@@ -115,6 +115,7 @@ class Tracker:
 def plain_cases():
     shared_list = [1, 2]
     shared_str = "shared text"
+    shared_long_str = "shared text, longer than a str held in place"
     return {
         "none": None,
         "true": True,
@@ -135,7 +136,8 @@ def plain_cases():
         "frozensets": [frozenset(), frozenset({1, 2}), frozenset({frozenset({3})})],
         "long_set": set(range(1500)),
         "nested": {"a": [1, {"b": (2, [3, {"c": None}])}], "d": {"e": {"f": [[[]]]}}},
-        "shared": [shared_list, shared_list, (shared_list,), {"k": shared_list}, shared_str, shared_str],
+        "shared": [shared_list, shared_list, (shared_list,), {"k": shared_list}, shared_str, shared_str,
+                   shared_long_str, shared_long_str],
     }
 
 

@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(graph.input_len <= data.len());
     visit(&graph, data, graph.root());
-    for i in 0..graph.nodes.len() {
+    for i in 0..graph.node_count() {
         let value = Value::Node(NodeId(i as u32));
         visit(&graph, data, &value);
         // `attrs` lists every pair, so it is asked of the first nodes only (an object sharing a large
@@ -78,7 +78,7 @@ fn visit(graph: &Graph, data: &[u8], value: &Value) {
         let _ = graph.dict_get(value, &Value::Int(0));
     }
     if let Some(Node::Object(obj)) = graph.deref(value) {
-        let _ = (&obj.callable, obj.args.len(), obj.kwargs.len(), &obj.state);
+        let _ = (obj.callable, obj.args.len(), obj.kwargs.len(), obj.state);
     }
     if let Some(text) = graph.long_str(data, value) {
         let _ = text.len();

@@ -21,32 +21,32 @@
 //! - Text and bytes: STRING/BINSTRING/SHORT_BINSTRING (Python 2 `str`) decode as latin-1 text; invalid UTF-8 in
 //!   BINUNICODE* (lone surrogates CPython writes with `surrogatepass`) is replaced by U+FFFD, never an error.
 //!   Bytes payloads longer than `Options::keep_bytes_up_to` keep only their length and are not copied.
-//! - Limits: the mark stack and the value stack each hold at most `Options::max_depth` entries. Argument tuples
-//!   are copied into `Object::args`; the values copied that way are bounded by the input length (plus a small
-//!   allowance), so reusing one memoized tuple in many REDUCEs cannot multiply memory.
+//! - Limits: the mark stack and the value stack each hold at most `Options::max_depth` entries. An object's
+//!   arguments share the items of the tuple they were passed in (and NEWOBJ_EX's keyword arguments the pairs of
+//!   their dict as they were then): nothing is copied, so reusing one memoized tuple in many REDUCEs costs one
+//!   node each and cannot multiply memory.
 //! - Global names are kept as written (no Python 2 to 3 renaming such as `__builtin__` -> `builtins`).
 
 mod opcodes;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub(crate) mod text;
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::value::{extend_seq, ArenaFull, ObjectRec, Seq, Slot};
 use super::work;
-use super::{Blob, BuildKind, Graph, Node, NodeId, Object, Options, PickleError, Value};
+use super::{Blob, BuildKind, Graph, NodeId, Options, PickleError, Value};
 use opcodes as op;
 
 /// Decode one pickle (up to its STOP opcode; bytes after it are ignored) into an object graph.
 pub fn decode(data: &[u8], opts: &Options) -> std::result::Result<Graph, PickleError> {
-    Machine::new(data, opts).run()
+    Machine::new(data, opts).run().map_err(|e| *e)
 }
 
-type Result<T> = std::result::Result<T, PickleError>;
-
-/// Values that may be copied into object arguments beyond one per input byte (see `Machine::charge_copy`).
-const COPY_ALLOWANCE: usize = 4096;
+/// Errors are boxed inside the machine so that every step's result fits in registers.
+type Result<T> = std::result::Result<T, Box<PickleError>>;
 
 /// The memo: ids CPython assigns are dense from 0, so they index a vector; an id far beyond the number of
 /// entries stored (hostile input, or a hand-written PUT) goes to a map instead, so the memory stays
@@ -101,6 +101,7 @@ impl Memo {
         }
     }
 
+    #[inline]
     fn get(&self, id: u64) -> Option<&Value> {
         match usize::try_from(id).ok().and_then(|i| self.dense.get(i)) {
             Some(Some(value)) => Some(value),
@@ -117,13 +118,12 @@ struct Machine<'a> {
     op_start: usize,
     opcode: u8,
     opts: &'a Options,
-    nodes: Vec<Node>,
+    /// The graph being built: its nodes and arenas (`root` is set at STOP).
+    graph: Graph,
     stack: Vec<Value>,
     /// Stack lengths at each open MARK; items below the last one are out of reach until it is popped.
     marks: Vec<usize>,
     memo: Memo,
-    /// How many more values may be copied out of existing tuples and dicts into object arguments.
-    copy_budget: usize,
     announced_protocol: Option<u8>,
     /// The highest protocol among the opcodes seen (reported when the stream has no PROTO).
     opcode_protocol: u8,
@@ -137,11 +137,10 @@ impl<'a> Machine<'a> {
             op_start: 0,
             opcode: 0,
             opts,
-            nodes: Vec::new(),
+            graph: Graph::default(),
             stack: Vec::new(),
             marks: Vec::new(),
             memo: Memo::default(),
-            copy_budget: data.len().saturating_add(COPY_ALLOWANCE),
             announced_protocol: None,
             opcode_protocol: 0,
         }
@@ -151,14 +150,14 @@ impl<'a> Machine<'a> {
         loop {
             self.op_start = self.pos;
             let Some(&code) = self.data.get(self.pos) else {
-                return Err(PickleError {
+                return Err(Box::new(PickleError {
                     offset: self.data.len(),
                     message: if self.data.is_empty() {
                         "empty pickle data".to_string()
                     } else {
                         "pickle data ends without a STOP opcode (truncated?)".to_string()
                     },
-                });
+                }));
             };
             self.pos += 1;
             self.opcode = code;
@@ -168,15 +167,11 @@ impl<'a> Machine<'a> {
             }
             if code == op::STOP {
                 let root = self.pop()?;
-                let mut nodes = self.nodes;
-                nodes.shrink_to_fit();
-                return Ok(Graph {
-                    nodes,
-                    root,
-                    protocol: self.announced_protocol.unwrap_or(self.opcode_protocol),
-                    input_len: self.pos,
-                    ..Graph::default()
-                });
+                let mut graph = self.graph;
+                graph.root = root;
+                graph.protocol = self.announced_protocol.unwrap_or(self.opcode_protocol);
+                graph.input_len = self.pos;
+                return Ok(graph);
             }
             self.step(code)?;
         }
@@ -270,22 +265,22 @@ impl<'a> Machine<'a> {
                 };
                 let bytes = text::unescape_bytes_literal(body).map_err(|m| self.error(m))?;
                 let s = text::latin1(&bytes);
-                self.push(Value::Str(Rc::from(&*s)))?;
+                self.push(Value::str(&s))?;
             }
             op::BINSTRING => {
                 let len = self.read_i32_len()?;
                 let bytes = self.read_bytes(len)?;
-                self.push(Value::Str(Rc::from(&*text::latin1(bytes))))?;
+                self.push(Value::str(&text::latin1(bytes)))?;
             }
             op::SHORT_BINSTRING => {
                 let len = usize::from(self.read_u8()?);
                 let bytes = self.read_bytes(len)?;
-                self.push(Value::Str(Rc::from(&*text::latin1(bytes))))?;
+                self.push(Value::str(&text::latin1(bytes)))?;
             }
             op::UNICODE => {
                 let line = self.read_line()?;
                 let s = text::raw_unicode_escape(line).map_err(|m| self.error(m))?;
-                self.push(Value::Str(Rc::from(s)))?;
+                self.push(Value::str(&s))?;
             }
             op::SHORT_BINUNICODE => {
                 let len = usize::from(self.read_u8()?);
@@ -319,14 +314,16 @@ impl<'a> Machine<'a> {
             op::BYTEARRAY8 => {
                 let len = self.read_u64_len()?;
                 let blob = self.read_blob(len)?;
-                self.push_node(Node::ByteArray(blob))?;
+                self.graph.byte_arrays.push(blob);
+                let index = self.index_u32(self.graph.byte_arrays.len() - 1)?;
+                self.push_node(Slot::ByteArray(index))?;
             }
 
             // Containers.
-            op::EMPTY_TUPLE => self.push_node(Node::Tuple(Vec::new()))?,
-            op::EMPTY_LIST => self.push_node(Node::List(Vec::new()))?,
-            op::EMPTY_DICT => self.push_node(Node::Dict(Vec::new()))?,
-            op::EMPTY_SET => self.push_node(Node::Set(Vec::new()))?,
+            op::EMPTY_TUPLE => self.push_node(Slot::Tuple(Seq::default()))?,
+            op::EMPTY_LIST => self.push_node(Slot::List(Seq::default()))?,
+            op::EMPTY_DICT => self.push_node(Slot::Dict(Seq::default()))?,
+            op::EMPTY_SET => self.push_node(Slot::Set(Seq::default()))?,
             op::MARK => {
                 if self.marks.len() >= self.opts.max_depth {
                     return Err(self.error(format!(
@@ -337,25 +334,29 @@ impl<'a> Machine<'a> {
                 self.marks.push(self.stack.len());
             }
             op::TUPLE => {
-                let items = self.pop_mark()?;
-                self.push_node(Node::Tuple(items))?;
+                let start = self.take_mark()?;
+                let seq = self.values_from(start)?;
+                self.push_node(Slot::Tuple(seq))?;
             }
             op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
-                let items = self.pop_n(usize::from(code - op::TUPLE1) + 1)?;
-                self.push_node(Node::Tuple(items))?;
+                let start = self.start_of_last(usize::from(code - op::TUPLE1) + 1)?;
+                let seq = self.values_from(start)?;
+                self.push_node(Slot::Tuple(seq))?;
             }
             op::LIST => {
-                let items = self.pop_mark()?;
-                self.push_node(Node::List(items))?;
+                let start = self.take_mark()?;
+                let seq = self.values_from(start)?;
+                self.push_node(Slot::List(seq))?;
             }
             op::DICT => {
-                let items = self.pop_mark()?;
-                let pairs = self.pairs(items)?;
-                self.push_node(Node::Dict(pairs))?;
+                let start = self.take_mark()?;
+                let seq = self.pairs_from(start)?;
+                self.push_node(Slot::Dict(seq))?;
             }
             op::FROZENSET => {
-                let items = self.pop_mark()?;
-                self.push_node(Node::FrozenSet(items))?;
+                let start = self.take_mark()?;
+                let seq = self.values_from(start)?;
+                self.push_node(Slot::FrozenSet(seq))?;
             }
             op::APPEND => {
                 let start = self.stack.len().saturating_sub(1);
@@ -427,15 +428,16 @@ impl<'a> Machine<'a> {
             op::GLOBAL => {
                 let module = text::utf8_surrogatepass_lossy(self.read_line()?);
                 let name = text::utf8_surrogatepass_lossy(self.read_line()?);
-                let (module, name) = (Rc::from(&*module), Rc::from(&*name));
-                self.push_node(Node::Global { module, name })?;
+                let global = self.new_global(Rc::from(&*module), Rc::from(&*name))?;
+                self.push(global)?;
             }
             op::STACK_GLOBAL => {
                 let name = self.pop()?;
                 let module = self.pop()?;
-                match (module, name) {
-                    (Value::Str(module), Value::Str(name)) => {
-                        self.push_node(Node::Global { module, name })?
+                match (shared_str(&module), shared_str(&name)) {
+                    (Some(module), Some(name)) => {
+                        let global = self.new_global(module, name)?;
+                        self.push(global)?;
                     }
                     _ => return Err(self.error("STACK_GLOBAL needs two str values".to_string())),
                 }
@@ -443,48 +445,47 @@ impl<'a> Machine<'a> {
             op::REDUCE => {
                 let args = self.pop()?;
                 let callable = self.pop()?;
-                let args = self.tuple_items(&args, "argument")?;
+                let args = self.tuple_seq(&args, "argument")?;
                 let object = self.reduce_record(callable, args)?;
-                self.push_node(Node::Object(Box::new(object)))?;
+                self.push_object(object)?;
             }
             op::NEWOBJ => {
                 let args = self.pop()?;
                 let cls = self.pop()?;
-                let args = self.tuple_items(&args, "argument")?;
-                self.push_object(BuildKind::NewObj, cls, args, Vec::new())?;
+                let args = self.tuple_seq(&args, "argument")?;
+                self.push_object(object(BuildKind::NewObj, cls, args, Seq::default()))?;
             }
             op::NEWOBJ_EX => {
                 let kwargs = self.pop()?;
                 let args = self.pop()?;
                 let cls = self.pop()?;
-                let args = self.tuple_items(&args, "argument")?;
-                let kwargs = self.dict_pairs(&kwargs)?;
-                self.push_object(BuildKind::NewObj, cls, args, kwargs)?;
+                let args = self.tuple_seq(&args, "argument")?;
+                let kwargs = self.dict_seq(&kwargs)?;
+                self.push_object(object(BuildKind::NewObj, cls, args, kwargs))?;
             }
             op::INST => {
                 let module = text::utf8_surrogatepass_lossy(self.read_line()?);
                 let name = text::utf8_surrogatepass_lossy(self.read_line()?);
-                let (module, name) = (Rc::from(&*module), Rc::from(&*name));
-                let args = self.pop_mark()?;
-                let cls = self.new_node(Node::Global { module, name })?;
-                self.push_object(BuildKind::Inst, cls, args, Vec::new())?;
+                let start = self.take_mark()?;
+                let args = self.values_from(start)?;
+                let cls = self.new_global(Rc::from(&*module), Rc::from(&*name))?;
+                self.push_object(object(BuildKind::Inst, cls, args, Seq::default()))?;
             }
             op::OBJ => {
-                let mut items = self.pop_mark()?;
-                if items.is_empty() {
+                let start = self.take_mark()?;
+                if self.stack.len() == start {
                     return Err(self.error("OBJ without a class after its MARK".to_string()));
                 }
-                let cls = items.remove(0);
-                self.push_object(BuildKind::Inst, cls, items, Vec::new())?;
+                let args = self.values_from(start + 1)?;
+                let cls = self.stack.pop().unwrap_or_default();
+                self.push_object(object(BuildKind::Inst, cls, args, Seq::default()))?;
             }
             op::BUILD => {
                 let state = self.pop()?;
-                let target = match self.top()? {
-                    Value::Node(id) => Some(id.0 as usize),
-                    _ => None,
-                };
-                if let Some(Node::Object(obj)) = target.and_then(|i| self.nodes.get_mut(i)) {
-                    obj.state = Some(state);
+                if let Value::Node(id) = self.top()? {
+                    if let Some(Slot::Object(i)) = self.graph.slots.get(id.0 as usize) {
+                        self.graph.objects[*i as usize].state = Some(state);
+                    }
                 }
             }
 
@@ -510,11 +511,11 @@ impl<'a> Machine<'a> {
     // ---- errors ----
 
     #[cold]
-    fn error(&self, message: String) -> PickleError {
-        PickleError {
+    fn error(&self, message: String) -> Box<PickleError> {
+        Box::new(PickleError {
             offset: self.op_start,
             message,
-        }
+        })
     }
 
     fn op_name(&self) -> &'static str {
@@ -522,7 +523,7 @@ impl<'a> Machine<'a> {
     }
 
     #[cold]
-    fn unsupported(&self, what: &str) -> PickleError {
+    fn unsupported(&self, what: &str) -> Box<PickleError> {
         self.error(format!(
             "unsupported opcode {} (it refers to {what})",
             self.op_name()
@@ -530,7 +531,7 @@ impl<'a> Machine<'a> {
     }
 
     #[cold]
-    fn underflow(&self, needed: usize) -> PickleError {
+    fn underflow(&self, needed: usize) -> Box<PickleError> {
         self.error(format!(
             "{} needs {needed} value(s) on the stack above the last MARK (malformed pickle)",
             self.op_name()
@@ -538,7 +539,7 @@ impl<'a> Machine<'a> {
     }
 
     #[cold]
-    fn wrong_target(&self, expected: &str) -> PickleError {
+    fn wrong_target(&self, expected: &str) -> Box<PickleError> {
         self.error(format!(
             "{} applied to something that is not {expected} or an object",
             self.op_name()
@@ -546,7 +547,7 @@ impl<'a> Machine<'a> {
     }
 
     #[cold]
-    fn truncated(&self, wanted: u64) -> PickleError {
+    fn truncated(&self, wanted: u64) -> Box<PickleError> {
         self.error(format!(
             "{} needs {wanted} byte(s) but only {} remain (truncated pickle?)",
             self.op_name(),
@@ -556,10 +557,12 @@ impl<'a> Machine<'a> {
 
     // ---- reading arguments ----
 
+    #[inline]
     fn remaining(&self) -> usize {
         self.data.len().saturating_sub(self.pos)
     }
 
+    #[inline]
     fn read_bytes(&mut self, len: usize) -> Result<&'a [u8]> {
         let data: &'a [u8] = self.data;
         let slice = self
@@ -571,6 +574,7 @@ impl<'a> Machine<'a> {
         Ok(slice)
     }
 
+    #[inline]
     fn read_array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let bytes = self.read_bytes(N)?;
         let mut out = [0u8; N];
@@ -578,6 +582,7 @@ impl<'a> Machine<'a> {
         Ok(out)
     }
 
+    #[inline]
     fn read_u8(&mut self) -> Result<u8> {
         Ok(self.read_array::<1>()?[0])
     }
@@ -587,6 +592,7 @@ impl<'a> Machine<'a> {
     }
 
     /// A length argument, checked against the remaining input before anything is allocated for it.
+    #[inline]
     fn checked_len(&self, len: u64) -> Result<usize> {
         match usize::try_from(len) {
             Ok(n) if n <= self.remaining() => Ok(n),
@@ -594,6 +600,7 @@ impl<'a> Machine<'a> {
         }
     }
 
+    #[inline]
     fn read_u32_len(&mut self) -> Result<usize> {
         let len = u32::from_le_bytes(self.read_array()?);
         self.checked_len(u64::from(len))
@@ -631,6 +638,7 @@ impl<'a> Machine<'a> {
         Ok(Blob { len, data })
     }
 
+    #[inline]
     fn push_utf8(&mut self, len: usize) -> Result<()> {
         if len > self.opts.keep_str_up_to {
             let offset = self.pos;
@@ -639,7 +647,7 @@ impl<'a> Machine<'a> {
         }
         let bytes = self.read_bytes(len)?;
         let s = text::utf8_surrogatepass_lossy(bytes);
-        self.push(Value::Str(Rc::from(&*s)))
+        self.push(Value::str(&s))
     }
 
     fn decimal_id(&self, line: &[u8]) -> Result<u64> {
@@ -655,6 +663,7 @@ impl<'a> Machine<'a> {
     // ---- stack ----
 
     /// The stack index below which the current opcode may not reach (the last MARK).
+    #[inline]
     fn fence(&self) -> usize {
         self.marks.last().copied().unwrap_or(0)
     }
@@ -669,25 +678,42 @@ impl<'a> Machine<'a> {
     }
 
     #[cold]
-    fn stack_full(&self) -> PickleError {
+    fn stack_full(&self) -> Box<PickleError> {
         self.error(format!(
             "pickle stack holds more than {} values (Options::max_depth): nesting too deep or a tuple too long",
             self.opts.max_depth
         ))
     }
 
-    fn new_node(&mut self, node: Node) -> Result<Value> {
-        let id = u32::try_from(self.nodes.len())
-            .map_err(|_| self.error("too many objects in one pickle".to_string()))?;
-        self.nodes.push(node);
+    #[cold]
+    fn too_many(&self, _: ArenaFull) -> Box<PickleError> {
+        self.error("too many objects or items in one pickle".to_string())
+    }
+
+    fn index_u32(&self, n: usize) -> Result<u32> {
+        u32::try_from(n).map_err(|_| self.too_many(ArenaFull))
+    }
+
+    #[inline]
+    fn new_node(&mut self, slot: Slot) -> Result<Value> {
+        let id = self.index_u32(self.graph.slots.len())?;
+        self.graph.slots.push(slot);
         Ok(Value::Node(NodeId(id)))
     }
 
-    fn push_node(&mut self, node: Node) -> Result<()> {
-        let value = self.new_node(node)?;
+    #[inline]
+    fn push_node(&mut self, slot: Slot) -> Result<()> {
+        let value = self.new_node(slot)?;
         self.push(value)
     }
 
+    fn new_global(&mut self, module: Rc<str>, name: Rc<str>) -> Result<Value> {
+        let index = self.index_u32(self.graph.globals.len())?;
+        self.graph.globals.push((module, name));
+        self.new_node(Slot::Global(index))
+    }
+
+    #[inline]
     fn pop(&mut self) -> Result<Value> {
         if self.stack.len() <= self.fence() {
             return Err(self.underflow(1));
@@ -695,14 +721,16 @@ impl<'a> Machine<'a> {
         self.stack.pop().ok_or_else(|| self.underflow(1))
     }
 
-    fn pop_n(&mut self, n: usize) -> Result<Vec<Value>> {
+    /// Where the last `n` values above the last MARK start.
+    fn start_of_last(&self, n: usize) -> Result<usize> {
         let available = self.stack.len().saturating_sub(self.fence());
         if available < n {
             return Err(self.underflow(n));
         }
-        Ok(self.stack.split_off(self.stack.len() - n))
+        Ok(self.stack.len() - n)
     }
 
+    #[inline]
     fn top(&self) -> Result<&Value> {
         if self.stack.len() <= self.fence() {
             return Err(self.underflow(1));
@@ -722,25 +750,35 @@ impl<'a> Machine<'a> {
         Ok(start)
     }
 
-    /// Close the last MARK and take the values pushed since it.
-    fn pop_mark(&mut self) -> Result<Vec<Value>> {
-        let start = self.take_mark()?;
-        Ok(self.stack.split_off(start))
+    /// Move `stack[start..]` into the values arena as a new sequence.
+    fn values_from(&mut self, start: usize) -> Result<Seq> {
+        let mut seq = Seq::default();
+        extend_seq(&mut self.graph.values, &mut seq, self.stack.drain(start..))
+            .map_err(|e| self.too_many(e))?;
+        Ok(seq)
     }
 
-    fn pairs(&self, items: Vec<Value>) -> Result<Vec<(Value, Value)>> {
-        if items.len() % 2 != 0 {
+    /// Move the key/value pairs `stack[start..]` into the pairs arena as a new sequence.
+    fn pairs_from(&mut self, start: usize) -> Result<Seq> {
+        self.check_even(start)?;
+        let mut seq = Seq::default();
+        extend_seq(
+            &mut self.graph.pairs,
+            &mut seq,
+            Pairs(self.stack.drain(start..)),
+        )
+        .map_err(|e| self.too_many(e))?;
+        Ok(seq)
+    }
+
+    fn check_even(&self, start: usize) -> Result<()> {
+        if (self.stack.len() - start) % 2 != 0 {
             return Err(self.error(format!(
                 "{} has an odd number of keys and values",
                 self.op_name()
             )));
         }
-        let mut pairs = Vec::with_capacity(items.len() / 2);
-        let mut it = items.into_iter();
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            pairs.push((k, v));
-        }
-        Ok(pairs)
+        Ok(())
     }
 
     /// The node at `stack[start - 1]` that APPEND(S)/SETITEM(S)/ADDITEMS add `stack[start..]` to. It must lie
@@ -766,52 +804,42 @@ impl<'a> Machine<'a> {
         let min_items = usize::from(self.opcode == op::APPEND);
         let target = self.target_below(start, min_items)?;
         let is_set_op = self.opcode == op::ADDITEMS;
-        match self.nodes.get_mut(target) {
-            Some(Node::List(list)) if !is_set_op => list.extend(self.stack.drain(start..)),
-            Some(Node::Set(set)) if is_set_op => set.extend(self.stack.drain(start..)),
-            Some(Node::Object(obj)) => obj.list_items.extend(self.stack.drain(start..)),
+        let graph = &mut self.graph;
+        let seq = match graph.slots.get_mut(target) {
+            Some(Slot::List(seq)) if !is_set_op => seq,
+            Some(Slot::Set(seq)) if is_set_op => seq,
+            Some(Slot::Object(i)) => &mut graph.objects[*i as usize].list_items,
             _ => return Err(self.wrong_target(if is_set_op { "a set" } else { "a list" })),
-        }
-        Ok(())
+        };
+        extend_seq(&mut graph.values, seq, self.stack.drain(start..)).map_err(|e| self.too_many(e))
     }
 
     /// SETITEM, SETITEMS: move the key/value pairs `stack[start..]` into the dict or object below them.
     fn setitems_from(&mut self, start: usize) -> Result<()> {
         let min_items = if self.opcode == op::SETITEM { 2 } else { 0 };
         let target = self.target_below(start, min_items)?;
-        if (self.stack.len() - start) % 2 != 0 {
-            return Err(self.error(format!(
-                "{} has an odd number of keys and values",
-                self.op_name()
-            )));
-        }
-        if !matches!(
-            self.nodes.get(target),
-            Some(Node::Dict(_) | Node::Object(_))
-        ) {
-            return Err(self.wrong_target("a dict"));
-        }
-        let count = (self.stack.len() - start) / 2;
-        let mut items = self.stack.drain(start..);
-        let pairs = std::iter::from_fn(move || Some((items.next()?, items.next()?)));
-        let dict = match self.nodes.get_mut(target) {
-            Some(Node::Dict(dict)) => dict,
-            Some(Node::Object(obj)) => &mut obj.dict_items,
-            _ => return Ok(()),
+        self.check_even(start)?;
+        let graph = &mut self.graph;
+        let seq = match graph.slots.get_mut(target) {
+            Some(Slot::Dict(seq)) => seq,
+            Some(Slot::Object(i)) => &mut graph.objects[*i as usize].dict_items,
+            _ => return Err(self.wrong_target("a dict")),
         };
-        dict.reserve(count);
-        dict.extend(pairs);
-        Ok(())
+        work::add(self.stack.len() - start);
+        extend_seq(&mut graph.pairs, seq, Pairs(self.stack.drain(start..)))
+            .map_err(|e| self.too_many(e))
     }
 
     // ---- memo ----
 
+    #[inline]
     fn memo_put(&mut self, id: u64) -> Result<()> {
         let value = self.top()?.clone();
         self.memo.put(id, value);
         Ok(())
     }
 
+    #[inline]
     fn memo_get(&mut self, id: u64) -> Result<()> {
         let value = self.memo.get(id).cloned().ok_or_else(|| {
             self.error(format!(
@@ -824,61 +852,38 @@ impl<'a> Machine<'a> {
 
     // ---- objects ----
 
-    /// Account for `n` values copied out of an existing node into an object's arguments. A memoized tuple
-    /// can be passed to REDUCE again and again; without this bound a few bytes per REDUCE could copy
-    /// megabytes each time.
-    fn charge_copy(&mut self, n: usize) -> Result<()> {
-        match self.copy_budget.checked_sub(n) {
-            Some(left) => {
-                self.copy_budget = left;
-                Ok(())
-            }
-            None => Err(self.error(format!(
-                "{} argument tuples are reused more often than the input size allows",
+    fn slot_of(&self, value: &Value) -> Option<Slot> {
+        match value {
+            Value::Node(id) => self.graph.slots.get(id.0 as usize).copied(),
+            _ => None,
+        }
+    }
+
+    /// The items of the tuple `value` (an object's arguments share them; nothing is copied).
+    fn tuple_seq(&self, value: &Value, what: &str) -> Result<Seq> {
+        match self.slot_of(value) {
+            Some(Slot::Tuple(seq)) => Ok(seq.frozen()),
+            _ => Err(self.error(format!("{} {what} is not a tuple", self.op_name()))),
+        }
+    }
+
+    /// The pairs the dict `value` holds now (later SETITEMs on it are not seen through this).
+    fn dict_seq(&self, value: &Value) -> Result<Seq> {
+        match self.slot_of(value) {
+            Some(Slot::Dict(seq)) => Ok(seq.frozen()),
+            _ => Err(self.error(format!(
+                "{} keyword arguments are not a dict",
                 self.op_name()
             ))),
         }
     }
 
-    fn tuple_items(&mut self, value: &Value, what: &str) -> Result<Vec<Value>> {
-        let len = match self.deref(value) {
-            Some(Node::Tuple(items)) => items.len(),
-            _ => return Err(self.error(format!("{} {what} is not a tuple", self.op_name()))),
-        };
-        self.charge_copy(len)?;
-        match self.deref(value) {
-            Some(Node::Tuple(items)) => Ok(items.clone()),
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    fn dict_pairs(&mut self, value: &Value) -> Result<Vec<(Value, Value)>> {
-        let len = match self.deref(value) {
-            Some(Node::Dict(pairs)) => pairs.len(),
-            _ => {
-                return Err(self.error(format!(
-                    "{} keyword arguments are not a dict",
-                    self.op_name()
-                )))
-            }
-        };
-        self.charge_copy(len.saturating_mul(2))?;
-        match self.deref(value) {
-            Some(Node::Dict(pairs)) => Ok(pairs.clone()),
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    fn deref(&self, value: &Value) -> Option<&Node> {
-        match value {
-            Value::Node(id) => self.nodes.get(id.0 as usize),
-            _ => None,
-        }
-    }
-
     fn global_name(&self, value: &Value) -> Option<(&str, &str)> {
-        match self.deref(value)? {
-            Node::Global { module, name } => Some((module, name)),
+        match self.slot_of(value)? {
+            Slot::Global(i) => {
+                let (module, name) = self.graph.globals.get(i as usize)?;
+                Some((module, name))
+            }
             _ => None,
         }
     }
@@ -891,22 +896,28 @@ impl<'a> Machine<'a> {
     }
 
     /// The record of `callable(*args)`, reading the copyreg helpers as the objects they create.
-    fn reduce_record(&mut self, callable: Value, mut args: Vec<Value>) -> Result<Object> {
+    fn reduce_record(&mut self, callable: Value, args: Seq) -> Result<ObjectRec> {
         let helper = match self.global_name(&callable) {
             Some(("copyreg" | "copy_reg", name)) => name,
             _ => "",
         };
-        match (helper, args.as_slice()) {
-            ("__newobj__", [_, ..]) => {
-                let cls = args.remove(0);
-                return Ok(object(BuildKind::NewObj, cls, args, Vec::new()));
+        let values = &self.graph.values[args.start as usize..][..args.len as usize];
+        match (helper, values) {
+            ("__newobj__", [cls, ..]) => {
+                let rest = Seq {
+                    start: args.start + 1,
+                    len: args.len - 1,
+                    cap: args.len - 1,
+                };
+                return Ok(object(BuildKind::NewObj, cls.clone(), rest, Seq::default()));
             }
             ("__newobj_ex__", [cls, new_args, kwargs]) => {
-                let is_tuple = matches!(self.deref(new_args), Some(Node::Tuple(_)));
-                if is_tuple && matches!(self.deref(kwargs), Some(Node::Dict(_))) {
-                    let (cls, new_args, kwargs) = (cls.clone(), new_args.clone(), kwargs.clone());
-                    let new_args = self.tuple_items(&new_args, "argument")?;
-                    let kwargs = self.dict_pairs(&kwargs)?;
+                let (cls, new_args, kwargs) = (cls.clone(), new_args.clone(), kwargs.clone());
+                if let (Some(Slot::Tuple(_)), Some(Slot::Dict(_))) =
+                    (self.slot_of(&new_args), self.slot_of(&kwargs))
+                {
+                    let new_args = self.tuple_seq(&new_args, "argument")?;
+                    let kwargs = self.dict_seq(&kwargs)?;
                     return Ok(object(BuildKind::NewObj, cls, new_args, kwargs));
                 }
             }
@@ -914,39 +925,57 @@ impl<'a> Machine<'a> {
                 return Ok(object(
                     BuildKind::NewObj,
                     cls.clone(),
-                    Vec::new(),
-                    Vec::new(),
+                    Seq::default(),
+                    Seq::default(),
                 ));
             }
             _ => {}
         }
-        Ok(object(BuildKind::Reduce, callable, args, Vec::new()))
+        Ok(object(BuildKind::Reduce, callable, args, Seq::default()))
     }
 
-    fn push_object(
-        &mut self,
-        kind: BuildKind,
-        cls: Value,
-        args: Vec<Value>,
-        kwargs: Vec<(Value, Value)>,
-    ) -> Result<()> {
-        self.push_node(Node::Object(Box::new(object(kind, cls, args, kwargs))))
+    fn push_object(&mut self, rec: ObjectRec) -> Result<()> {
+        let index = self.index_u32(self.graph.objects.len())?;
+        self.graph.objects.push(rec);
+        self.push_node(Slot::Object(index))
     }
 }
 
-fn object(
-    kind: BuildKind,
-    callable: Value,
-    args: Vec<Value>,
-    kwargs: Vec<(Value, Value)>,
-) -> Object {
-    Object {
+fn object(kind: BuildKind, callable: Value, args: Seq, kwargs: Seq) -> ObjectRec {
+    ObjectRec {
         kind,
         callable,
         args,
         kwargs,
         state: None,
-        list_items: Vec::new(),
-        dict_items: Vec::new(),
+        list_items: Seq::default(),
+        dict_items: Seq::default(),
     }
 }
+
+/// The text of a str value as a shared str: the same allocation for a shared one, a copy of a short one.
+fn shared_str(value: &Value) -> Option<Rc<str>> {
+    match value {
+        Value::Str(s) => Some(Rc::clone(s)),
+        Value::Short(s) => Some(Rc::from(s.as_str())),
+        _ => None,
+    }
+}
+
+/// Stack values taken two at a time as (key, value) pairs (the caller has checked the count is even).
+struct Pairs<I>(I);
+
+impl<I: ExactSizeIterator<Item = Value>> Iterator for Pairs<I> {
+    type Item = (Value, Value);
+
+    fn next(&mut self) -> Option<(Value, Value)> {
+        Some((self.0.next()?, self.0.next()?))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.0.len() / 2;
+        (n, Some(n))
+    }
+}
+
+impl<I: ExactSizeIterator<Item = Value>> ExactSizeIterator for Pairs<I> {}

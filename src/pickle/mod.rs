@@ -12,7 +12,7 @@ pub mod value;
 pub(crate) mod work;
 
 pub use decode::decode;
-pub use value::{Blob, BuildKind, Graph, Node, NodeId, Object, Value};
+pub use value::{Blob, BuildKind, Graph, Node, NodeId, Object, ObjectParts, Value};
 
 use std::fmt;
 

@@ -1,15 +1,17 @@
 //! The decoded object graph of one pickle.
 //!
-//! Every container, instance and call record lives once in an arena (`Graph::nodes`) and is referred to by
+//! Every container, instance and call record lives once in the graph (`Graph::slots`) and is referred to by
 //! `NodeId`, so a memo reference shares the node instead of copying it and a self-reference is just an id that
 //! points back: nothing is expanded into a tree and nothing is reference-counted in a cycle. Leaves (numbers,
-//! strings, bytes) are stored inline. Nothing here ever runs or imports Python code: a class is only its name.
+//! strings, bytes) are stored inline. A node's items are runs in two arenas (values, and dict pairs), not
+//! vectors of their own, and `Graph::node` hands out a `Node` view of them. Nothing here ever runs or imports
+//! Python code: a class is only its name.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Index of a node in `Graph::nodes`.
+/// Index of a node in its graph (`Graph::node`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u32);
 
@@ -22,7 +24,10 @@ pub struct Blob {
 }
 
 /// One decoded value. Containers and objects are `Node`s in the graph.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// A str is `Short` (up to `ShortStr::CAP` bytes, stored in the value: copying it touches no other memory)
+/// or `Str` (shared); `Value::str` picks, and equality compares the text whichever form holds it.
+#[derive(Clone, Debug, Default)]
 pub enum Value {
     #[default]
     None,
@@ -32,6 +37,7 @@ pub enum Value {
     BigInt(Rc<[u8]>),
     Float(f64),
     Str(Rc<str>),
+    Short(ShortStr),
     /// A BINUNICODE* str longer than the decoder's `keep_str_up_to`: where its bytes are in the decoded input,
     /// not copied and not checked as UTF-8 until someone reads it with `Graph::long_str`.
     LongStr {
@@ -41,6 +47,62 @@ pub enum Value {
     Bytes(Rc<Blob>),
     /// `NotImplemented` and `Ellipsis` and other singletons reached as globals are `Node::Global`.
     Node(NodeId),
+}
+
+/// A str of at most `CAP` bytes held in place.
+#[derive(Clone, Copy)]
+pub struct ShortStr {
+    len: u8,
+    bytes: [u8; ShortStr::CAP],
+}
+
+impl ShortStr {
+    /// The most bytes a short str holds: what fits beside the tag in a `Value` of three words.
+    pub const CAP: usize = 22;
+
+    fn new(text: &str) -> Option<ShortStr> {
+        let len = u8::try_from(text.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= Self::CAP)?;
+        let mut bytes = [0u8; Self::CAP];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Some(ShortStr { len, bytes })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Built only from a `&str` in `new`, so the bytes are UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for ShortStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        use Value::*;
+        match (self, other) {
+            (None, None) => true,
+            (Bool(a), Bool(b)) => a == b,
+            (Int(a), Int(b)) => a == b,
+            (BigInt(a), BigInt(b)) => a == b,
+            (Float(a), Float(b)) => a == b,
+            (Str(_) | Short(_), Str(_) | Short(_)) => self.as_str() == other.as_str(),
+            (
+                LongStr { offset, len },
+                LongStr {
+                    offset: o2,
+                    len: l2,
+                },
+            ) => (offset, len) == (o2, l2),
+            (Bytes(a), Bytes(b)) => a == b,
+            (Node(a), Node(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// What an object-like node was built with.
@@ -54,36 +116,169 @@ pub enum BuildKind {
     Inst,
 }
 
-/// An instance or a call record: `callable(*args, **kwargs)`, then BUILD(state), APPEND(S), SETITEM(S).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Object {
+/// An instance or a call record, as a view into its graph: `callable(*args, **kwargs)`, then BUILD(state),
+/// APPEND(S), SETITEM(S).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Object<'g> {
     pub kind: BuildKind,
     /// The class or callable, normally a `Node::Global`.
-    pub callable: Value,
-    pub args: Vec<Value>,
-    pub kwargs: Vec<(Value, Value)>,
+    pub callable: &'g Value,
+    pub args: &'g [Value],
+    pub kwargs: &'g [(Value, Value)],
     /// The BUILD argument, if any (a dict, or a `(dict, slots dict)` tuple, or anything `__setstate__` takes).
-    pub state: Option<Value>,
+    pub state: Option<&'g Value>,
     /// Items added by APPEND/APPENDS (list subclasses).
-    pub list_items: Vec<Value>,
+    pub list_items: &'g [Value],
     /// Items added by SETITEM/SETITEMS (dict subclasses such as `collections.defaultdict`, `OrderedDict`).
-    pub dict_items: Vec<(Value, Value)>,
+    pub dict_items: &'g [(Value, Value)],
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Node {
-    List(Vec<Value>),
-    Tuple(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
-    Set(Vec<Value>),
-    FrozenSet(Vec<Value>),
-    ByteArray(Blob),
+/// One node of a graph, as a view: its items are slices of the graph's arenas.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Node<'g> {
+    List(&'g [Value]),
+    Tuple(&'g [Value]),
+    Dict(&'g [(Value, Value)]),
+    Set(&'g [Value]),
+    FrozenSet(&'g [Value]),
+    ByteArray(&'g Blob),
     /// A global reference by name; never resolved.
     Global {
-        module: Rc<str>,
-        name: Rc<str>,
+        module: &'g str,
+        name: &'g str,
     },
-    Object(Box<Object>),
+    Object(Object<'g>),
+}
+
+/// A run of items in one of the graph's two arenas (`Graph::values` or `Graph::pairs`). Items below `len` are
+/// never changed once written; `cap - len` slots after them are reserved for this sequence alone, so a list that
+/// grows by APPENDs interleaved with other nodes' items moves at most a logarithmic number of times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Seq {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+    pub(crate) cap: u32,
+}
+
+impl Seq {
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+
+    /// The items written so far, as a sequence of its own that never grows (arguments taken from a tuple,
+    /// keyword arguments taken from a dict).
+    pub(crate) fn frozen(self) -> Seq {
+        Seq {
+            cap: self.len,
+            ..self
+        }
+    }
+}
+
+/// An object's record in `Graph::objects`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ObjectRec {
+    pub(crate) kind: BuildKind,
+    pub(crate) callable: Value,
+    pub(crate) args: Seq,
+    pub(crate) kwargs: Seq,
+    pub(crate) state: Option<Value>,
+    pub(crate) list_items: Seq,
+    pub(crate) dict_items: Seq,
+}
+
+/// A node's record in `Graph::slots`: sequences point into the arenas, the rest into side tables.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Slot {
+    List(Seq),
+    Tuple(Seq),
+    Dict(Seq),
+    Set(Seq),
+    FrozenSet(Seq),
+    ByteArray(u32),
+    Global(u32),
+    Object(u32),
+}
+
+/// Which arena a growing sequence lives in.
+pub(crate) trait Arena: Clone {
+    const EMPTY: Self;
+}
+
+impl Arena for Value {
+    const EMPTY: Self = Value::None;
+}
+
+impl Arena for (Value, Value) {
+    const EMPTY: Self = (Value::None, Value::None);
+}
+
+/// Why an item could not be stored: the arena would pass `u32::MAX` entries.
+#[derive(Debug)]
+pub(crate) struct ArenaFull;
+
+fn to_u32(n: usize) -> Result<u32, ArenaFull> {
+    u32::try_from(n).map_err(|_| ArenaFull)
+}
+
+/// Append `items` to the sequence `seq` of `arena`: in place when it is the arena's last sequence or has room
+/// reserved, else moved to the end with room for as many items again. Each item is written once plus the moves,
+/// which double the room each time: amortized O(1) per item, and the arena stays within a small factor of the
+/// items stored.
+pub(crate) fn extend_seq<T: Arena>(
+    arena: &mut Vec<T>,
+    seq: &mut Seq,
+    items: impl ExactSizeIterator<Item = T>,
+) -> Result<(), ArenaFull> {
+    let n = items.len();
+    extend(arena, seq, items, n)
+}
+
+fn extend<T: Arena>(
+    arena: &mut Vec<T>,
+    seq: &mut Seq,
+    items: impl ExactSizeIterator<Item = T>,
+    n: usize,
+) -> Result<(), ArenaFull> {
+    let (start, len, cap) = (seq.start as usize, seq.len as usize, seq.cap as usize);
+    let new_len = to_u32(len + n)?;
+    if seq.cap == 0 {
+        seq.start = to_u32(arena.len())?;
+        to_u32(arena.len() + n)?;
+        arena.extend(items);
+        *seq = Seq {
+            start: seq.start,
+            len: new_len,
+            cap: new_len,
+        };
+    } else if start + cap == arena.len() {
+        // The last sequence of the arena: drop its reserve and grow the arena itself.
+        to_u32(start + len + n)?;
+        arena.truncate(start + len);
+        arena.extend(items);
+        seq.len = new_len;
+        seq.cap = new_len;
+    } else if len + n <= cap {
+        for (slot, item) in arena[start + len..start + len + n].iter_mut().zip(items) {
+            *slot = item;
+        }
+        seq.len = new_len;
+    } else {
+        let new_cap = (len + n).saturating_mul(2).max(8);
+        let new_start = arena.len();
+        to_u32(new_start + new_cap)?;
+        super::work::add(len);
+        arena.reserve(new_cap);
+        arena.extend_from_within(start..start + len);
+        arena.extend(items);
+        arena.resize(new_start + new_cap, T::EMPTY);
+        *seq = Seq {
+            start: new_start as u32,
+            len: new_len,
+            cap: new_cap as u32,
+        };
+    }
+    Ok(())
 }
 
 /// Keys longer than this are not indexed by `Graph::attr`/`dict_get` (no attribute name rd-chain looks up is
@@ -91,14 +286,26 @@ pub enum Node {
 /// when every key of a dict is the same memoized megabyte string.
 pub const MAX_INDEXED_KEY: usize = 64;
 
+/// Dicts of at most this many pairs are scanned instead of indexed: a bounded scan, cheaper than hashing.
+const SCAN_UP_TO: usize = 16;
+
 /// The str keys of one dict (or a dict-like object's SETITEM items) and the position of the last pair with
 /// each: what makes `attr`/`dict_get` O(1) after one pass over the pairs.
-type KeyIndex = HashMap<Rc<str>, usize>;
+type KeyIndex = HashMap<Box<str>, usize>;
 
-/// A decoded pickle: its arena and its top value.
+/// A decoded pickle: its nodes, the arenas their items live in, and its top value.
+///
+/// Nodes are small records (`Slot`) in one vector; the items of every list, tuple, set and object argument list
+/// live in one arena of values, the pairs of every dict in one arena of pairs, and an object's fields in one
+/// more table. Decoding allocates per arena, not per node, and arguments taken from a tuple share its items.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
-    pub nodes: Vec<Node>,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) values: Vec<Value>,
+    pub(crate) pairs: Vec<(Value, Value)>,
+    pub(crate) objects: Vec<ObjectRec>,
+    pub(crate) globals: Vec<(Rc<str>, Rc<str>)>,
+    pub(crate) byte_arrays: Vec<Blob>,
     pub root: Value,
     /// The protocol announced by PROTO, or 0/1 when the stream has none.
     pub protocol: u8,
@@ -109,9 +316,151 @@ pub struct Graph {
     pub(crate) key_index: RefCell<HashMap<NodeId, Rc<KeyIndex>>>,
 }
 
+/// An object's parts, for building a graph by hand with `Graph::add_object`.
+#[derive(Clone, Debug)]
+pub struct ObjectParts {
+    pub kind: BuildKind,
+    pub callable: Value,
+    pub args: Vec<Value>,
+    pub kwargs: Vec<(Value, Value)>,
+    pub state: Option<Value>,
+    pub list_items: Vec<Value>,
+    pub dict_items: Vec<(Value, Value)>,
+}
+
+impl ObjectParts {
+    /// `callable(*args)` with no keyword arguments, state or items yet.
+    pub fn new(kind: BuildKind, callable: Value, args: Vec<Value>) -> Self {
+        ObjectParts {
+            kind,
+            callable,
+            args,
+            kwargs: Vec::new(),
+            state: None,
+            list_items: Vec::new(),
+            dict_items: Vec::new(),
+        }
+    }
+}
+
 impl Graph {
-    pub fn node(&self, id: NodeId) -> &Node {
-        &self.nodes[id.0 as usize]
+    /// The node `id` (panics for an id not in this graph, as indexing does).
+    pub fn node(&self, id: NodeId) -> Node<'_> {
+        self.view(self.slots[id.0 as usize])
+    }
+
+    /// How many nodes the graph has (ids `0..node_count()`).
+    pub fn node_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Every node, in id order.
+    pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> + '_ {
+        self.slots.iter().map(|slot| self.view(*slot))
+    }
+
+    fn view(&self, slot: Slot) -> Node<'_> {
+        match slot {
+            Slot::List(seq) => Node::List(self.items_of(seq)),
+            Slot::Tuple(seq) => Node::Tuple(self.items_of(seq)),
+            Slot::Set(seq) => Node::Set(self.items_of(seq)),
+            Slot::FrozenSet(seq) => Node::FrozenSet(self.items_of(seq)),
+            Slot::Dict(seq) => Node::Dict(self.pairs_of(seq)),
+            Slot::ByteArray(i) => Node::ByteArray(&self.byte_arrays[i as usize]),
+            Slot::Global(i) => {
+                let (module, name) = &self.globals[i as usize];
+                Node::Global { module, name }
+            }
+            Slot::Object(i) => {
+                let rec = &self.objects[i as usize];
+                Node::Object(Object {
+                    kind: rec.kind,
+                    callable: &rec.callable,
+                    args: self.items_of(rec.args),
+                    kwargs: self.pairs_of(rec.kwargs),
+                    state: rec.state.as_ref(),
+                    list_items: self.items_of(rec.list_items),
+                    dict_items: self.pairs_of(rec.dict_items),
+                })
+            }
+        }
+    }
+
+    fn items_of(&self, seq: Seq) -> &[Value] {
+        &self.values[seq.range()]
+    }
+
+    fn pairs_of(&self, seq: Seq) -> &[(Value, Value)] {
+        &self.pairs[seq.range()]
+    }
+
+    /// How many items and pairs the arenas hold (reserved room included): what the graph's size is
+    /// proportional to, for tests that bound it.
+    pub fn arena_len(&self) -> usize {
+        self.values.len() + self.pairs.len()
+    }
+
+    // ---- building by hand (tests, and graphs made from other data) ----
+
+    fn add_slot(&mut self, slot: Slot) -> Value {
+        self.slots.push(slot);
+        Value::Node(NodeId((self.slots.len() - 1) as u32))
+    }
+
+    fn add_items(&mut self, items: Vec<Value>) -> Seq {
+        let mut seq = Seq::default();
+        extend_seq(&mut self.values, &mut seq, items.into_iter()).expect("a hand-built graph fits");
+        seq
+    }
+
+    fn add_pairs(&mut self, pairs: Vec<(Value, Value)>) -> Seq {
+        let mut seq = Seq::default();
+        extend_seq(&mut self.pairs, &mut seq, pairs.into_iter()).expect("a hand-built graph fits");
+        seq
+    }
+
+    pub fn add_list(&mut self, items: Vec<Value>) -> Value {
+        let seq = self.add_items(items);
+        self.add_slot(Slot::List(seq))
+    }
+
+    pub fn add_tuple(&mut self, items: Vec<Value>) -> Value {
+        let seq = self.add_items(items);
+        self.add_slot(Slot::Tuple(seq))
+    }
+
+    pub fn add_set(&mut self, items: Vec<Value>) -> Value {
+        let seq = self.add_items(items);
+        self.add_slot(Slot::Set(seq))
+    }
+
+    pub fn add_dict(&mut self, pairs: Vec<(Value, Value)>) -> Value {
+        let seq = self.add_pairs(pairs);
+        self.add_slot(Slot::Dict(seq))
+    }
+
+    pub fn add_byte_array(&mut self, blob: Blob) -> Value {
+        self.byte_arrays.push(blob);
+        self.add_slot(Slot::ByteArray((self.byte_arrays.len() - 1) as u32))
+    }
+
+    pub fn add_global(&mut self, module: &str, name: &str) -> Value {
+        self.globals.push((Rc::from(module), Rc::from(name)));
+        self.add_slot(Slot::Global((self.globals.len() - 1) as u32))
+    }
+
+    pub fn add_object(&mut self, parts: ObjectParts) -> Value {
+        let rec = ObjectRec {
+            kind: parts.kind,
+            callable: parts.callable,
+            args: self.add_items(parts.args),
+            kwargs: self.add_pairs(parts.kwargs),
+            state: parts.state,
+            list_items: self.add_items(parts.list_items),
+            dict_items: self.add_pairs(parts.dict_items),
+        };
+        self.objects.push(rec);
+        self.add_slot(Slot::Object((self.objects.len() - 1) as u32))
     }
 
     /// The text of a `Value::LongStr`, from `input` (the bytes this graph was decoded from), decoded the way
@@ -136,7 +485,7 @@ impl Graph {
     }
 
     /// The node a value refers to, if it is a node.
-    pub fn deref<'a>(&'a self, value: &Value) -> Option<&'a Node> {
+    pub fn deref(&self, value: &Value) -> Option<Node<'_>> {
         match value {
             Value::Node(id) => Some(self.node(*id)),
             _ => None,
@@ -144,10 +493,10 @@ impl Graph {
     }
 
     /// `(module, name)` of a global value, or of the class/callable of an object value.
-    pub fn class_of<'a>(&'a self, value: &Value) -> Option<(&'a str, &'a str)> {
+    pub fn class_of(&self, value: &Value) -> Option<(&str, &str)> {
         match self.deref(value)? {
             Node::Global { module, name } => Some((module, name)),
-            Node::Object(obj) => match self.deref(&obj.callable)? {
+            Node::Object(obj) => match self.deref(obj.callable)? {
                 Node::Global { module, name } => Some((module, name)),
                 _ => None,
             },
@@ -156,7 +505,7 @@ impl Graph {
     }
 
     /// The object a value refers to.
-    pub fn object<'a>(&'a self, value: &Value) -> Option<&'a Object> {
+    pub fn object(&self, value: &Value) -> Option<Object<'_>> {
         match self.deref(value)? {
             Node::Object(obj) => Some(obj),
             _ => None,
@@ -165,11 +514,8 @@ impl Graph {
 
     /// The instance attributes of an object: its BUILD state when that is a dict, or the first element of a
     /// `(dict, slots)` state tuple, merged with the slots dict. Returns the pairs in pickle order.
-    pub fn attrs<'a>(&'a self, value: &Value) -> Vec<(&'a Value, &'a Value)> {
-        let Some(obj) = self.object(value) else {
-            return Vec::new();
-        };
-        let Some(state) = &obj.state else {
+    pub fn attrs(&self, value: &Value) -> Vec<(&Value, &Value)> {
+        let Some(state) = self.object(value).and_then(|obj| obj.state) else {
             return Vec::new();
         };
         match self.deref(state) {
@@ -196,10 +542,8 @@ impl Graph {
     /// O(1) after the first lookup in a state dict: each dict is indexed once, however many objects share
     /// it and however many times it is asked (a history with N references to one experiment whose state
     /// has M entries costs O(N + M), not O(N * M)).
-    pub fn attr<'a>(&'a self, value: &Value, name: &str) -> Option<&'a Value> {
-        let obj = self.object(value)?;
-        let state = obj.state.as_ref()?;
-        let Value::Node(id) = state else {
+    pub fn attr(&self, value: &Value, name: &str) -> Option<&Value> {
+        let Value::Node(id) = self.object(value)?.state? else {
             return None;
         };
         match self.node(*id) {
@@ -219,14 +563,14 @@ impl Graph {
 
     /// Look a key up in a dict value (a plain dict or a dict-like object's SETITEM items). The last pair
     /// with the key wins. A str key is found through the dict's index (see `attr`); other keys scan.
-    pub fn dict_get<'a>(&'a self, value: &Value, key: &Value) -> Option<&'a Value> {
+    pub fn dict_get(&self, value: &Value, key: &Value) -> Option<&Value> {
         let Value::Node(id) = value else {
             return None;
         };
         let pairs = self.pairs(value)?;
-        match key {
-            Value::Str(name) => self.lookup(*id, name),
-            _ => {
+        match key.as_str() {
+            Some(name) => self.lookup(*id, name),
+            None => {
                 super::work::add(pairs.len());
                 pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
             }
@@ -236,7 +580,7 @@ impl Graph {
     /// The value of the last pair whose key is the str `name`, in the dict-like node `id`.
     fn lookup(&self, id: NodeId, name: &str) -> Option<&Value> {
         let pairs = self.pairs(&Value::Node(id))?;
-        if name.len() > MAX_INDEXED_KEY {
+        if name.len() > MAX_INDEXED_KEY || pairs.len() <= SCAN_UP_TO {
             super::work::add(pairs.len());
             return pairs
                 .iter()
@@ -257,9 +601,9 @@ impl Graph {
         super::work::add(pairs.len());
         let mut index = KeyIndex::with_capacity(pairs.len().min(1024));
         for (at, (key, _)) in pairs.iter().enumerate() {
-            if let Value::Str(s) = key {
+            if let Some(s) = key.as_str() {
                 if s.len() <= MAX_INDEXED_KEY {
-                    index.insert(Rc::clone(s), at);
+                    index.insert(Box::from(s), at);
                 }
             }
         }
@@ -269,28 +613,37 @@ impl Graph {
     }
 
     /// The elements of a list, tuple, set, or a list-like object's APPEND items.
-    pub fn items<'a>(&'a self, value: &Value) -> Option<&'a [Value]> {
+    pub fn items(&self, value: &Value) -> Option<&[Value]> {
         match self.deref(value)? {
             Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => Some(v),
-            Node::Object(obj) => Some(&obj.list_items),
+            Node::Object(obj) => Some(obj.list_items),
             _ => None,
         }
     }
 
     /// The pairs of a dict, or a dict-like object's SETITEM items.
-    pub fn pairs<'a>(&'a self, value: &Value) -> Option<&'a [(Value, Value)]> {
+    pub fn pairs(&self, value: &Value) -> Option<&[(Value, Value)]> {
         match self.deref(value)? {
             Node::Dict(pairs) => Some(pairs),
-            Node::Object(obj) => Some(&obj.dict_items),
+            Node::Object(obj) => Some(obj.dict_items),
             _ => None,
         }
     }
 }
 
 impl Value {
+    /// A str value: held in place when short, shared otherwise.
+    pub fn str(text: &str) -> Value {
+        match ShortStr::new(text) {
+            Some(short) => Value::Short(short),
+            None => Value::Str(Rc::from(text)),
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
+            Value::Short(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -316,5 +669,89 @@ impl Value {
             Value::Int(i) => Some(*i as f64),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pickle::decode::tests::support::ok;
+
+    #[test]
+    fn a_value_is_three_words_and_short_strs_fit_in_it() {
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 24);
+        let fits = "x".repeat(ShortStr::CAP);
+        let over = "x".repeat(ShortStr::CAP + 1);
+        assert!(matches!(Value::str(&fits), Value::Short(s) if s.as_str() == fits));
+        assert!(matches!(Value::str(&over), Value::Str(s) if *s == *over));
+        assert!(matches!(Value::str(""), Value::Short(s) if s.as_str().is_empty()));
+        // A multi-byte char is never cut: the length counted is in bytes.
+        let wide = "\u{65e5}".repeat(8); // 24 bytes
+        assert_eq!(Value::str(&wide).as_str(), Some(wide.as_str()));
+        assert!(matches!(Value::str(&wide), Value::Str(_)));
+        // Equality is by text, whichever form holds it.
+        assert_eq!(Value::str("k"), Value::Str(Rc::from("k")));
+        assert_ne!(Value::str("k"), Value::str("K"));
+        assert_ne!(Value::str("1"), Value::Int(1));
+    }
+
+    /// Two lists grown by single APPENDs in turn, so neither is ever the arena's last sequence for long.
+    fn interleaved_appends(n: usize) -> Vec<u8> {
+        let mut data = b"\x80\x02]q\x00]q\x01".to_vec();
+        for i in 0..n {
+            let byte = (i % 200) as u8;
+            data.extend_from_slice(&[b'h', 0, b'K', byte, b'a', b'0']);
+            data.extend_from_slice(&[b'h', 1, b'K', byte, b'a', b'0']);
+        }
+        data.extend_from_slice(b"h\x00h\x01\x86.");
+        data
+    }
+
+    #[test]
+    fn interleaved_appends_keep_order_and_grow_the_arena_linearly() {
+        let count = |n: usize| {
+            let data = interleaved_appends(n);
+            crate::pickle::work::take();
+            let g = ok(&data);
+            let work = crate::pickle::work::take();
+            let lists = g.items(&g.root).unwrap();
+            for list in lists {
+                let items = g.items(list).unwrap();
+                assert_eq!(items.len(), n);
+                for (i, v) in items.iter().enumerate() {
+                    assert_eq!(v, &Value::Int((i % 200) as i64));
+                }
+            }
+            // Each list moves when its room runs out, doubling the room: the arena holds at most a few
+            // times the items, and the items moved are as many again.
+            assert!(
+                g.arena_len() <= 8 * n + 64,
+                "{} slots for {} items",
+                g.arena_len(),
+                2 * n
+            );
+            work
+        };
+        let (w1, w2) = (count(1000), count(4000));
+        assert!(
+            w2 <= 5 * w1,
+            "work grew from {w1} to {w2} for 4x the appends"
+        );
+    }
+
+    #[test]
+    fn a_moved_sequence_leaves_earlier_views_intact() {
+        // A dict passed as NEWOBJ_EX keyword arguments, then (after another dict took the arena's end) given
+        // more pairs, which moves it: the object keeps the pairs the dict had when the object was made.
+        let data = b"\x80\x04\x8c\x01m\x8c\x01C\x93)}\x8c\x01a\x4b\x01s\x94\x92}\x8c\x01z\x4b\x09s0h\x00\x8c\x01b\x4b\x02s\x86.";
+        let g = ok(data);
+        let items = g.items(&g.root).unwrap();
+        let obj = g.object(&items[0]).unwrap();
+        assert_eq!(obj.kwargs.len(), 1);
+        assert_eq!(obj.kwargs[0].0.as_str(), Some("a"));
+        let pairs = g.pairs(&items[1]).unwrap();
+        let keys: Vec<_> = pairs.iter().map(|(k, _)| k.as_str().unwrap()).collect();
+        assert_eq!(keys, ["a", "b"]);
     }
 }

@@ -80,7 +80,9 @@ fn value_json_at(graph: &Graph, value: &Value, depth: usize) -> Json {
         Value::Int(i) => Json::Int(*i),
         Value::BigInt(_) => Json::Str("<int>".to_string()),
         Value::Float(f) => Json::Float(*f),
-        Value::Str(s) => Json::Str(s.to_string()),
+        Value::Str(_) | Value::Short(_) => {
+            Json::Str(value.as_str().unwrap_or_default().to_string())
+        }
         // Only in graphs decoded with a str keep limit (`load_details` keeps every str whole).
         Value::LongStr { len, .. } => Json::Str(format!("<str of {len} bytes>")),
         Value::Bytes(b) => Json::Str(format!("<{} bytes>", b.len)),
@@ -109,8 +111,10 @@ fn value_json_at(graph: &Graph, value: &Value, depth: usize) -> Json {
 }
 
 fn key_text(graph: &Graph, key: &Value) -> String {
+    if let Some(s) = key.as_str() {
+        return s.to_string();
+    }
     match key {
-        Value::Str(s) => s.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
         Value::None => "None".to_string(),

@@ -548,7 +548,7 @@ fn experiment_result<'g>(graph: &'g Graph, experiment: &Value) -> Option<&'g Val
 mod tests {
     use super::super::numpy::build::*;
     use super::*;
-    use crate::pickle::{BuildKind, Node};
+    use crate::pickle::BuildKind;
 
     const FACTOR: (&str, &str) = (
         "rdagent.scenarios.qlib.experiment.factor_experiment",
@@ -603,7 +603,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (Value::Int(k), Value::Int(v)))
             .collect();
-        let map = b.node(Node::Dict(pairs));
+        let map = b.dict_of(pairs);
         let trace = b.instance(
             "rdagent.core.proposal",
             "Trace",
@@ -686,10 +686,10 @@ mod tests {
             .into_iter()
             .map(|(l, steps)| {
                 let steps = steps.into_iter().map(|(k, v)| (s(k), v)).collect();
-                (Value::Int(l), b.node(Node::Dict(steps)))
+                (Value::Int(l), b.dict_of(steps))
             })
             .collect();
-        let prev = b.node(Node::Dict(loops));
+        let prev = b.dict_of(loops);
         let root = b.instance(
             "rdagent.app.qlib_rd_loop.factor",
             "FactorRDLoop",

@@ -204,7 +204,7 @@ fn index_labels(
     // NDArrayBacked: BUILD((dtype, ndarray, attrs)); use the one element that is an object ndarray.
     let parts = match graph
         .object(data)
-        .and_then(|backed| backed.state.as_ref())
+        .and_then(|backed| backed.state)
         .and_then(|state| graph.deref(state))
     {
         Some(Node::Tuple(parts)) => parts,

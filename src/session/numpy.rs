@@ -90,11 +90,13 @@ pub fn bytes_at_most<'g>(graph: &'g Graph, value: &'g Value, max: usize) -> Opti
         if !known {
             return None;
         }
-        match obj.args.as_slice() {
+        match obj.args {
             [] => return Some(Cow::Owned(Vec::new())),
-            [Value::Str(text), Value::Str(encoding)]
-                if matches!(&**encoding, "latin1" | "latin-1" | "iso-8859-1") =>
+            [text, encoding]
+                if matches!(encoding.as_str(), Some("latin1" | "latin-1" | "iso-8859-1"))
+                    && text.as_str().is_some() =>
             {
+                let text = text.as_str().unwrap_or_default();
                 // A latin-1 char is at most 2 bytes of UTF-8: longer text cannot fit `max` bytes.
                 if text.len() > 2 * max {
                     return None;
@@ -179,7 +181,7 @@ pub fn ndarray<'g>(graph: &'g Graph, value: &'g Value) -> Option<NdArray<'g>> {
         return Some(NdArray { dtype, shape, data });
     }
     if is_numpy_callable(graph, value, "_frombuffer") {
-        let [buffer, dtype_value, shape, ..] = obj.args.as_slice() else {
+        let [buffer, dtype_value, shape, ..] = obj.args else {
             return None;
         };
         return Some(NdArray {
@@ -232,7 +234,7 @@ pub fn scalar_bool(graph: &Graph, value: &Value) -> Option<bool> {
         return None;
     }
     let obj = graph.object(value)?;
-    let [dtype_value, payload, ..] = obj.args.as_slice() else {
+    let [dtype_value, payload, ..] = obj.args else {
         return None;
     };
     if dtype(graph, dtype_value)?.code != "b1" {
@@ -251,7 +253,7 @@ pub(crate) mod build {
 
     use std::rc::Rc;
 
-    use crate::pickle::{Blob, BuildKind, Graph, Node, NodeId, Object, Value};
+    use crate::pickle::{Blob, BuildKind, Graph, ObjectParts, Value};
 
     #[derive(Default)]
     pub struct GraphBuilder {
@@ -259,16 +261,8 @@ pub(crate) mod build {
     }
 
     impl GraphBuilder {
-        pub fn node(&mut self, node: Node) -> Value {
-            self.graph.nodes.push(node);
-            Value::Node(NodeId(self.graph.nodes.len() as u32 - 1))
-        }
-
         pub fn global(&mut self, module: &str, name: &str) -> Value {
-            self.node(Node::Global {
-                module: Rc::from(module),
-                name: Rc::from(name),
-            })
+            self.graph.add_global(module, name)
         }
 
         pub fn object(
@@ -278,28 +272,28 @@ pub(crate) mod build {
             args: Vec<Value>,
             state: Option<Value>,
         ) -> Value {
-            self.node(Node::Object(Box::new(Object {
-                kind,
-                callable,
-                args,
-                kwargs: Vec::new(),
+            self.graph.add_object(ObjectParts {
                 state,
-                list_items: Vec::new(),
-                dict_items: Vec::new(),
-            })))
+                ..ObjectParts::new(kind, callable, args)
+            })
         }
 
         pub fn tuple(&mut self, items: Vec<Value>) -> Value {
-            self.node(Node::Tuple(items))
+            self.graph.add_tuple(items)
         }
 
         pub fn list(&mut self, items: Vec<Value>) -> Value {
-            self.node(Node::List(items))
+            self.graph.add_list(items)
         }
 
         pub fn dict(&mut self, pairs: Vec<(&str, Value)>) -> Value {
             let pairs = pairs.into_iter().map(|(k, v)| (s(k), v)).collect();
-            self.node(Node::Dict(pairs))
+            self.graph.add_dict(pairs)
+        }
+
+        /// A dict with keys of any kind.
+        pub fn dict_of(&mut self, pairs: Vec<(Value, Value)>) -> Value {
+            self.graph.add_dict(pairs)
         }
 
         /// `cls()` + BUILD(state dict).
@@ -357,10 +351,10 @@ pub(crate) mod build {
         }
 
         pub fn bytearray(&mut self, data: &[u8]) -> Value {
-            self.node(Node::ByteArray(Blob {
+            self.graph.add_byte_array(Blob {
                 len: data.len(),
                 data: Some(Rc::from(data)),
-            }))
+            })
         }
 
         /// Protocol 2's spelling of bytes: `_codecs.encode(latin1 text, 'latin1')`.
@@ -372,7 +366,7 @@ pub(crate) mod build {
     }
 
     pub fn s(text: &str) -> Value {
-        Value::Str(Rc::from(text))
+        Value::str(text)
     }
 
     pub fn bytes(data: &[u8]) -> Value {

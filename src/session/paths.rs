@@ -128,7 +128,7 @@ pub fn recorded_path_within(
     value: &Value,
     budget: &mut CopyBudget,
 ) -> Result<Option<RecordedPath>, Exhausted> {
-    if let Value::Str(s) = value {
+    if let Some(s) = value.as_str() {
         if s.len() > MAX_PATH_BYTES {
             return Ok(None);
         }
@@ -136,7 +136,7 @@ pub fn recorded_path_within(
         return Ok(Some(RecordedPath::from_str_value(s)));
     }
     let mut args: &[Value] = match graph.object(value) {
-        Some(object) => &object.args,
+        Some(object) => object.args,
         None => return Ok(None),
     };
     if let [only @ Value::Node(_)] = args {
@@ -159,7 +159,7 @@ fn pathlib_path(graph: &Graph, value: &Value) -> Option<RecordedPath> {
         _ => return None,
     };
     // REDUCE(cls, parts) keeps the parts in `args`; some writers wrap them in one tuple.
-    let mut args: &[Value] = &object.args;
+    let mut args: &[Value] = object.args;
     if let [only @ Value::Node(_)] = args {
         args = graph.items(only)?;
     }
@@ -346,7 +346,7 @@ fn normalise_windows(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pickle::{BuildKind, Node, NodeId, Object};
+    use crate::pickle::{BuildKind, ObjectParts};
     use std::rc::Rc;
 
     fn posix(parts: &[&str]) -> String {
@@ -472,28 +472,14 @@ mod tests {
     }
 
     fn path_graph(module: &str, name: &str, args: Vec<Value>) -> (Graph, Value) {
-        let nodes = vec![
-            Node::Global {
-                module: Rc::from(module),
-                name: Rc::from(name),
-            },
-            Node::Object(Box::new(Object {
-                kind: BuildKind::Reduce,
-                callable: Value::Node(NodeId(0)),
-                args,
-                kwargs: Vec::new(),
-                state: None,
-                list_items: Vec::new(),
-                dict_items: Vec::new(),
-            })),
-        ];
-        let graph = Graph {
-            nodes,
-            root: Value::Node(NodeId(1)),
+        let mut graph = Graph {
             protocol: 4,
             ..Graph::default()
         };
-        (graph, Value::Node(NodeId(1)))
+        let callable = graph.add_global(module, name);
+        let root = graph.add_object(ObjectParts::new(BuildKind::Reduce, callable, args));
+        graph.root = root.clone();
+        (graph, root)
     }
 
     fn strs(parts: &[&str]) -> Vec<Value> {

@@ -5,4 +5,4 @@ mod cpython;
 mod fixtures;
 mod hostile;
 mod ops;
-mod support;
+pub(crate) mod support;

@@ -326,8 +326,8 @@ fn memo_text_and_binary_forms() {
     let g = ok(b"(lp0\ng0\na.");
     let Value::Node(id) = g.root else { panic!() };
     assert_eq!(g.items(&g.root).unwrap(), &[Value::Node(id)]);
-    assert_eq!(g.nodes.len(), 1);
-    assert_eq!(ok(b"K\x05q\x07h\x07\x86.").nodes.len(), 1);
+    assert_eq!(g.node_count(), 1);
+    assert_eq!(ok(b"K\x05q\x07h\x07\x86.").node_count(), 1);
     assert_eq!(
         root_tree(b"K\x05r\x00\x01\x00\x00j\x00\x01\x00\x00\x86."),
         Tree::Tuple(vec![int(5), int(5)])
@@ -363,24 +363,34 @@ fn globals_are_names_only() {
     assert_eq!(g.class_of(&g.root), Some(("os", "system")));
     let g = ok(b"\x80\x04\x8c\x08builtins\x94\x8c\x04eval\x94\x93.");
     assert_eq!(g.class_of(&g.root), Some(("builtins", "eval")));
-    // Two globals of one memoized module string share it (an Rc clone, not a copy).
-    let g = ok(b"\x80\x04\x8c\x03mod\x94\x8c\x01A\x93h\x00\x8c\x01B\x93\x86.");
-    let items = g.items(&g.root).unwrap();
-    match (g.deref(&items[0]), g.deref(&items[1])) {
-        (
-            Some(Node::Global {
-                module: a,
-                name: na,
-            }),
-            Some(Node::Global {
-                module: b,
-                name: nb,
-            }),
-        ) => {
-            assert!(Rc::ptr_eq(a, b));
-            assert_eq!((&**na, &**nb), ("A", "B"));
+    // Two globals of one memoized module string share it (a shared str, not a copy); a short one (held in
+    // the value itself) is copied, a few bytes.
+    for module in ["mod", "a.module.name.longer.than.a.short.str"] {
+        let mut data = vec![0x80, 0x04, 0x8c, module.len() as u8];
+        data.extend_from_slice(module.as_bytes());
+        data.extend_from_slice(b"\x94\x8c\x01A\x93h\x00\x8c\x01B\x93\x86.");
+        let g = ok(&data);
+        let items = g.items(&g.root).unwrap();
+        match (g.deref(&items[0]), g.deref(&items[1])) {
+            (
+                Some(Node::Global {
+                    module: a,
+                    name: na,
+                }),
+                Some(Node::Global {
+                    module: b,
+                    name: nb,
+                }),
+            ) => {
+                assert_eq!((a, b, na, nb), (module, module, "A", "B"));
+                assert_eq!(
+                    std::ptr::eq(a, b),
+                    module.len() > crate::pickle::value::ShortStr::CAP,
+                    "{module}"
+                );
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
     }
     let e = err(b"\x80\x04K\x01K\x02\x93.");
     assert!(e.message.contains("STACK_GLOBAL needs two str"), "{e}");
