@@ -67,8 +67,8 @@ pub type Key = (u64, u64);
 /// The (loop, step) of every snapshot file in `log_dir`'s session (names only; nothing is decoded).
 pub fn snapshot_keys(log_dir: &Path) -> Vec<Key> {
     let session = log_dir.join(SESSION_DIR);
-    match session::snapshot::list_snapshots(&session) {
-        Ok(listing) => listing.files.iter().map(|f| (f.loop_id, f.step)).collect(),
+    match session::snapshot::snapshot_names(&session) {
+        Ok(files) => files.iter().map(|f| (f.loop_id, f.step)).collect(),
         Err(_) => Vec::new(),
     }
 }

@@ -157,7 +157,7 @@ fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &
                 .with("hist_len", session.history.len()),
         )
         .with("loop_dirs", session.loop_dirs)
-        .with("snapshot_files", session.snapshot_files)
+        .with("snapshot_files", session.snapshot_files.get())
         .with("candidates_read", session.candidates_read)
         .with("skipped", Json::Array(skipped))
         .with("history", Json::Array(history))
@@ -275,12 +275,16 @@ fn render_inspection(
     }
     header.push(("era", snap.era.clone()));
     if session.session_dir.is_some() {
+        let files = match session.snapshot_files.get() {
+            Some(n) => format!("{} of {n} snapshot files", session.candidates_read),
+            None => format!(
+                "{} snapshot files (the session directory could not be listed again to count them all)",
+                session.candidates_read
+            ),
+        };
         header.push((
             "read",
-            format!(
-                "{} of {} snapshot files ({} loop directories)",
-                session.candidates_read, session.snapshot_files, session.loop_dirs
-            ),
+            format!("{files} ({} loop directories)", session.loop_dirs),
         ));
     }
     for s in &session.skipped {

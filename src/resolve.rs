@@ -1072,7 +1072,7 @@ mod tests {
             log_dir: root.join("log").join("run"),
             session_dir: None,
             loop_dirs: history.len(),
-            snapshot_files: 1,
+            snapshot_files: crate::session::SnapshotCount::known(1),
             snapshot: SnapshotInfo {
                 path: root.join("snap"),
                 loop_id: None,

@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::answers::{self, headline, Run};
 use crate::factors;
 use crate::report_page::{Answer, Decision, LoopRow, Metrics, Phase, SotaFactor};
-use crate::session::snapshot::list_snapshots;
+use crate::session::snapshot::snapshot_names;
 use crate::session::{self, ExperimentKind};
 
 /// What one log contributes to a run page.
@@ -59,8 +59,8 @@ fn loop_number(id: u64) -> u32 {
 fn started_loops(run: &Run) -> BTreeSet<u64> {
     let session = &run.inspection.survey.session;
     match &session.session_dir {
-        Some(dir) => list_snapshots(dir)
-            .map(|l| l.files.iter().map(|f| f.loop_id).collect())
+        Some(dir) => snapshot_names(dir)
+            .map(|files| files.iter().map(|f| f.loop_id).collect())
             .unwrap_or_default(),
         None => BTreeSet::new(),
     }

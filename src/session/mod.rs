@@ -16,6 +16,7 @@ pub mod signature;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 pub use history::{ExperimentKind, HistoryEntry, LoopSource};
 pub use metrics::Metrics;
@@ -23,7 +24,7 @@ pub use paths::{PathFlavour, RecordedPath};
 pub use signature::{Signature, SigningKey};
 pub use snapshot::{Input, SnapshotFile, SESSION_DIR};
 
-use snapshot::{choose, list_snapshots, locate, read_snapshot, ReadSnapshot};
+use snapshot::{choose_in, locate, read_snapshot, snapshot_names, ReadSnapshot, SessionListing};
 
 /// The snapshot a history was read from.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,14 +62,52 @@ pub struct Session {
     pub session_dir: Option<PathBuf>,
     /// Loop directories (`__session__/<int>`); 0 for a file given directly.
     pub loop_dirs: usize,
-    /// Snapshot files found (1 for a file given directly).
-    pub snapshot_files: usize,
+    /// Snapshot files in the session (1 for a file given directly), counted when first asked.
+    pub snapshot_files: SnapshotCount,
     pub snapshot: SnapshotInfo,
     pub history: Vec<HistoryEntry>,
     /// Candidates that could not be read (a snapshot being written right now is cut short).
     pub skipped: Vec<Skipped>,
     /// How many snapshot files were read (including the skipped ones).
     pub candidates_read: usize,
+}
+
+/// How many snapshot files a session holds. Counting reads every loop directory, which choosing a snapshot
+/// does not need, so it is done when first asked: only by the commands that show the number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SnapshotCount {
+    session_dir: Option<PathBuf>,
+    /// `None` inside: the session directory could not be listed.
+    counted: OnceLock<Option<usize>>,
+}
+
+impl SnapshotCount {
+    /// A number already known.
+    pub fn known(n: usize) -> SnapshotCount {
+        SnapshotCount {
+            session_dir: None,
+            counted: OnceLock::from(Some(n)),
+        }
+    }
+
+    /// The `<loop>/<step>_<name>` files of `session_dir`, counted when first asked.
+    pub fn of(session_dir: &Path) -> SnapshotCount {
+        SnapshotCount {
+            session_dir: Some(session_dir.to_path_buf()),
+            counted: OnceLock::new(),
+        }
+    }
+
+    /// The number of snapshot files; `None` when the session directory can no longer be listed (with a warning).
+    pub fn get(&self) -> Option<usize> {
+        *self.counted.get_or_init(|| {
+            let dir = self.session_dir.as_deref()?;
+            snapshot_names(dir)
+                .map(|files| files.len())
+                .map_err(|e| log::warn!("{e}: the snapshot files are not counted"))
+                .ok()
+        })
+    }
 }
 
 fn info(path: &Path, loop_id: Option<u64>, step: Option<u64>, read: &ReadSnapshot) -> SnapshotInfo {
@@ -105,7 +144,7 @@ pub fn load(path: &Path, key: Option<&SigningKey>) -> crate::Result<Session> {
                 log_dir,
                 session_dir: None,
                 loop_dirs: 0,
-                snapshot_files: 1,
+                snapshot_files: SnapshotCount::known(1),
                 snapshot: info(&path, loop_id, step, &read),
                 history: read.history,
                 skipped: Vec::new(),
@@ -116,8 +155,8 @@ pub fn load(path: &Path, key: Option<&SigningKey>) -> crate::Result<Session> {
             log_dir,
             session_dir,
         } => {
-            let listing = list_snapshots(&session_dir)?;
-            if listing.files.is_empty() {
+            let mut listing = SessionListing::open(&session_dir)?;
+            if !listing.has_files() {
                 return Err(crate::Error::resolution(format!(
                     "no session snapshot under {}; {} has no <loop>/<step>_<name> files: RD-Agent writes one \
                      after each step, so the run has not finished a step yet or crashed before its first one",
@@ -125,10 +164,10 @@ pub fn load(path: &Path, key: Option<&SigningKey>) -> crate::Result<Session> {
                     session_dir.display()
                 )));
             }
-            let choice = choose(
-                &listing.files,
-                listing.newest(),
-                listing.loop_dirs,
+            let loop_dirs = listing.loop_dirs();
+            let choice = choose_in(
+                &mut listing,
+                loop_dirs,
                 |file| read_snapshot(&file.path, key),
                 |read| read.history.len(),
             );
@@ -136,7 +175,7 @@ pub fn load(path: &Path, key: Option<&SigningKey>) -> crate::Result<Session> {
                 .skipped
                 .iter()
                 .map(|(i, reason)| Skipped {
-                    path: listing.files[*i].path.clone(),
+                    path: listing.file(*i).path.clone(),
                     reason: reason.clone(),
                 })
                 .collect();
@@ -151,12 +190,12 @@ pub fn load(path: &Path, key: Option<&SigningKey>) -> crate::Result<Session> {
                     tried.join("\n")
                 )));
             };
-            let file = &listing.files[best];
+            let file = listing.file(best);
             Ok(Session {
                 log_dir,
+                snapshot_files: SnapshotCount::of(&session_dir),
                 session_dir: Some(session_dir),
-                loop_dirs: listing.loop_dirs,
-                snapshot_files: listing.files.len(),
+                loop_dirs,
                 snapshot: info(&file.path, Some(file.loop_id), Some(file.step), &read),
                 history: read.history,
                 skipped,

@@ -163,59 +163,119 @@ impl Listing {
     }
 }
 
-/// List `<session>/<int>/<int>_<name>` files; other entries are ignored.
-///
-/// Entry types come from the directory entries (no `stat` per entry; symlinks are followed with one), and only
-/// the last step of each loop is asked for its modification time: steps of one loop are written in order, so
-/// that file is the loop's newest, and the newest of those is the newest file of the session.
-pub fn list_snapshots(session_dir: &Path) -> crate::Result<Listing> {
+/// The directories of one loop id (normally one; `7` and `007` are both loop 7) and, once read, its files.
+#[derive(Clone, Debug)]
+struct LoopDirs {
+    loop_id: u64,
+    dirs: Vec<PathBuf>,
+    /// Sorted by (step, path); `None` until the directories are read.
+    files: Option<Vec<SnapshotFile>>,
+    /// Modification time of the loop's last step (or, while the loop is unread, of the file assumed to be it).
+    time: Option<SystemTime>,
+}
+
+/// The `<int>` directories of a session, grouped by loop id and sorted, and how many directories there are.
+/// Entry types come from the directory entries; a symlink is followed with one `stat`.
+fn loop_dirs_of(session_dir: &Path) -> crate::Result<(Vec<LoopDirs>, usize)> {
     let cannot = |e: std::io::Error| {
         crate::Error::resolution(format!(
             "cannot list the snapshots in {}: {e}",
             session_dir.display()
         ))
     };
-    let mut listing = Listing::default();
-    let mut files = Vec::new();
+    let mut dirs: Vec<(u64, PathBuf)> = Vec::new();
     for entry in fs::read_dir(session_dir).map_err(cannot)? {
         let entry = entry.map_err(cannot)?;
         let Some(loop_id) = parse_loop_name(&entry.file_name()) else {
             continue;
         };
-        let loop_dir = entry.path();
-        if !entry_is(&entry, &loop_dir, fs::FileType::is_dir) {
-            continue;
+        let path = entry.path();
+        if entry_is(&entry, &path, fs::FileType::is_dir) {
+            dirs.push((loop_id, path));
         }
-        listing.loop_dirs += 1;
-        let Ok(steps) = fs::read_dir(&loop_dir) else {
-            log::warn!("cannot list {}: skipping that loop", loop_dir.display());
+    }
+    let count = dirs.len();
+    dirs.sort();
+    let mut loops: Vec<LoopDirs> = Vec::new();
+    for (loop_id, path) in dirs {
+        match loops.last_mut() {
+            Some(l) if l.loop_id == loop_id => l.dirs.push(path),
+            _ => loops.push(LoopDirs {
+                loop_id,
+                dirs: vec![path],
+                files: None,
+                time: None,
+            }),
+        }
+    }
+    Ok((loops, count))
+}
+
+/// The `<int>_<name>` regular files of one loop's directories, sorted by (step, path); other entries are
+/// ignored, and a directory that cannot be listed is skipped with a warning.
+fn read_loop(loop_id: u64, dirs: &[PathBuf]) -> Vec<SnapshotFile> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        let Ok(steps) = fs::read_dir(dir) else {
+            log::warn!("cannot list {}: skipping that loop", dir.display());
             continue;
         };
-        let first = files.len();
         for step_entry in steps.flatten() {
             let Some(step) = parse_step_name(&step_entry.file_name()) else {
                 continue;
             };
             let path = step_entry.path();
             if entry_is(&step_entry, &path, fs::FileType::is_file) {
-                files.push((
-                    SnapshotFile {
-                        loop_id,
-                        step,
-                        path,
-                    },
-                    None,
-                ));
+                files.push(SnapshotFile {
+                    loop_id,
+                    step,
+                    path,
+                });
             }
-        }
-        if let Some(last) = files[first..].iter_mut().max_by_key(|(f, _)| f.step) {
-            crate::pickle::work::add(1);
-            last.1 = fs::metadata(&last.0.path).and_then(|m| m.modified()).ok();
         }
     }
     files.sort();
-    (listing.files, listing.mtimes) = files.into_iter().unzip();
+    files
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    crate::pickle::work::add(1);
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// List `<session>/<int>/<int>_<name>` files; other entries are ignored. Every loop directory is read.
+///
+/// Entry types come from the directory entries (no `stat` per entry; symlinks are followed with one), and only
+/// the last step of each loop is asked for its modification time: steps of one loop are written in order, so
+/// that file is the loop's newest, and the newest of those is the newest file of the session.
+pub fn list_snapshots(session_dir: &Path) -> crate::Result<Listing> {
+    let (loops, loop_dirs) = loop_dirs_of(session_dir)?;
+    let mut listing = Listing {
+        loop_dirs,
+        ..Listing::default()
+    };
+    for l in &loops {
+        let files = read_loop(l.loop_id, &l.dirs);
+        let last = files.len().checked_sub(1);
+        for (i, file) in files.into_iter().enumerate() {
+            listing.mtimes.push(if Some(i) == last {
+                modified(&file.path)
+            } else {
+                None
+            });
+            listing.files.push(file);
+        }
+    }
     Ok(listing)
+}
+
+/// The `<session>/<int>/<int>_<name>` files, sorted by (loop, step): names only, no `stat` of any file.
+pub fn snapshot_names(session_dir: &Path) -> crate::Result<Vec<SnapshotFile>> {
+    let (loops, _) = loop_dirs_of(session_dir)?;
+    Ok(loops
+        .iter()
+        .flat_map(|l| read_loop(l.loop_id, &l.dirs))
+        .collect())
 }
 
 /// Whether a directory entry is a directory / regular file (`is`), from its type in the directory listing; a
@@ -224,6 +284,223 @@ fn entry_is(entry: &fs::DirEntry, path: &Path, is: fn(&fs::FileType) -> bool) ->
     match entry.file_type() {
         Ok(t) if !t.is_symlink() => is(&t),
         _ => fs::metadata(path).is_ok_and(|m| is(&m.file_type())),
+    }
+}
+
+/// A place in a `SessionListing`: (index of the loop, index of the file in that loop's sorted files). Ordered
+/// like the files' (loop, step, path).
+pub type LoopStep = (usize, usize);
+
+/// A session's snapshots, listed only as far as choosing among them needs, with the same outcome as the full
+/// `list_snapshots`:
+/// - `__session__` is listed once (entry types from the directory entries);
+/// - the highest loops are read, down to the `LAST_LOOPS`-th with files and further until two loops in a row
+///   end with the same step (loops still running in parallel can end early; finished ones end alike); the last
+///   step name seen there (e.g. `4_record`) is what every older loop is expected to end with;
+/// - each older loop's newest-file time costs one `stat`, of that expected last file; a loop without it (a
+///   loop that stopped early, another RD-Agent release) is read and its real last step asked instead;
+/// - the loop holding the newest file is read, and if its last step is not the expected one the real last
+///   step is asked and the newest chosen again; other loops are read only when `choose` falls back to them.
+///
+/// One case differs from reading every loop: an older loop that holds the expected file and also a later step
+/// than any loop read is timed by the expected file (written before that later step), so it is missed as the
+/// newest if that later step is. RD-Agent writes the same steps in every loop of a run, so this takes older
+/// loops with more steps than every loop read.
+#[derive(Clone, Debug)]
+pub struct SessionListing {
+    loops: Vec<LoopDirs>,
+    loop_dirs: usize,
+    newest: Option<LoopStep>,
+}
+
+impl SessionListing {
+    /// List `session_dir` as far as the first candidates and the newest file need.
+    pub fn open(session_dir: &Path) -> crate::Result<SessionListing> {
+        let (loops, loop_dirs) = loop_dirs_of(session_dir)?;
+        let mut listing = SessionListing {
+            loops,
+            loop_dirs,
+            newest: None,
+        };
+        let mut with_files: Vec<usize> = Vec::new();
+        for li in (0..listing.loops.len()).rev() {
+            if with_files.len() >= LAST_LOOPS.max(2) {
+                let (a, b) = (
+                    with_files[with_files.len() - 2],
+                    with_files[with_files.len() - 1],
+                );
+                let name = |li: usize| listing.last_file(li).and_then(|f| f.path.file_name());
+                if name(a) == name(b) {
+                    break;
+                }
+            }
+            if !listing.read(li).is_empty() {
+                with_files.push(li);
+            }
+        }
+        let expected: Option<std::ffi::OsString> = with_files
+            .iter()
+            .filter_map(|li| listing.last_file(*li))
+            .max_by(|a, b| (a.step, a.path.file_name()).cmp(&(b.step, b.path.file_name())))
+            .and_then(|f| f.path.file_name())
+            .map(OsStr::to_os_string);
+        for li in 0..listing.loops.len() {
+            if listing.loops[li].files.is_none() {
+                if let (Some(name), [dir]) = (&expected, &listing.loops[li].dirs[..]) {
+                    crate::pickle::work::add(1);
+                    if let Ok(meta) = fs::metadata(dir.join(name)) {
+                        if meta.is_file() {
+                            listing.loops[li].time = meta.modified().ok();
+                            continue;
+                        }
+                    }
+                }
+                listing.read(li);
+            }
+            listing.time_last_step(li);
+        }
+        // The newest by (time, place), as `Listing::newest`; a loop timed by its expected file is read first.
+        while let Some(li) = (0..listing.loops.len())
+            .filter(|li| listing.loops[*li].time.is_some())
+            .max_by_key(|li| (listing.loops[*li].time, *li))
+        {
+            if let Some(files) = &listing.loops[li].files {
+                listing.newest = Some((li, files.len() - 1));
+                break;
+            }
+            let assumed = expected
+                .as_ref()
+                .map(|name| listing.loops[li].dirs[0].join(name));
+            listing.read(li);
+            if listing.last_file(li).map(|f| &f.path) != assumed.as_ref() {
+                listing.time_last_step(li);
+            }
+        }
+        Ok(listing)
+    }
+
+    /// Directories named `<int>`.
+    pub fn loop_dirs(&self) -> usize {
+        self.loop_dirs
+    }
+
+    /// Whether the session holds any snapshot file (known without reading every loop: the highest loops are
+    /// read until one with files is found).
+    pub fn has_files(&self) -> bool {
+        self.loops
+            .iter()
+            .any(|l| l.files.as_ref().is_some_and(|f| !f.is_empty()))
+    }
+
+    /// The file with the newest modification time (ties: highest (loop, step)).
+    pub fn newest(&self) -> Option<LoopStep> {
+        self.newest
+    }
+
+    /// How many loops' directories have been read so far.
+    pub fn loops_read(&self) -> usize {
+        self.loops.iter().filter(|l| l.files.is_some()).count()
+    }
+
+    /// The file at `at` (a place this listing gave out).
+    pub fn file(&self, at: LoopStep) -> &SnapshotFile {
+        &self.loops[at.0]
+            .files
+            .as_ref()
+            .expect("a place given out is read")[at.1]
+    }
+
+    /// The files of loop `li`, read on first use (one listing per directory).
+    fn read(&mut self, li: usize) -> &[SnapshotFile] {
+        let l = &mut self.loops[li];
+        if l.files.is_none() {
+            crate::pickle::work::add(l.dirs.len());
+            l.files = Some(read_loop(l.loop_id, &l.dirs));
+        }
+        l.files.as_deref().unwrap_or_default()
+    }
+
+    fn last_file(&self, li: usize) -> Option<&SnapshotFile> {
+        self.loops[li].files.as_ref().and_then(|f| f.last())
+    }
+
+    /// Ask the last step of read loop `li` for its time (no file: no time).
+    fn time_last_step(&mut self, li: usize) {
+        self.loops[li].time = self.last_file(li).and_then(|f| modified(&f.path));
+    }
+}
+
+/// Where `choose` takes its files from: a complete list, or a `SessionListing` that reads loops on demand.
+pub trait Snapshots {
+    /// A file's place, ordered like the files' (loop, step, path).
+    type At: Copy + Ord;
+    fn file(&self, at: Self::At) -> &SnapshotFile;
+    /// The first files to read (`initial_candidates`).
+    fn initial(&mut self) -> BTreeSet<Self::At>;
+    /// The file just before `at` in the same loop.
+    fn previous_step(&mut self, at: Self::At) -> Option<Self::At>;
+    /// The file just before `at` in (loop, step) order, whatever its loop; from the last file when `at` is
+    /// `None`.
+    fn before(&mut self, at: Option<Self::At>) -> Option<Self::At>;
+}
+
+/// A complete list of files sorted by (loop, step), and the index of the newest.
+struct Complete<'a> {
+    files: &'a [SnapshotFile],
+    newest: Option<usize>,
+}
+
+impl Snapshots for Complete<'_> {
+    type At = usize;
+    fn file(&self, at: usize) -> &SnapshotFile {
+        &self.files[at]
+    }
+    fn initial(&mut self) -> BTreeSet<usize> {
+        initial_candidates(self.files, self.newest)
+    }
+    fn previous_step(&mut self, at: usize) -> Option<usize> {
+        at.checked_sub(1)
+            .filter(|p| self.files[*p].loop_id == self.files[at].loop_id)
+    }
+    fn before(&mut self, at: Option<usize>) -> Option<usize> {
+        at.unwrap_or(self.files.len()).checked_sub(1)
+    }
+}
+
+impl Snapshots for SessionListing {
+    type At = LoopStep;
+    fn file(&self, at: LoopStep) -> &SnapshotFile {
+        SessionListing::file(self, at)
+    }
+    fn initial(&mut self) -> BTreeSet<LoopStep> {
+        let mut chosen = BTreeSet::new();
+        for li in (0..self.loops.len()).rev() {
+            if chosen.len() == LAST_LOOPS {
+                break;
+            }
+            if let Some(last) = self.read(li).len().checked_sub(1) {
+                chosen.insert((li, last));
+            }
+        }
+        chosen.extend(self.newest);
+        chosen
+    }
+    fn previous_step(&mut self, at: LoopStep) -> Option<LoopStep> {
+        at.1.checked_sub(1).map(|s| (at.0, s))
+    }
+    fn before(&mut self, at: Option<LoopStep>) -> Option<LoopStep> {
+        let mut li = match at {
+            None => self.loops.len(),
+            Some((li, 0)) => li,
+            Some((li, s)) => return Some((li, s - 1)),
+        };
+        while li > 0 {
+            li -= 1;
+            if let Some(last) = self.read(li).len().checked_sub(1) {
+                return Some((li, last));
+            }
+        }
+        None
     }
 }
 
@@ -245,15 +522,15 @@ pub fn initial_candidates(files: &[SnapshotFile], newest: Option<usize>) -> BTre
     chosen
 }
 
-/// The outcome of reading candidates.
+/// The outcome of reading candidates; `At` is a file's place (an index into a complete list by default).
 #[derive(Debug)]
-pub struct Choice<T> {
-    /// Index into the files and what was read from it.
-    pub best: Option<(usize, T)>,
+pub struct Choice<T, At = usize> {
+    /// The file's place and what was read from it.
+    pub best: Option<(At, T)>,
     /// Every file read, in the order read.
-    pub tried: Vec<usize>,
+    pub tried: Vec<At>,
     /// Files that could not be read, with the reason.
-    pub skipped: Vec<(usize, String)>,
+    pub skipped: Vec<(At, String)>,
 }
 
 /// Read candidates in descending (loop, step) order and keep the one with the longest history (ties: the
@@ -264,28 +541,43 @@ pub fn choose<T>(
     files: &[SnapshotFile],
     newest: Option<usize>,
     loop_dirs: usize,
-    mut read: impl FnMut(&SnapshotFile) -> Result<T, String>,
+    read: impl FnMut(&SnapshotFile) -> Result<T, String>,
     hist_len: impl Fn(&T) -> usize,
 ) -> Choice<T> {
-    let mut queue = initial_candidates(files, newest);
+    choose_in(&mut Complete { files, newest }, loop_dirs, read, hist_len)
+}
+
+/// `choose` over any source of files (a `SessionListing` reads a loop's directory only when it gets there).
+pub fn choose_in<S: Snapshots, T>(
+    files: &mut S,
+    loop_dirs: usize,
+    mut read: impl FnMut(&SnapshotFile) -> Result<T, String>,
+    hist_len: impl Fn(&T) -> usize,
+) -> Choice<T, S::At> {
+    let mut queue = files.initial();
     let mut choice = Choice {
         best: None,
         tried: Vec::new(),
         skipped: Vec::new(),
     };
-    // `tried` as a bitmap, and where the descending fallback scan has got to: every file is looked at a
-    // bounded number of times however many fail (no scan of `tried` inside a scan of the files).
-    let mut was_tried = vec![false; files.len()];
-    let mut fallback = files.len();
+    // What was tried, and where the descending fallback scan has got to: every file is looked at a bounded
+    // number of times however many fail (no scan of `tried` inside a scan of the files).
+    let mut was_tried = BTreeSet::new();
+    let mut fallback = None;
     loop {
         let next = match queue.pop_last() {
             Some(i) => i,
             None if choice.best.is_none() => {
-                while fallback > 0 && was_tried[fallback - 1] {
+                let mut found = None;
+                while let Some(j) = files.before(fallback) {
+                    fallback = Some(j);
+                    if !was_tried.contains(&j) {
+                        found = Some(j);
+                        break;
+                    }
                     crate::pickle::work::add(1);
-                    fallback -= 1;
                 }
-                match fallback.checked_sub(1) {
+                match found {
                     Some(j) => j,
                     None => break,
                 }
@@ -293,12 +585,12 @@ pub fn choose<T>(
             None => break,
         };
         crate::pickle::work::add(1);
-        if was_tried[next] {
+        if !was_tried.insert(next) {
             continue;
         }
-        was_tried[next] = true;
         choice.tried.push(next);
-        match read(&files[next]) {
+        let file = files.file(next);
+        match read(file) {
             Ok(value) => {
                 let len = hist_len(&value);
                 let better = choice
@@ -313,13 +605,12 @@ pub fn choose<T>(
                 }
             }
             Err(reason) => {
-                log::warn!("skipping snapshot {}: {reason}", files[next].path.display());
+                log::warn!("skipping snapshot {}: {reason}", file.path.display());
                 choice.skipped.push((next, reason));
-                if next > 0
-                    && files[next - 1].loop_id == files[next].loop_id
-                    && !was_tried[next - 1]
-                {
-                    queue.insert(next - 1);
+                if let Some(previous) = files.previous_step(next) {
+                    if !was_tried.contains(&previous) {
+                        queue.insert(previous);
+                    }
                 }
             }
         }
