@@ -1166,6 +1166,279 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// RD-Agent 1.0's steps.
+    const STEPS: [&str; 5] = [
+        "0_direct_exp_gen",
+        "1_coding",
+        "2_running",
+        "3_feedback",
+        "4_record",
+    ];
+
+    /// `(loop dir, step file, modification time in seconds)` for loops `0..n`, each with every step, written in
+    /// order.
+    fn sequential(n: u64) -> Vec<(String, String, u64)> {
+        (0..n)
+            .flat_map(|l| {
+                STEPS
+                    .iter()
+                    .enumerate()
+                    .map(move |(s, name)| (l.to_string(), name.to_string(), l * 10 + s as u64))
+            })
+            .collect()
+    }
+
+    /// A session directory holding `spec`'s files (times set as given).
+    fn session_of(name: &str, spec: &[(String, String, u64)]) -> (PathBuf, PathBuf) {
+        let dir = temp_dir(name);
+        let session = dir.join(SESSION_DIR);
+        for (l, s, t) in spec {
+            let path = session.join(l).join(s);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, b"x").unwrap();
+            let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + t);
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        }
+        (dir, session)
+    }
+
+    /// (best, tried, skipped) as paths.
+    type PathOutcome = (Option<PathBuf>, Vec<PathBuf>, Vec<PathBuf>);
+
+    /// Chooses in `session` with the complete listing and with `SessionListing`, where a file whose path ends
+    /// with one of `failing` cannot be read and the others hold `loop / 2` entries; asserts both listings give
+    /// the same loop count, newest file and choice, and returns the lazy listing and the choice.
+    fn same_choice(session: &Path, failing: &[&str]) -> (SessionListing, PathOutcome) {
+        let read = |f: &SnapshotFile| {
+            if failing.iter().any(|s| f.path.ends_with(s)) {
+                Err("truncated".to_string())
+            } else {
+                Ok(f.loop_id as usize / 2)
+            }
+        };
+        let full = list_snapshots(session).unwrap();
+        let c = choose(&full.files, full.newest(), full.loop_dirs, read, |n| *n);
+        let path = |i: usize| full.files[i].path.clone();
+        let want: PathOutcome = (
+            c.best.map(|(i, _)| path(i)),
+            c.tried.into_iter().map(path).collect(),
+            c.skipped.into_iter().map(|(i, _)| path(i)).collect(),
+        );
+        let mut lazy = SessionListing::open(session).unwrap();
+        assert_eq!(lazy.loop_dirs(), full.loop_dirs);
+        assert_eq!(lazy.has_files(), !full.files.is_empty());
+        assert_eq!(
+            lazy.newest().map(|at| lazy.file(at).path.clone()),
+            full.newest().map(path),
+            "newest file"
+        );
+        let loop_dirs = lazy.loop_dirs();
+        let c = choose_in(&mut lazy, loop_dirs, read, |n| *n);
+        let got: PathOutcome = (
+            c.best.map(|(at, _)| lazy.file(at).path.clone()),
+            c.tried
+                .iter()
+                .map(|at| lazy.file(*at).path.clone())
+                .collect(),
+            c.skipped
+                .iter()
+                .map(|(at, _)| lazy.file(*at).path.clone())
+                .collect(),
+        );
+        assert_eq!(got, want, "best, tried, skipped");
+        (lazy, got)
+    }
+
+    #[test]
+    fn listing_a_session_to_choose_costs_one_stat_per_older_loop() {
+        let cost = |n: u64| {
+            let (dir, session) = session_of(&format!("cost{n}"), &sequential(n));
+            crate::pickle::work::take();
+            let listing = SessionListing::open(&session).unwrap();
+            let work = crate::pickle::work::take();
+            assert_eq!(
+                listing.loops_read(),
+                3,
+                "{n} loops: only the last three are read"
+            );
+            let (listing, (best, _, _)) = same_choice(&session, &[]);
+            assert!(best.unwrap().ends_with(format!("{}/4_record", n - 1)));
+            assert_eq!(listing.loops_read(), 3);
+            fs::remove_dir_all(&dir).unwrap();
+            work
+        };
+        let (w1, w4) = (cost(25), cost(100));
+        // Each loop added costs exactly one stat; the three loops read cost a listing and a stat each.
+        assert_eq!(
+            w4 - w1,
+            75,
+            "work grew from {w1} (25 loops) to {w4} (100 loops)"
+        );
+        assert_eq!(w1, 25 + 3);
+    }
+
+    #[test]
+    fn older_loops_without_the_expected_last_step_are_read() {
+        let mut spec: Vec<_> = sequential(12)
+            .into_iter()
+            // Loop 3 stopped after running; loop 5 lost a middle step; loop 7's last step is a directory.
+            .filter(|(l, s, _)| !(l == "3" && s.starts_with(['3', '4'])))
+            .filter(|(l, s, _)| !(l == "5" && s == "2_running"))
+            .filter(|(l, s, _)| !(l == "7" && s == "4_record"))
+            .collect();
+        // Loops 0 and 1 come from a release without `4_record`; the newest loop is still running.
+        spec.retain(|(l, s, _)| !((l == "0" || l == "1") && s == "4_record"));
+        spec.retain(|(l, s, _)| !(l == "11" && s != "0_direct_exp_gen"));
+        let (dir, session) = session_of("steps", &spec);
+        fs::create_dir_all(session.join("7").join("4_record")).unwrap();
+        // Entries that are no loops or steps.
+        fs::create_dir_all(session.join("notes")).unwrap();
+        fs::write(session.join("notes").join("4_record"), b"x").unwrap();
+        fs::write(session.join("12"), b"a file named like a loop").unwrap();
+        fs::write(session.join("4").join("README"), b"x").unwrap();
+        crate::pickle::work::take();
+        let (listing, (best, tried, _)) = same_choice(&session, &[]);
+        // Read: loops 11, 10, 9 (candidates), and 0, 1, 3 and 7, which lack a `4_record` file.
+        assert_eq!(listing.loops_read(), 7);
+        assert_eq!(listing.loop_dirs(), 12);
+        // Loops 11 and 10 hold as many entries: the highest wins.
+        assert!(best.unwrap().ends_with("11/0_direct_exp_gen"), "{tried:?}");
+        assert_eq!(tried.len(), 3, "{tried:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parallel_loops_still_running_do_not_set_the_expected_last_step() {
+        // Loops 6, 7 and 8 run side by side and stopped after different steps; loop 5 finished last.
+        let spec: Vec<_> = sequential(9)
+            .into_iter()
+            .filter(|(l, s, _)| match l.as_str() {
+                "8" => s.as_str() < "1",
+                "7" => s.as_str() < "2",
+                "6" => s.as_str() < "4",
+                _ => true,
+            })
+            .map(|(l, s, t)| {
+                let t = if l == "5" && s == "4_record" { 1000 } else { t };
+                (l, s, t)
+            })
+            .collect();
+        let (dir, session) = session_of("parallel", &spec);
+        let (listing, _) = same_choice(&session, &[]);
+        // 8, 7, 6, then 5 and 4, which end alike: `4_record` is what older loops are asked for.
+        assert_eq!(listing.loops_read(), 5);
+        assert_eq!(
+            listing.newest().map(|at| listing.file(at).path.clone()),
+            Some(session.join("5").join("4_record"))
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_old_loop_holding_the_newest_file_is_a_candidate_also_through_a_symlink() {
+        let mut spec = sequential(10);
+        // Loop 2 finished last (parallel loops); loop 4 rewrote its steps later still, but only up to
+        // `3_feedback`, so its last step, `4_record`, is older: the newest file is loop 2's.
+        for (l, s, t) in spec.iter_mut() {
+            if l == "2" && s == "4_record" {
+                *t = 1000;
+            }
+            if l == "4" && s.as_str() < "4" {
+                *t = 2000;
+            }
+        }
+        // Loop 3 has a step after `4_record` (written before it): its `4_record` is not its newest file.
+        spec.push(("3".to_string(), "5_extra".to_string(), 5));
+        for (l, s, t) in spec.iter_mut() {
+            if l == "3" && s == "4_record" {
+                *t = 3000;
+            }
+        }
+        let (dir, session) = session_of("old-newest", &spec);
+        // Loop 6 lives elsewhere, reached through a symlink.
+        let elsewhere = dir.join("elsewhere");
+        fs::rename(session.join("6"), &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, session.join("6")).unwrap();
+        let (listing, (best, tried, _)) = same_choice(&session, &[]);
+        assert_eq!(
+            listing.newest().map(|at| listing.file(at).path.clone()),
+            Some(session.join("2").join("4_record"))
+        );
+        assert!(
+            tried.contains(&session.join("2").join("4_record")),
+            "{tried:?}"
+        );
+        assert!(best.unwrap().ends_with("9/4_record"));
+        assert_eq!(
+            listing.loops_read(),
+            5,
+            "7, 8, 9, 3 (checked) and 2 (the newest file's loop)"
+        );
+        assert_eq!(listing.loop_dirs(), 10);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn failing_files_fall_back_into_older_loops_as_the_complete_listing_does() {
+        let mut spec = sequential(8);
+        for (l, s, t) in spec.iter_mut() {
+            if l == "1" && s == "4_record" {
+                *t = 1000;
+            }
+        }
+        let (dir, session) = session_of("fallback", &spec);
+        // The newest file (in loop 1) fails: the step before it in loop 1 is read instead.
+        let (_, (best, tried, skipped)) = same_choice(&session, &["1/4_record"]);
+        assert!(best.unwrap().ends_with("7/4_record"));
+        assert!(
+            tried.contains(&session.join("1").join("3_feedback")),
+            "{tried:?}"
+        );
+        assert_eq!(skipped, vec![session.join("1").join("4_record")]);
+        // Every candidate fails: older files are scanned down to one that reads.
+        let failing: Vec<String> = sequential(8)
+            .into_iter()
+            .filter(|(l, _, _)| l.as_str() >= "3" || l == "1")
+            .map(|(l, s, _)| format!("{l}/{s}"))
+            .collect();
+        let failing: Vec<&str> = failing.iter().map(String::as_str).collect();
+        let (listing, (best, _, skipped)) = same_choice(&session, &failing);
+        assert!(best.unwrap().ends_with("2/4_record"));
+        assert_eq!(skipped.len(), 30);
+        assert_eq!(
+            listing.loops_read(),
+            7,
+            "every loop down to 2, and 1 (the newest file)"
+        );
+        // No file reads at all: every loop is read, in the same order as the complete listing.
+        let all: Vec<String> = sequential(8)
+            .into_iter()
+            .map(|(l, s, _)| format!("{l}/{s}"))
+            .collect();
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let (listing, (best, tried, _)) = same_choice(&session, &all);
+        assert_eq!((best, tried.len(), listing.loops_read()), (None, 40, 8));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_session_or_one_of_empty_loops_has_no_files() {
+        let dir = temp_dir("empty");
+        let session = dir.join(SESSION_DIR);
+        fs::create_dir_all(session.join("0")).unwrap();
+        fs::create_dir_all(session.join("1")).unwrap();
+        let (listing, (best, tried, _)) = same_choice(&session, &[]);
+        assert!(!listing.has_files() && best.is_none() && tried.is_empty());
+        assert_eq!((listing.loop_dirs(), listing.loops_read()), (2, 2));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn newest_prefers_mtime_then_position() {
         let t = |s: u64| Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s));
