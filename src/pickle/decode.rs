@@ -42,7 +42,20 @@ use opcodes as op;
 
 /// Decode one pickle (up to its STOP opcode; bytes after it are ignored) into an object graph.
 pub fn decode(data: &[u8], opts: &Options) -> std::result::Result<Graph, PickleError> {
-    Machine::new(data, opts).run().map_err(|e| *e)
+    decode_reporting(data, opts, &mut |_| {})
+}
+
+/// How often `decode_reporting` says how far it has got.
+pub const REPORT_EVERY: usize = 1 << 20;
+
+/// `decode`, calling `done(n)` each time it has read about `REPORT_EVERY` more bytes: no byte before `n` is read
+/// again by the decoder (a caller may give the memory of a mapped file's pages back).
+pub fn decode_reporting(
+    data: &[u8],
+    opts: &Options,
+    done: &mut dyn FnMut(usize),
+) -> std::result::Result<Graph, PickleError> {
+    Machine::new(data, opts, done).run().map_err(|e| *e)
 }
 
 /// Errors are boxed inside the machine so that every step's result fits in registers.
@@ -112,6 +125,9 @@ impl Memo {
 
 struct Machine<'a> {
     data: &'a [u8],
+    /// Told the position each time it passes `next_report`.
+    done: &'a mut dyn FnMut(usize),
+    next_report: usize,
     /// Read position: the byte after the current opcode and the arguments read so far.
     pos: usize,
     /// Offset of the opcode being executed (what errors report).
@@ -130,9 +146,11 @@ struct Machine<'a> {
 }
 
 impl<'a> Machine<'a> {
-    fn new(data: &'a [u8], opts: &'a Options) -> Self {
+    fn new(data: &'a [u8], opts: &'a Options, done: &'a mut dyn FnMut(usize)) -> Self {
         Machine {
             data,
+            done,
+            next_report: REPORT_EVERY,
             pos: 0,
             op_start: 0,
             opcode: 0,
@@ -148,6 +166,10 @@ impl<'a> Machine<'a> {
 
     fn run(mut self) -> Result<Graph> {
         loop {
+            if self.pos >= self.next_report {
+                (self.done)(self.pos);
+                self.next_report = self.pos.saturating_add(REPORT_EVERY);
+            }
             self.op_start = self.pos;
             let Some(&code) = self.data.get(self.pos) else {
                 return Err(Box::new(PickleError {

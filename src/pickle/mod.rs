@@ -11,7 +11,7 @@ pub(crate) mod testpickle;
 pub mod value;
 pub(crate) mod work;
 
-pub use decode::decode;
+pub use decode::{decode, decode_reporting, REPORT_EVERY};
 pub use value::{Blob, BuildKind, Graph, Node, NodeId, Object, ObjectParts, Value};
 
 use std::fmt;

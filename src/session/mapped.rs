@@ -51,6 +51,17 @@ impl Bytes {
     pub fn is_mapped(&self) -> bool {
         !matches!(self, Bytes::Read(_))
     }
+
+    /// Nothing before byte `upto` will be read again soon: a mapping gives those pages back (they leave this
+    /// process's resident memory and stay in the page cache; a later read maps them in again, with the same
+    /// bytes). Read bytes stay as they are.
+    pub fn release_before(&self, upto: usize) {
+        match self {
+            Bytes::Read(_) => {}
+            #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+            Bytes::Mapped(m) => m.release_before(upto),
+        }
+    }
 }
 
 /// The first `len` bytes of an open file (fewer if it shrank), never more, whatever is appended meanwhile.
@@ -63,14 +74,13 @@ pub fn read_at_most(file: fs::File, len: u64) -> std::io::Result<Vec<u8>> {
 /// The first `len` bytes (its size when opened) of `file`: mapped when it is large and has not changed for
 /// `STABLE_FOR`, else read. `modified` is its modification time when opened.
 ///
-/// `whole`: every byte will be read (an HMAC to check), so the pages are mapped in at once (MAP_POPULATE, no
-/// page faults); otherwise pages are mapped in as touched, so the byte payloads the decoder skips (numpy blobs)
-/// never become resident.
+/// Pages are mapped in as they are touched, so the byte payloads the decoder skips (numpy blobs) never become
+/// resident, and readers give pages back behind them (`Bytes::release_before`): the file never has to be
+/// resident as a whole.
 pub fn open_bytes(
     file: fs::File,
     len: u64,
     modified: Option<SystemTime>,
-    whole: bool,
 ) -> std::io::Result<Bytes> {
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     {
@@ -78,12 +88,12 @@ pub fn open_bytes(
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .is_some_and(|age| age >= STABLE_FOR);
         if len >= MAP_FROM && stable {
-            if let Some(m) = map::Mapping::new(&file, len, modified, whole) {
+            if let Some(m) = map::Mapping::new(&file, len, modified) {
                 return Ok(Bytes::Mapped(m));
             }
         }
     }
-    let _ = (modified, whole);
+    let _ = modified;
     read_at_most(file, len).map(Bytes::Read)
 }
 
@@ -99,7 +109,8 @@ pub(crate) mod map {
     const MAP_PRIVATE: c_int = 2;
     const MAP_FIXED: c_int = 0x10;
     const MAP_ANONYMOUS: c_int = 0x20;
-    const MAP_POPULATE: c_int = 0x8000;
+    const MADV_DONTNEED: c_int = 4;
+    const BLOCK: usize = 2 << 20;
     const SIGBUS: c_int = 7;
     const MAP_FAILED: *mut c_void = !0usize as *mut c_void;
 
@@ -116,6 +127,7 @@ pub(crate) mod map {
             off: i64,
         ) -> *mut c_void;
         fn munmap(addr: *mut c_void, len: usize) -> c_int;
+        fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
         fn signal(signum: c_int, handler: Option<extern "C" fn(c_int)>) -> usize;
     }
 
@@ -166,6 +178,8 @@ pub(crate) mod map {
         start: *mut c_void,
         len: usize,
         slot: usize,
+        /// Bytes before this have been given back (`release_before`).
+        released: AtomicUsize,
     }
 
     // SAFETY: the mapping is read-only and never moves; sharing `&[u8]` into it across threads is as safe as
@@ -181,7 +195,6 @@ pub(crate) mod map {
             file: &std::fs::File,
             len: u64,
             modified: Option<SystemTime>,
-            populate: bool,
         ) -> Option<Mapping> {
             let len = usize::try_from(len).ok().filter(|l| *l > 0)?;
             HANDLER.call_once(|| {
@@ -194,11 +207,7 @@ pub(crate) mod map {
             let _guard = TAKE.lock().unwrap_or_else(|e| e.into_inner());
             let slot = (0..SLOTS).find(|i| LENS[*i].load(Ordering::SeqCst) == 0)?;
             // SAFETY: a fresh read-only private mapping of an open file; the kernel picks the address.
-            let flags = if populate {
-                MAP_PRIVATE | MAP_POPULATE
-            } else {
-                MAP_PRIVATE
-            };
+            let flags = MAP_PRIVATE;
             let start = unsafe {
                 mmap(
                     std::ptr::null_mut(),
@@ -215,7 +224,12 @@ pub(crate) mod map {
             FAULTED[slot].store(false, Ordering::SeqCst);
             STARTS[slot].store(start as usize, Ordering::SeqCst);
             LENS[slot].store(len, Ordering::SeqCst);
-            let mapping = Mapping { start, len, slot };
+            let mapping = Mapping {
+                start,
+                len,
+                slot,
+                released: AtomicUsize::new(0),
+            };
             // The size and time once more, now that it is mapped: a file being rewritten is read instead.
             let meta = file.metadata().ok()?;
             if meta.len() != len as u64 || meta.modified().ok() != modified {
@@ -232,6 +246,33 @@ pub(crate) mod map {
 
         pub fn faulted(&self) -> bool {
             FAULTED[self.slot].load(Ordering::SeqCst)
+        }
+
+        /// Drop this process's page-table entries before `upto` (MADV_DONTNEED), in whole 2 MiB blocks of
+        /// the address space: the page cache may hold the file in large folios mapped 2 MiB at a time, and
+        /// giving back part of one drops all of it, pages past `upto` too. On a private file mapping never
+        /// written to, that only unmaps (`upto` at the end gives everything back): the next read of a page maps the page cache's page in again, so the
+        /// bytes stay what they were (or zeros after a SIGBUS swap, which then has flagged the mapping). Each
+        /// block is given back once, by whichever thread gets there first.
+        pub fn release_before(&self, upto: usize) {
+            let start = self.start as usize;
+            let end = if upto >= self.len {
+                self.len
+            } else {
+                ((start + upto) / BLOCK * BLOCK).saturating_sub(start)
+            };
+            let from = self.released.fetch_max(end, Ordering::SeqCst);
+            if end > from {
+                // SAFETY: [from, end) lies inside our live mapping; MADV_DONTNEED on a read-only private file
+                // mapping never loses data (see above). A failure leaves the pages resident: only memory.
+                unsafe {
+                    madvise(
+                        self.start.cast::<u8>().add(from).cast(),
+                        end - from,
+                        MADV_DONTNEED,
+                    );
+                }
+            }
         }
     }
 
@@ -270,9 +311,9 @@ mod tests {
         if age >= STABLE_FOR {
             let old = SystemTime::now() - age;
             file.set_modified(old).unwrap();
-            return open_bytes(file, meta.len(), Some(old), false).unwrap();
+            return open_bytes(file, meta.len(), Some(old)).unwrap();
         }
-        open_bytes(file, meta.len(), Some(modified), false).unwrap()
+        open_bytes(file, meta.len(), Some(modified)).unwrap()
     }
 
     #[test]
@@ -296,6 +337,54 @@ mod tests {
         let small = open(&small, Duration::from_secs(60));
         assert!(!small.is_mapped());
         assert_eq!(&small[..], &big[..1000]);
+    }
+
+    /// Resident KiB of the mapping that starts at `start`, from /proc/self/smaps.
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    fn resident_kib(start: *const u8) -> u64 {
+        let smaps = fs::read_to_string("/proc/self/smaps").unwrap();
+        let head = format!("{:x}-", start as usize);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
+        assert!(lines.next().is_some(), "no mapping at {head}");
+        let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
+        rss.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    #[test]
+    fn released_pages_leave_resident_memory_and_read_back_the_same() {
+        let big: Vec<u8> = (0..32 * MAP_FROM as usize)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let path = temp_file("release", &big);
+        let bytes = open(&path, Duration::from_secs(60));
+        assert!(bytes.is_mapped());
+        let sum = |b: &[u8]| b.iter().map(|&x| u64::from(x)).sum::<u64>();
+        let whole = sum(&big);
+        assert_eq!(sum(&bytes), whole);
+        let all = resident_kib(bytes.as_ptr());
+        assert!(all >= 8180, "{all} KiB resident after reading 8 MiB");
+        // Given back before 4 MiB: whole 2 MiB blocks of the address space before the cut leave (2 or 4 MiB,
+        // by where the mapping starts), nothing after it.
+        bytes.release_before(bytes.len() / 2 + 100);
+        let half = resident_kib(bytes.as_ptr());
+        let gone = all - half;
+        assert!((2048..=4096).contains(&gone), "{all} -> {half} KiB");
+        // Giving back less than before, or again, changes nothing.
+        bytes.release_before(10);
+        bytes.release_before(bytes.len() / 2);
+        assert_eq!(resident_kib(bytes.as_ptr()), half);
+        // Read again: the same bytes, mapped in from the page cache; not flagged as changed.
+        assert_eq!(sum(&bytes), whole);
+        assert_eq!(&bytes[..], &big[..]);
+        assert!(!bytes.changed());
+        // Everything past the earlier cut leaves; what was read again before it stays (given back once).
+        bytes.release_before(usize::MAX);
+        assert_eq!(resident_kib(bytes.as_ptr()), gone);
+        // Read bytes ignore it.
+        let read = open(&path, Duration::ZERO);
+        read.release_before(usize::MAX);
+        assert_eq!(&read[..], &big[..]);
     }
 
     /// A mapped file cut short by another writer: reading past its new end gives zeros and a flag, never a

@@ -59,6 +59,12 @@ impl SigningKey {
     pub fn mac(&self, payload: &[u8]) -> [u8; 32] {
         hmac_sha256(&self.bytes, payload)
     }
+
+    /// `mac`, calling `done(n)` after each `REPORT_EVERY` bytes hashed (`n` bytes of `payload` are then never
+    /// read again).
+    pub fn mac_reporting(&self, payload: &[u8], done: &dyn Fn(usize)) -> [u8; 32] {
+        hmac_sha256_reporting(&self.bytes, payload, done)
+    }
 }
 
 /// What the signature of one snapshot says.
@@ -77,11 +83,21 @@ pub enum Signature {
 impl Signature {
     /// Check `mac` (the envelope's 32 bytes) over `payload`; `None` mac means an unsigned file.
     pub fn check(mac: Option<&[u8]>, payload: &[u8], key: Option<&SigningKey>) -> Signature {
+        Signature::check_reporting(mac, payload, key, &|_| {})
+    }
+
+    /// `check`, saying how far the hashing has got as `SigningKey::mac_reporting` does.
+    pub fn check_reporting(
+        mac: Option<&[u8]>,
+        payload: &[u8],
+        key: Option<&SigningKey>,
+        done: &dyn Fn(usize),
+    ) -> Signature {
         match (mac, key) {
             (None, _) => Signature::Unsigned,
             (Some(_), None) => Signature::Unchecked,
             (Some(mac), Some(key)) => {
-                let want = key.mac(payload);
+                let want = key.mac_reporting(payload, done);
                 // Compare every byte: the time taken says nothing about where they differ.
                 let same = mac.len() == want.len()
                     && mac
@@ -347,6 +363,11 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key`.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    hmac_sha256_reporting(key, message, &|_| {})
+}
+
+/// `hmac_sha256`, calling `done(n)` after each `REPORT_EVERY` bytes of `message` hashed.
+pub fn hmac_sha256_reporting(key: &[u8], message: &[u8], done: &dyn Fn(usize)) -> [u8; 32] {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&sha256(key));
@@ -355,7 +376,12 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     }
     let mut inner = Sha256::new();
     inner.update(&block.map(|b| b ^ 0x36));
-    inner.update(message);
+    let mut hashed = 0;
+    for chunk in message.chunks(crate::pickle::REPORT_EVERY) {
+        inner.update(chunk);
+        hashed += chunk.len();
+        done(hashed);
+    }
     let inner = inner.finish();
     let mut outer = Sha256::new();
     outer.update(&block.map(|b| b ^ 0x5c));

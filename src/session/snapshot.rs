@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::SystemTime;
 
 use crate::pickle::{self, Options};
@@ -678,11 +679,11 @@ pub fn read_snapshot_within(
     key: Option<&SigningKey>,
     limit: u64,
 ) -> Result<ReadSnapshot, String> {
-    let data = read_capped(path, limit, key.is_some())?;
+    let data = read_capped(path, limit)?;
     if data.is_empty() {
         return Err("empty file (0 bytes): being written, or cut short".to_string());
     }
-    let read = snapshot_from_bytes(&data, key, path);
+    let read = snapshot_releasing(&data, key, path, &|n| data.release_before(n));
     if !data.changed() {
         return read;
     }
@@ -714,10 +715,9 @@ fn open_capped(path: &Path, limit: u64) -> Result<(fs::File, fs::Metadata), Stri
 }
 
 /// The file's bytes up to its size at open time: mapped or read (see `mapped`).
-fn read_capped(path: &Path, limit: u64, whole: bool) -> Result<Bytes, String> {
+fn read_capped(path: &Path, limit: u64) -> Result<Bytes, String> {
     let (file, meta) = open_capped(path, limit)?;
-    open_bytes(file, meta.len(), meta.modified().ok(), whole)
-        .map_err(|e| format!("cannot read it: {e}"))
+    open_bytes(file, meta.len(), meta.modified().ok()).map_err(|e| format!("cannot read it: {e}"))
 }
 
 fn read_capped_into_buffer(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
@@ -728,9 +728,10 @@ fn read_capped_into_buffer(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
 fn decode_history(
     payload: &[u8],
     options: &Options,
+    done: &mut dyn FnMut(usize),
 ) -> Result<(pickle::Graph, Vec<HistoryEntry>), String> {
-    let graph =
-        pickle::decode(payload, options).map_err(|e| format!("not a complete pickle ({e})"))?;
+    let graph = pickle::decode_reporting(payload, options, done)
+        .map_err(|e| format!("not a complete pickle ({e})"))?;
     let history =
         read_history(&graph).map_err(|e| format!("not an RD-Agent loop snapshot: {}", e.0))?;
     Ok((graph, history))
@@ -742,7 +743,19 @@ pub fn snapshot_from_bytes(
     key: Option<&SigningKey>,
     path: &Path,
 ) -> Result<ReadSnapshot, String> {
+    snapshot_releasing(data, key, path, &|_| {})
+}
+
+/// `snapshot_from_bytes`, calling `release(n)` whenever no byte of `data` before `n` will be read again by the
+/// decoder nor the HMAC (a mapped file's pages then leave the resident memory behind them).
+fn snapshot_releasing(
+    data: &[u8],
+    key: Option<&SigningKey>,
+    path: &Path,
+    release: &(dyn Fn(usize) + Sync),
+) -> Result<ReadSnapshot, String> {
     let envelope = open_envelope(data)?;
+    let base = envelope.payload.as_ptr() as usize - data.as_ptr() as usize;
     let options = Options {
         keep_bytes_up_to: KEEP_BYTES_UP_TO,
         keep_str_up_to: KEEP_STR_UP_TO,
@@ -752,9 +765,20 @@ pub fn snapshot_from_bytes(
     // file they run side by side, the HMAC on a second thread, so checking costs no more time than the longer
     // of the two.
     let (decoded, signature) = if envelope.mac.is_some() && key.is_some() {
+        // Both read front to back: what lies before the slower of the two is given back.
+        let (decoded_to, hashed_to) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let give_back = || release(base + decoded_to.load(Relaxed).min(hashed_to.load(Relaxed)));
         std::thread::scope(|s| {
-            let hmac = s.spawn(|| Signature::check(envelope.mac, envelope.payload, key));
-            let decoded = decode_history(envelope.payload, &options);
+            let hmac = s.spawn(|| {
+                Signature::check_reporting(envelope.mac, envelope.payload, key, &|n| {
+                    hashed_to.store(n, Relaxed);
+                    give_back();
+                })
+            });
+            let decoded = decode_history(envelope.payload, &options, &mut |n| {
+                decoded_to.store(n, Relaxed);
+                give_back();
+            });
             let signature = hmac
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -762,7 +786,7 @@ pub fn snapshot_from_bytes(
         })
     } else {
         (
-            decode_history(envelope.payload, &options),
+            decode_history(envelope.payload, &options, &mut |n| release(base + n)),
             Signature::check(envelope.mac, envelope.payload, key),
         )
     };

@@ -614,3 +614,30 @@ fn empty_and_unterminated_input() {
     assert_eq!(e.offset, 1);
     assert!(e.message.contains("without a STOP"), "{e}");
 }
+
+#[test]
+fn decoding_reports_its_progress_front_to_back() {
+    // A list of 3,000 strs of 1 KiB: about 3 MiB, so about three reports.
+    let mut data = b"\x80\x04]q\x00(".to_vec();
+    for i in 0..3000u32 {
+        data.extend_from_slice(b"X\x00\x04\x00\x00");
+        data.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, 1024));
+    }
+    data.extend_from_slice(b"e.");
+    let mut seen = Vec::new();
+    let g = crate::pickle::decode_reporting(&data, &crate::pickle::Options::default(), &mut |n| {
+        seen.push(n)
+    })
+    .unwrap();
+    assert_eq!(g.items(&g.root).unwrap().len(), 3000);
+    assert_eq!(g.root, ok(&data).root);
+    assert_eq!(
+        seen.len(),
+        data.len() / crate::pickle::REPORT_EVERY,
+        "{seen:?}"
+    );
+    for pair in seen.windows(2) {
+        assert!(pair[1] >= pair[0] + crate::pickle::REPORT_EVERY, "{seen:?}");
+    }
+    assert!(seen.iter().all(|&n| n <= data.len()));
+}
