@@ -85,7 +85,7 @@ impl RunKind {
 /// The kind of a run: from its history when it has experiments, else from the loop class
 /// (`...factor.FactorRDLoop`, `...model.ModelRDLoop`, `...quant.QuantRDLoop`).
 pub fn run_kind(survey: &Survey) -> RunKind {
-    let counts = survey.counts();
+    let counts = survey.kind_counts();
     let class = survey.session.snapshot.loop_class.as_deref().unwrap_or("");
     let class_kind = if class.contains("Quant") {
         RunKind::Quant
@@ -178,6 +178,7 @@ pub struct Answers {
 
 /// Every model experiment of the history, in order.
 pub fn model_rows(survey: &Survey, details: &[ExperimentDetail]) -> Vec<ModelRow> {
+    let ctx = survey.context();
     survey
         .entries
         .iter()
@@ -191,7 +192,7 @@ pub fn model_rows(survey: &Survey, details: &[ExperimentDetail]) -> Vec<ModelRow
                 .and_then(|d| d.models.first().cloned()),
             metrics: s.entry.metrics.clone(),
             recorded: s.entry.workspace.as_ref().map(|w| w.text.clone()),
-            workspace: s.located.as_ref().map(|l| l.path.clone()),
+            workspace: s.located(&ctx).map(|l| l.path.clone()),
         })
         .collect()
 }
@@ -766,7 +767,7 @@ impl ChainAnswers {
 /// The factor answer for an already chosen history entry.
 pub fn factor_answer_at(survey: &Survey, index: usize) -> FactorAnswer {
     let status = &survey.entries[index];
-    let workspace = status.located.as_ref().map(|l| l.path.clone());
+    let workspace = status.located(&survey.context()).map(|l| l.path.clone());
     let parquet = workspace.as_ref().map(|w| w.join(PARQUET_FILE));
     let factor_count = match &parquet {
         None => Err("the workspace does not exist".to_string()),

@@ -91,7 +91,7 @@ fn summarize_run(
         return Err(format!("no {SESSION_DIR} directory"));
     }
     let survey = crate::resolve::survey(&req).map_err(|e| short_reason(&e))?;
-    let counts = survey.counts();
+    let counts = survey.kind_counts();
     let mut info = RunInfo {
         loops: survey.session.loop_dirs,
         hist_entries: counts.entries,
@@ -110,7 +110,7 @@ fn summarize_run(
             let status = &survey.entries[index];
             info.sota_index = Some(index);
             info.sota_loop = status.entry.loop_id;
-            info.parquet = match &status.located {
+            info.parquet = match status.located(&survey.context()) {
                 None => Err("workspace not found".to_string()),
                 Some(l) => {
                     info.workspace = Some(l.path.clone());

@@ -60,12 +60,13 @@ fn located_json(l: Option<&Located>) -> (Json, Json) {
 fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &Error>) -> Json {
     let session = &survey.session;
     let snap = &session.snapshot;
+    let ctx = survey.context();
     let history: Vec<Json> = survey
         .entries
         .iter()
         .map(|status| {
             let e = &status.entry;
-            let (workspace, mapping) = located_json(status.located.as_ref());
+            let (workspace, mapping) = located_json(status.located(&ctx));
             let metrics = crate::answers::metrics_json(e.metrics.as_ref());
             Json::object()
                 .with("index", e.index)
@@ -91,7 +92,7 @@ fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &
                 )
                 .with("workspace", workspace)
                 .with("mapping", mapping)
-                .with("parquet_exists", status.parquet_exists)
+                .with("parquet_exists", status.parquet_exists(&ctx))
                 .with("metrics", metrics)
         })
         .collect();
@@ -350,6 +351,7 @@ fn render_inspection(
     head.extend(metric_labels.iter().map(|l| metric_header(l)));
     head.push("workspace".to_string());
     rows.push(head);
+    let ctx = survey.context();
     for status in &survey.entries {
         let e = &status.entry;
         let kind = match (e.kind, &e.class) {
@@ -373,7 +375,7 @@ fn render_inspection(
                 None => "-",
             }
             .to_string(),
-            match (&status.located, status.parquet_exists) {
+            match (status.located(&ctx), status.parquet_exists(&ctx)) {
                 (None, _) => "-",
                 (Some(_), true) => "yes",
                 (Some(_), false) => "no",
@@ -389,7 +391,7 @@ fn render_inspection(
                 .map_or("-".to_string(), |(_, v)| format_metric(*v));
             row.push(value);
         }
-        let workspace = match (&e.workspace, &status.located) {
+        let workspace = match (&e.workspace, status.located(&ctx)) {
             (None, _) => "-".to_string(),
             (Some(rec), Some(l)) => format!(
                 "{} ({})",

@@ -8,6 +8,7 @@
 //! Never guesses silently: every fallback mapping is named, and when nothing exists the error lists every path
 //! tried. Never reads the parquet table itself (only its magic bytes), never writes anything.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -394,14 +395,94 @@ pub fn check_workspace(dir: &Path) -> crate::Result<ParquetInfo> {
     })
 }
 
-/// One history entry with where its workspace is now.
-#[derive(Clone, Debug, PartialEq)]
+/// One history entry and where its workspace is now. Where the workspace is, and whether it holds a parquet
+/// file, is looked up on first use (`located`, `parquet_exists`) and then remembered: a pick needs only the
+/// entries it looks at, so resolving a long run stats one workspace, not one per loop.
+#[derive(Clone, Debug)]
 pub struct EntryStatus {
     pub entry: HistoryEntry,
     /// The existing workspace directory, if any mapping found one.
-    pub located: Option<Located>,
+    located: OnceCell<Option<Located>>,
     /// `<located>/combined_factors_df.parquet` is a file (not yet checked for magic).
-    pub parquet_exists: bool,
+    parquet_exists: OnceCell<bool>,
+}
+
+impl EntryStatus {
+    /// An entry whose workspace is not looked up yet.
+    pub fn new(entry: HistoryEntry) -> EntryStatus {
+        EntryStatus {
+            entry,
+            located: OnceCell::new(),
+            parquet_exists: OnceCell::new(),
+        }
+    }
+
+    /// An entry whose whereabouts are already known (tests of the pick policies).
+    #[cfg(test)]
+    pub(crate) fn known(
+        entry: HistoryEntry,
+        located: Option<Located>,
+        parquet_exists: bool,
+    ) -> EntryStatus {
+        EntryStatus {
+            entry,
+            located: OnceCell::from(located),
+            parquet_exists: OnceCell::from(parquet_exists),
+        }
+    }
+
+    /// The existing workspace directory, if any mapping of the recorded path finds one; mapped on first use.
+    pub fn located(&self, ctx: &MappingContext<'_>) -> Option<&Located> {
+        self.located
+            .get_or_init(|| {
+                let recorded = self.entry.workspace.as_ref()?;
+                checks::note();
+                locate_workspace(recorded, ctx).ok()
+            })
+            .as_ref()
+    }
+
+    /// Whether `<located>/combined_factors_df.parquet` is a file (not checked for magic); stats it on first use.
+    pub fn parquet_exists(&self, ctx: &MappingContext<'_>) -> bool {
+        *self.parquet_exists.get_or_init(|| {
+            self.located(ctx).is_some_and(|l| {
+                checks::note();
+                l.path.join(PARQUET_FILE).is_file()
+            })
+        })
+    }
+}
+
+/// Two statuses are equal when their entries are: what is remembered about the workspace follows from the
+/// entry and the survey's mapping context, whether or not it has been looked up yet.
+impl PartialEq for EntryStatus {
+    fn eq(&self, other: &EntryStatus) -> bool {
+        self.entry == other.entry
+    }
+}
+
+/// A count of the workspace lookups (one mapping of a recorded path, one parquet stat), so tests can check that
+/// a pick looks only at the entries it needs. Outside tests `note` compiles to nothing.
+mod checks {
+    #[cfg(test)]
+    thread_local! {
+        static COUNT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    #[cfg(test)]
+    pub fn note() {
+        COUNT.with(|c| c.set(c.get() + 1));
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub fn note() {}
+
+    /// The lookups counted on this thread since the last `take`; resets the count.
+    #[cfg(test)]
+    pub fn take() -> u64 {
+        COUNT.with(|c| c.replace(0))
+    }
 }
 
 /// A run's history with its workspaces mapped: everything needed to apply a pick policy.
@@ -415,7 +496,8 @@ pub struct Survey {
 }
 
 impl Survey {
-    fn context(&self) -> MappingContext<'_> {
+    /// Where this run's recorded paths may live now (for `EntryStatus::located`).
+    pub fn context(&self) -> MappingContext<'_> {
         MappingContext {
             project_root: &self.project_root,
             workspace_env: self.workspace_env.as_deref(),
@@ -423,18 +505,38 @@ impl Survey {
         }
     }
 
-    /// Counts of what the history holds.
+    /// Counts of what the history holds, with how many factor experiments have a parquet file: this maps
+    /// every factor experiment's workspace, so it is for messages that print it (`kind_counts` is free).
     pub fn counts(&self) -> HistoryCounts {
-        let mut c = HistoryCounts {
+        let k = self.kind_counts();
+        let ctx = self.context();
+        let factor_with_parquet = self
+            .entries
+            .iter()
+            .filter(|s| s.entry.kind == ExperimentKind::Factor && s.parquet_exists(&ctx))
+            .count();
+        HistoryCounts {
+            entries: k.entries,
+            factor: k.factor,
+            accepted_factor: k.accepted_factor,
+            factor_with_parquet,
+            model: k.model,
+            other: k.other,
+        }
+    }
+
+    /// Counts of the history's entries by kind and decision, from the history alone (no workspace is looked
+    /// at).
+    pub fn kind_counts(&self) -> KindCounts {
+        let mut c = KindCounts {
             entries: self.entries.len(),
-            ..HistoryCounts::default()
+            ..KindCounts::default()
         };
         for status in &self.entries {
             match status.entry.kind {
                 ExperimentKind::Factor => {
                     c.factor += 1;
                     c.accepted_factor += usize::from(status.entry.decision == Some(true));
-                    c.factor_with_parquet += usize::from(status.parquet_exists);
                 }
                 ExperimentKind::Model => c.model += 1,
                 ExperimentKind::Other => c.other += 1,
@@ -444,7 +546,17 @@ impl Survey {
     }
 }
 
-/// What a history holds, for messages and `list`.
+/// What a history holds by kind and decision (`HistoryCounts` without the parquet count).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindCounts {
+    pub entries: usize,
+    pub factor: usize,
+    pub accepted_factor: usize,
+    pub model: usize,
+    pub other: usize,
+}
+
+/// What a history holds, for messages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HistoryCounts {
     pub entries: usize,
@@ -557,7 +669,7 @@ impl Inspection {
     }
 }
 
-/// Read the run's history and map every recorded workspace.
+/// Read the run's history; each entry's workspace is mapped when something first asks where it is.
 pub fn survey(req: &ResolveRequest) -> crate::Result<Survey> {
     let mut path = absolute(&req.cwd, &req.path);
     // A run rd-chain continued goes on in `<log dir>.resume-K`, whose snapshots hold the whole history.
@@ -586,26 +698,12 @@ pub fn survey(req: &ResolveRequest) -> crate::Result<Survey> {
         workspace_env,
         entries: Vec::new(),
     };
-    let entries = survey
+    survey.entries = survey
         .session
         .history
         .iter()
-        .map(|entry| {
-            let located = entry
-                .workspace
-                .as_ref()
-                .and_then(|recorded| locate_workspace(recorded, &survey.context()).ok());
-            let parquet_exists = located
-                .as_ref()
-                .is_some_and(|l| l.path.join(PARQUET_FILE).is_file());
-            EntryStatus {
-                entry: entry.clone(),
-                located,
-                parquet_exists,
-            }
-        })
+        .map(|entry| EntryStatus::new(entry.clone()))
         .collect();
-    survey.entries = entries;
     Ok(survey)
 }
 
@@ -619,12 +717,14 @@ fn entry_label(entry: &HistoryEntry) -> String {
 /// Which history entry a policy picks; the error says what the log holds and what to try.
 pub fn pick_index(survey: &Survey, pick: Pick) -> crate::Result<usize> {
     let entries = &survey.entries;
+    let ctx = survey.context();
     let is_factor = |s: &&EntryStatus| s.entry.kind == ExperimentKind::Factor;
     let found = match pick {
         Pick::Sota => entries.iter().rposition(|s| s.entry.is_accepted_factor()),
+        // From the end: only the entries after the one found are looked up.
         Pick::Latest => entries
             .iter()
-            .rposition(|s| is_factor(&s) && s.parquet_exists),
+            .rposition(|s| is_factor(&s) && s.parquet_exists(&ctx)),
         Pick::Loop(n) => entries
             .iter()
             .rposition(|s| is_factor(&s) && s.entry.loop_id == Some(n)),
@@ -663,7 +763,7 @@ pub fn pick_index(survey: &Survey, pick: Pick) -> crate::Result<usize> {
                     .iter()
                     .filter(is_factor)
                     .map(|status| {
-                        let whereabouts = match (&status.located, &status.entry.workspace) {
+                        let whereabouts = match (status.located(&ctx), &status.entry.workspace) {
                             (Some(l), _) => format!("{} does not exist", l.path.join(PARQUET_FILE).display()),
                             (None, Some(rec)) => format!("the workspace {} does not exist", rec.text),
                             (None, None) => "no workspace recorded".to_string(),
@@ -714,6 +814,7 @@ pub fn finish_pick(survey: &Survey, index: usize) -> crate::Result<Picked> {
             survey.session.snapshot.path.display()
         ))
     })?;
+    checks::note();
     let candidates = mapping_candidates(recorded, &survey.context());
     let Some(position) = candidates.iter().position(|(_, p)| p.is_dir()) else {
         let tried: Vec<String> = candidates
@@ -728,6 +829,7 @@ pub fn finish_pick(survey: &Survey, index: usize) -> crate::Result<Picked> {
         )));
     };
     let (mapping, workspace) = candidates[position].clone();
+    checks::note();
     let parquet = check_parquet(&workspace).map_err(|(path, problem)| {
         Error::resolution(format!(
             "{} {problem} (workspace of {label}, found as {mapping}); that experiment did not leave a usable \
@@ -747,13 +849,17 @@ pub fn finish_pick(survey: &Survey, index: usize) -> crate::Result<Picked> {
 
 /// Read the history and apply the pick policy; fails only when no snapshot can be read.
 pub fn inspect(req: &ResolveRequest) -> crate::Result<Inspection> {
-    let survey = survey(req)?;
-    let outcome = pick_index(&survey, req.pick).and_then(|index| finish_pick(&survey, index));
-    Ok(Inspection {
+    Ok(apply_pick(survey(req)?, req.pick))
+}
+
+/// Apply a pick policy to a survey: choose the entry, map its workspace and check its parquet file.
+pub fn apply_pick(survey: Survey, pick: Pick) -> Inspection {
+    let outcome = pick_index(&survey, pick).and_then(|index| finish_pick(&survey, index));
+    Inspection {
         survey,
-        pick: req.pick,
+        pick,
         outcome,
-    })
+    }
 }
 
 /// The whole pipeline: the SOTA (or otherwise picked) factor workspace of a run, checked.
@@ -1096,13 +1202,12 @@ mod tests {
         };
         survey.entries = entries
             .into_iter()
-            .map(|(entry, parquet)| EntryStatus {
-                located: entry.workspace.as_ref().map(|w| Located {
+            .map(|(entry, parquet)| {
+                let located = entry.workspace.as_ref().map(|w| Located {
                     path: PathBuf::from(&w.text),
                     mapping: Mapping::Recorded,
-                }),
-                entry,
-                parquet_exists: parquet,
+                });
+                EntryStatus::known(entry, located, parquet)
             })
             .collect();
         survey
@@ -1254,6 +1359,71 @@ mod tests {
                 && e.contains("bad magic at start"),
             "{e}"
         );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_pick_looks_up_only_the_workspaces_it_needs() {
+        use ExperimentKind::*;
+        let root = temp_dir("lazy");
+        // Factor experiments with an existing workspace each (every fifth entry a model one); only one
+        // workspace near the end (`tail` entries from it) holds a parquet file, and the SOTA's near the start.
+        let lazy_survey = |n: usize, tail: usize| {
+            let with_parquet = n - tail;
+            let entries = (0..n)
+                .map(|i| {
+                    let ws = root.join(format!("ws-{n}")).join(i.to_string());
+                    fs::create_dir_all(&ws).unwrap();
+                    if i == 3 || i == with_parquet {
+                        fs::write(ws.join(PARQUET_FILE), b"PAR1\x00\x00\x00\x00PAR1").unwrap();
+                    }
+                    let kind = if i % 5 == 4 { Model } else { Factor };
+                    let ws = ws.to_str().unwrap().to_string();
+                    (
+                        entry(i, Some(i as u64), kind, Some(i == 3), Some(&ws)),
+                        false,
+                    )
+                })
+                .collect();
+            let mut s = survey_of(&root, entries);
+            s.entries = s
+                .entries
+                .into_iter()
+                .map(|status| EntryStatus::new(status.entry))
+                .collect();
+            (s, with_parquet)
+        };
+        for n in [50, 500] {
+            let (s, with_parquet) = lazy_survey(n, 12);
+            checks::take();
+            let sota = apply_pick(s, Pick::Sota);
+            assert_eq!(sota.outcome.as_ref().map(|p| p.index).ok(), Some(3));
+            assert_eq!(
+                checks::take(),
+                2,
+                "sota maps the picked workspace and checks its parquet, of {n} entries"
+            );
+
+            let latest = apply_pick(sota.survey, Pick::Latest);
+            assert_eq!(
+                latest.outcome.as_ref().map(|p| p.index).ok(),
+                Some(with_parquet)
+            );
+            let factors_from_the_end = (with_parquet..n).filter(|i| i % 5 != 4).count();
+            assert_eq!(
+                checks::take(),
+                2 * factors_from_the_end as u64 + 2,
+                "latest looks up each factor workspace from the end back to the parquet, then the picked one"
+            );
+
+            // What prints the counts looks up the rest, once.
+            let counts = latest.survey.counts();
+            assert_eq!((counts.factor, counts.factor_with_parquet), (n - n / 5, 2));
+            let factors_before = (0..with_parquet).filter(|i| i % 5 != 4).count();
+            assert_eq!(checks::take(), 2 * factors_before as u64);
+            latest.survey.counts();
+            assert_eq!(checks::take(), 0, "looked up once, then remembered");
+        }
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -235,7 +235,7 @@ pub enum Part {
 /// Paths inside `base` are shown relative to it.
 pub fn log_view(run: &Run, part: Part, base: Option<&Path>) -> LogView {
     let kind = run.answers.kind;
-    let counts = run.inspection.survey.counts();
+    let counts = run.inspection.survey.kind_counts();
     let wants_factor = match part {
         Part::Factor => true,
         Part::Model => false,
