@@ -420,3 +420,26 @@ fn memo_ids_just_below_the_dense_limit_cost_linear_work() {
         "memo work grew from {w1} ({n1} bytes) to {w2} ({n2} bytes): more than linear"
     );
 }
+
+#[test]
+fn room_reserved_from_the_input_length_is_capped() {
+    // A length no snapshot has (1 TiB): each arena still reserves at most the cap in address space.
+    let mut graph = Graph::default();
+    let mut memo = Memo::default();
+    super::super::reserve_by_input(1 << 40, &mut graph, &mut memo);
+    let cap = super::super::RESERVE_CAP_BYTES;
+    assert!(graph.values.capacity() * std::mem::size_of::<Value>() <= cap);
+    assert!(graph.pairs.capacity() * std::mem::size_of::<(Value, Value)>() <= cap);
+    assert!(graph.slots.capacity() * std::mem::size_of::<crate::pickle::value::Slot>() <= cap);
+    assert!(
+        graph.objects.capacity() * std::mem::size_of::<crate::pickle::value::ObjectRec>() <= cap
+    );
+    assert!(memo.dense.capacity() * std::mem::size_of::<Option<Value>>() <= cap);
+    assert!(graph.values.capacity() > 0, "the cap still reserves");
+    // A small input reserves in proportion: 3 MB, about what 100 loops hold.
+    let mut graph = Graph::default();
+    let mut memo = Memo::default();
+    super::super::reserve_by_input(3_000_000, &mut graph, &mut memo);
+    assert!((20_000..30_000).contains(&graph.values.capacity()));
+    assert!((15_000..25_000).contains(&memo.dense.capacity()));
+}
