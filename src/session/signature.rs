@@ -93,11 +93,24 @@ impl Signature {
         key: Option<&SigningKey>,
         done: &dyn Fn(usize),
     ) -> Signature {
-        match (mac, key) {
-            (None, _) => Signature::Unsigned,
-            (Some(_), None) => Signature::Unchecked,
-            (Some(mac), Some(key)) => {
-                let want = key.mac_reporting(payload, done);
+        let want = match (mac, key) {
+            (Some(_), Some(key)) => Some(key.mac_reporting(payload, done)),
+            _ => None,
+        };
+        Signature::judge(mac, want, key)
+    }
+
+    /// What a file's envelope `mac` says once the payload's HMAC under `key` is known (`want`, computed only
+    /// for a signed file and a key: `None` otherwise).
+    pub fn judge(
+        mac: Option<&[u8]>,
+        want: Option<[u8; 32]>,
+        key: Option<&SigningKey>,
+    ) -> Signature {
+        match (mac, key, want) {
+            (None, _, _) => Signature::Unsigned,
+            (Some(_), None, _) | (Some(_), Some(_), None) => Signature::Unchecked,
+            (Some(mac), Some(key), Some(want)) => {
                 // Compare every byte: the time taken says nothing about where they differ.
                 let same = mac.len() == want.len()
                     && mac
