@@ -231,15 +231,6 @@ pub(crate) fn extend_seq<T: Arena>(
     items: impl ExactSizeIterator<Item = T>,
 ) -> Result<(), ArenaFull> {
     let n = items.len();
-    extend(arena, seq, items, n)
-}
-
-fn extend<T: Arena>(
-    arena: &mut Vec<T>,
-    seq: &mut Seq,
-    items: impl ExactSizeIterator<Item = T>,
-    n: usize,
-) -> Result<(), ArenaFull> {
     let (start, len, cap) = (seq.start as usize, seq.len as usize, seq.cap as usize);
     let new_len = to_u32(len + n)?;
     if seq.cap == 0 {
