@@ -392,9 +392,15 @@ fn run_phases(
             }
         }
     }
-    if plan.hook.as_ref().is_some_and(|h| h.enabled) {
+    // A model phase that finished in an earlier rd-chain of this run runs nothing: its hook dir stays as it is.
+    let hook_on = plan.hook.as_ref().is_some_and(|h| h.enabled)
+        && start_of(PhaseKind::Model) != PhaseStart::Done;
+    let live_report = plan.hook_dir.join(contract::REPORT_FILE);
+    // Where this rd-chain's hook lines start in the report (after an earlier attempt's that could not be moved).
+    let mut report_offset = 0;
+    if hook_on {
         if continued {
-            hook::reinstall(&plan.hook_dir)?;
+            report_offset = keep_earlier_hook_dir(plan, record, saver)?;
         } else {
             hook::install(&plan.hook_dir)?;
         }
@@ -410,15 +416,100 @@ fn run_phases(
         lock,
         saver,
     );
-    if plan.hook.as_ref().is_some_and(|h| h.enabled) {
-        let report = HookReport::read(&plan.hook_dir.join(hook::contract::REPORT_FILE));
+    if hook_on {
+        let report = HookReport::read_from(&live_report, report_offset);
         if result.is_ok() && report.used == 0 {
             log::warn!("{}", factors_never_used(&report));
         }
         record.hook_report = Some(report);
+        if std::fs::symlink_metadata(&live_report).is_err() {
+            // The hook wrote nothing: no attempt of this rd-chain points at a report.
+            point_hook_reports(record, &live_report, None);
+        }
         saver.save(record);
     }
     result.map(|_| ())
+}
+
+/// A continued run, before its model phase: reinstall the hook, keeping what the earlier rd-chain's hook wrote
+/// under `<run>.hook.attempt-N` (N: the model phase's attempts so far) and pointing those attempts at it.
+/// Returns where this rd-chain's lines will start in the report (0 unless the earlier one stays in place).
+fn keep_earlier_hook_dir(plan: &Plan, record: &mut RunRecord, saver: &mut Saver) -> Result<u64> {
+    let attempts_before = record
+        .phases
+        .iter()
+        .find(|p| p.kind == PhaseKind::Model)
+        .map_or(0, |p| p.attempts.len());
+    let kept = hook::kept_dir(&plan.hook_dir, attempts_before);
+    let live_report = plan.hook_dir.join(contract::REPORT_FILE);
+    match hook::reinstall(&plan.hook_dir, &kept)? {
+        hook::Earlier::Nothing => Ok(0),
+        hook::Earlier::Kept { dir, report } => {
+            eprintln!(
+                "{}",
+                render::escape_message(&format!(
+                    "rd-chain: the earlier attempt's hook dir is kept as {}{}",
+                    dir.display(),
+                    if report.is_some() {
+                        " (its report.tsv inside)"
+                    } else {
+                        " (no report in it)"
+                    }
+                ))
+            );
+            point_hook_reports(record, &live_report, report);
+            saver.save(record);
+            Ok(0)
+        }
+        hook::Earlier::Reused { why, offset } => {
+            log::warn!("{why}");
+            Ok(offset)
+        }
+    }
+}
+
+/// The kept hook reports of earlier rd-chains of this run, oldest first, each with the model phase's attempts
+/// that wrote it ("attempt 1", "attempts 2-3").
+fn earlier_hook_reports(record: &RunRecord, live: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(usize, usize, PathBuf)> = Vec::new();
+    let attempts = record
+        .phases
+        .iter()
+        .filter(|p| p.kind == PhaseKind::Model)
+        .flat_map(|p| p.attempts.iter().enumerate());
+    for (i, a) in attempts {
+        let Some(file) = a.hook_report_file.as_ref().filter(|f| f.as_path() != live) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some((_, last, f)) if f == file => *last = i + 1,
+            _ => out.push((i + 1, i + 1, file.clone())),
+        }
+    }
+    out.into_iter()
+        .map(|(first, last, file)| {
+            let which = if first == last {
+                format!("attempt {first}")
+            } else {
+                format!("attempts {first}-{last}")
+            };
+            (which, file)
+        })
+        .collect()
+}
+
+/// The model phase's attempts whose hook report is `from` now point at `to`.
+fn point_hook_reports(record: &mut RunRecord, from: &Path, to: Option<PathBuf>) {
+    let attempts = record
+        .phases
+        .iter_mut()
+        .filter(|p| p.kind == PhaseKind::Model)
+        .flat_map(|p| p.attempts.iter_mut());
+    for a in attempts {
+        if a.hook_report_file.as_deref() == Some(from) {
+            a.hook_report_file = to.clone();
+        }
+    }
 }
 
 /// `--accept-partial`: the factor phase failed for good; go on with its SOTA if its log holds one.
@@ -764,6 +855,9 @@ fn run_attempt(
         stopped_by: None,
         stalled: false,
         snapshots_gained: None,
+        hook_report_file: (phase.kind == PhaseKind::Model
+            && plan.hook.as_ref().is_some_and(|h| h.enabled))
+        .then(|| plan.hook_dir.join(contract::REPORT_FILE)),
     };
     match record.phases.iter_mut().find(|p| p.kind == phase.kind) {
         Some(p) => p.attempts.push(attempt),
@@ -1131,6 +1225,19 @@ pub fn summary(plan: &Plan, record: &RunRecord, report: &str) -> String {
                 render::escape_value(problem)
             ));
         }
+    }
+    for (attempts, file) in earlier_hook_reports(record, &plan.hook_dir.join(contract::REPORT_FILE))
+    {
+        let report = HookReport::read(&file);
+        let what = match (report.armed, report.used) {
+            (0, _) => "the hook was never armed".to_string(),
+            (_, 0) => "the hook was armed, the factors never reached the model runner".to_string(),
+            (_, n) => format!("the factors reached the model runner {n} time(s)"),
+        };
+        out.push_str(&format!(
+            "  hook   earlier {attempts}: {what}; its report is kept in {}\n",
+            file.display()
+        ));
     }
     if let Some(outcome) = &record.outcome {
         let code = outcome.ending.exit_code();

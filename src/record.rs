@@ -21,8 +21,9 @@ use crate::{exit, Error, Result};
 
 /// The record format's version, written as `schema`. 1: the records written before the field existed (the same
 /// fields otherwise); 2: `schema` and every phase's `loops`; 3: `run_id`, `cwd`, `invocation`, `partial_factor`
-/// and every phase's `attempts`. A record with a higher number than this is refused.
-pub const SCHEMA: i64 = 3;
+/// and every phase's `attempts`; 4: every attempt's `hook_report_file`. A record with a higher number than this
+/// is refused.
+pub const SCHEMA: i64 = 4;
 
 /// How a phase ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -218,6 +219,10 @@ pub struct Attempt {
     pub stalled: bool,
     /// Snapshot files written past the one resumed from (all of them for a fresh start).
     pub snapshots_gained: Option<u64>,
+    /// The report file the hook appended to during this attempt (model phase, hook on): in the hook dir while
+    /// its rd-chain runs, in the kept `<run>.hook.attempt-N` once a continuation moved it; `None` when the
+    /// hook wrote no report.
+    pub hook_report_file: Option<PathBuf>,
 }
 
 /// What happened to one phase, for the summary and the run record.
@@ -494,6 +499,7 @@ fn attempt_json(a: &Attempt) -> Json {
         .with("stopped_by", a.stopped_by.map(|s| s.name()))
         .with("stalled", a.stalled)
         .with("snapshots_gained", a.snapshots_gained)
+        .with("hook_report_file", a.hook_report_file.as_ref())
 }
 
 fn phase_record_json(p: &PhaseRecord) -> Json {
@@ -899,6 +905,7 @@ fn typed_phase(p: &Json) -> std::result::Result<PhaseRecord, String> {
                         .get("snapshots_gained")
                         .and_then(Json::as_i64)
                         .map(|n| n as u64),
+                    hook_report_file: path(a.get("hook_report_file")),
                 });
             }
         }
@@ -916,6 +923,7 @@ fn typed_phase(p: &Json) -> std::result::Result<PhaseRecord, String> {
             stopped_by: record.stopped_by,
             stalled: false,
             snapshots_gained: None,
+            hook_report_file: None,
         }),
     }
     Ok(record)
@@ -988,6 +996,7 @@ mod tests {
                         stopped_by: None,
                         stalled: true,
                         snapshots_gained: Some(3),
+                        hook_report_file: None,
                     },
                     Attempt {
                         reason: AttemptReason::Retry,
@@ -1002,6 +1011,7 @@ mod tests {
                         stopped_by: None,
                         stalled: false,
                         snapshots_gained: Some(5),
+                        hook_report_file: Some("/log/rd-chain/x.hook.attempt-1/report.tsv".into()),
                     },
                 ],
             }],

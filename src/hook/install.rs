@@ -55,24 +55,139 @@ pub fn install(dir: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The hook dir just made must be a directory (not a symlink) owned by the effective user.
 /// A continued run's hook dir, left by the earlier rd-chain of the same run id (same path, so the model phase
-/// gets the same environment): removed, only when it is a real directory owned by this user in a parent no
-/// other user can change, then written fresh as `install` does. A dir that does not exist is simply installed.
-pub fn reinstall(dir: &Path) -> Result<PathBuf> {
-    let dir = std::path::absolute(dir)
-        .map_err(|e| Error::io("cannot make the hook directory absolute:", dir, e))?;
-    if std::fs::symlink_metadata(&dir).is_ok() {
-        if let Some(parent) = dir.parent() {
-            check_parent(parent)?;
-        }
-        check_owned(&dir)?;
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| Error::io("cannot remove the earlier hook directory", &dir, e))?;
-    }
-    install(&dir)
+/// gets the same environment), is written fresh as `install` does, and what the earlier hook wrote is kept.
+///
+/// The earlier dir is used only when it is a real directory owned by this user in a parent no other user can
+/// change. If it holds anything besides rd-chain's own `sitecustomize.py` and Python's `__pycache__` (the
+/// hook's report, above all), the whole dir is renamed to `kept` (one rename in the same parent: all or
+/// nothing) and a fresh dir is made; else it is removed. A dir that does not exist is simply installed.
+///
+/// A dir that cannot be renamed (`kept` exists, or the rename fails) is not touched beyond the hook file: it is
+/// used again as it is, the hook appending to the same report, and `Earlier::Reused` says so; nothing is
+/// deleted.
+pub fn reinstall(dir: &Path, kept: &Path) -> Result<Earlier> {
+    reinstall_with(dir, kept, &mut |from, to| std::fs::rename(from, to))
 }
 
+/// What `reinstall` did with the earlier hook dir.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Earlier {
+    /// There was none, or it held nothing the hook wrote (it was removed).
+    Nothing,
+    /// Renamed to `dir`; `report` is the hook's report in it (`None`: the hook wrote no report).
+    Kept {
+        dir: PathBuf,
+        report: Option<PathBuf>,
+    },
+    /// It could not be renamed (`why`, naming the report): it is the hook dir again, and the earlier report
+    /// holds `offset` bytes before this rd-chain's hook appends to it.
+    Reused { why: String, offset: u64 },
+}
+
+/// `reinstall` with the rename given (tests inject failures).
+pub fn reinstall_with(
+    dir: &Path,
+    kept: &Path,
+    rename: &mut dyn FnMut(&Path, &Path) -> std::io::Result<()>,
+) -> Result<Earlier> {
+    let dir = std::path::absolute(dir)
+        .map_err(|e| Error::io("cannot make the hook directory absolute:", dir, e))?;
+    let kept = &std::path::absolute(kept)
+        .map_err(|e| Error::io("cannot make the kept hook directory absolute:", kept, e))?;
+    if std::fs::symlink_metadata(&dir).is_err() {
+        install(&dir)?;
+        return Ok(Earlier::Nothing);
+    }
+    if let Some(parent) = dir.parent() {
+        check_parent(parent)?;
+    }
+    check_owned(&dir)?;
+    let report = dir.join(super::contract::REPORT_FILE);
+    if !holds_hook_output(&dir)? {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::io("cannot remove the earlier hook directory", &dir, e))?;
+        install(&dir)?;
+        return Ok(Earlier::Nothing);
+    }
+    let had_report = std::fs::symlink_metadata(&report).is_ok_and(|m| m.is_file());
+    let moved = if std::fs::symlink_metadata(kept).is_ok() {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} already exists", kept.display()),
+        ))
+    } else {
+        rename(&dir, kept)
+    };
+    match moved {
+        Ok(()) => {
+            install(&dir)?;
+            Ok(Earlier::Kept {
+                dir: kept.to_path_buf(),
+                report: had_report.then(|| kept.join(super::contract::REPORT_FILE)),
+            })
+        }
+        Err(e) => {
+            let what = if had_report { &report } else { &dir };
+            let why = format!(
+                "cannot keep the earlier attempt's hook report {} by moving {} to {} ({e}); it stays where it \
+                 is and nothing was deleted: this attempt's hook adds its lines to the same file",
+                what.display(),
+                dir.display(),
+                kept.display()
+            );
+            refresh_hook_file(&dir)?;
+            let offset = std::fs::metadata(&report).map_or(0, |m| m.len());
+            Ok(Earlier::Reused { why, offset })
+        }
+    }
+}
+
+/// The name a continued run keeps its earlier hook dir under: `<run>.hook.attempt-N`, N the number of the model
+/// phase's last attempt that used it.
+pub fn kept_dir(hook_dir: &Path, attempt: usize) -> PathBuf {
+    let mut name = hook_dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".attempt-{attempt}"));
+    hook_dir.with_file_name(name)
+}
+
+/// Does the hook dir hold anything besides rd-chain's hook file and Python's byte-code cache of it?
+fn holds_hook_output(dir: &Path) -> Result<bool> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io("cannot list the hook directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list the hook directory", dir, e))?;
+        let name = entry.file_name();
+        if name != FILE_NAME && name != "__pycache__" {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// An earlier hook dir used again: its hook file becomes this rd-chain's (a new file renamed over it, created
+/// fresh and never through a symlink), unless it already is.
+fn refresh_hook_file(dir: &Path) -> Result<()> {
+    let file = dir.join(FILE_NAME);
+    let current = std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file())
+        && std::fs::read(&file).is_ok_and(|bytes| bytes == SITECUSTOMIZE.as_bytes());
+    if current {
+        return Ok(());
+    }
+    let tmp = dir.join(format!("{FILE_NAME}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = crate::record::create_fresh(&tmp).and_then(|mut out| {
+        std::io::Write::write_all(&mut out, SITECUSTOMIZE.as_bytes())?;
+        std::fs::rename(&tmp, &file)
+    });
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("cannot write the hook", &file, e)
+    })
+}
+
+/// The hook dir just made (or an earlier one to be used again) must be a directory (not a symlink) owned by the
+/// effective user.
 fn check_owned(dir: &Path) -> Result<()> {
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|e| Error::io("cannot read the hook directory", dir, e))?;

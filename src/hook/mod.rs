@@ -2,7 +2,8 @@
 //! PYTHONPATH is composed, whether `--hook auto` turns it on, and what the hook reports back.
 //!
 //! - `contract`: every name and format shared with the Python hook (scripts/rdagent_hook/sitecustomize.py);
-//! - `install`: writes the embedded hook into rd-chain's own run directory and composes PYTHONPATH;
+//! - `install`: writes the embedded hook into rd-chain's own run directory (a continued run keeps the earlier
+//!   hook dir under an attempt-numbered name) and composes PYTHONPATH;
 //! - `decide`: `--hook auto|on|off` -> a `HookDecision`, reading the model runner's source as text;
 //! - `probe`: asks rdagent's interpreter where the rdagent package is, without importing it;
 //! - `report`: reads the report the hook appends to during the model phase;
@@ -25,7 +26,8 @@ use std::str::FromStr;
 
 pub use decide::{decide, decide_in_env, CONSUMER_TEXT};
 pub use install::{
-    check_dir, check_parent, install, pythonpath, reinstall, FILE_NAME, SITECUSTOMIZE,
+    check_dir, check_parent, install, kept_dir, pythonpath, reinstall, Earlier, FILE_NAME,
+    SITECUSTOMIZE,
 };
 pub use probe::PROBE_TIMEOUT;
 pub use report::HookReport;

@@ -26,8 +26,20 @@ impl HookReport {
     /// `base_features\t<pid>\tdropped\t<n>`, `template\t<pid>\t<reason>`). A missing file means nothing was
     /// reported; lines of other shapes are ignored.
     pub fn read(path: &Path) -> HookReport {
+        HookReport::read_from(path, 0)
+    }
+
+    /// `read`, counting only the lines after the first `offset` bytes (an earlier attempt's report that this
+    /// attempt's hook appends to).
+    pub fn read_from(path: &Path, offset: u64) -> HookReport {
         let mut report = HookReport::default();
-        let Ok(text) = std::fs::read_to_string(path) else {
+        let Ok(bytes) = std::fs::read(path) else {
+            return report;
+        };
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let Ok(text) = std::str::from_utf8(&bytes[start..]) else {
             return report;
         };
         for line in text.lines() {

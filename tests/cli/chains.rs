@@ -643,3 +643,122 @@ fn an_unsigned_snapshot_resumes_only_with_allow_legacy_pickle() {
     assert_eq!(env_of(&all[2], "ALLOW_UNSAFE_LEGACY_PICKLE"), None);
     assert_eq!(hashes(&original), before);
 }
+
+/// The lines of a hook report (`armed`/`used` events with their pids).
+fn report_lines(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The model phase's attempts' `hook_report_file`s, in order.
+fn hook_report_files(rec: &J) -> Vec<Option<PathBuf>> {
+    phase(rec, "model")
+        .get("attempts")
+        .arr()
+        .iter()
+        .map(|a| {
+            let f = a.get("hook_report_file");
+            (!f.is_null()).then(|| PathBuf::from(f.str()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_attempts_hook_report_is_kept_when_the_run_continues() {
+    let tmp = TempDir::new("chains-hook-reports");
+    let rd_chain_dir = tmp.join("log/rd-chain");
+    let live = rd_chain_dir.join("h.hook/report.tsv");
+    let args = ["--run-id", "h", "--model-loops", "3", "--hook", "on"];
+    // Attempt 1 crashes right after the hook handed the factors to the first model experiment.
+    let (out, err) = expect_code(
+        chain(tmp.path())
+            .args(args)
+            .env("FAKE_RDAGENT_CRASH_AFTER_DEVELOP", "1"),
+        1,
+    );
+    if out.contains("is not installed; checked only that the rd-chain hook is armed")
+        && std::env::var_os("RD_CHAIN_TEST_REQUIRE_PANDAS").is_none()
+    {
+        return;
+    }
+    let rec = record_of(tmp.path(), "h");
+    assert_eq!(rec.get("schema").int(), 4);
+    assert_eq!(hook_report_files(&rec), [Some(live.clone())], "{err}");
+    let first = report_lines(&live);
+    let events: Vec<&str> = first
+        .iter()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(events, ["armed", "used"], "{first:?}");
+
+    // Attempt 2 (the same run id again) crashes the same way; attempt 3 finishes.
+    let (_, err) = expect_code(
+        chain(tmp.path())
+            .args(args)
+            .env("FAKE_RDAGENT_CRASH_AFTER_DEVELOP", "1"),
+        1,
+    );
+    let kept_1 = rd_chain_dir.join("h.hook.attempt-1/report.tsv");
+    assert!(
+        err.contains(&format!(
+            "the earlier attempt's hook dir is kept as {}",
+            kept_1.parent().unwrap().display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        report_lines(&kept_1),
+        first,
+        "attempt 1's report, as it was"
+    );
+    let second = report_lines(&live);
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert_ne!(second, first, "attempt 2's own lines (other pids)");
+    let (_, err) = expect_code(chain(tmp.path()).args(args), 0);
+    let kept_2 = rd_chain_dir.join("h.hook.attempt-2/report.tsv");
+    assert_eq!(report_lines(&kept_1), first);
+    assert_eq!(report_lines(&kept_2), second);
+    let third = report_lines(&live);
+    assert_eq!(third.len(), 2, "{third:?}");
+    assert!(third != first && third != second, "{third:?}");
+
+    // The record points every attempt at its own report; `hook_report` counts the last rd-chain's.
+    let rec = record_of(tmp.path(), "h");
+    assert_eq!(rec.get("state").str(), "done");
+    assert_eq!(
+        hook_report_files(&rec),
+        [
+            Some(kept_1.clone()),
+            Some(kept_2.clone()),
+            Some(live.clone())
+        ]
+    );
+    assert_eq!(rec.get("hook_report").get("used").int(), 1);
+    assert_eq!(rec.get("hook_report").get("armed").int(), 1);
+    for kept in [&kept_1, &kept_2] {
+        assert!(
+            err.contains(&format!(
+                "the factors reached the model runner 1 time(s); its report is kept in {}",
+                kept.display()
+            )),
+            "{err}"
+        );
+    }
+    assert!(
+        err.contains("earlier attempt 1:") && err.contains("earlier attempt 2:"),
+        "{err}"
+    );
+    // The kept dirs stay rd-chain's own: private, next to the record, nowhere in the run's logs.
+    #[cfg(unix)]
+    for kept in [&kept_1, &kept_2] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(kept.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
+}
