@@ -417,6 +417,198 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     }
 
+    /// An earlier attempt's hook dir at `<scratch>/log/rd-chain/run.hook`, with a report of `report` (if any).
+    fn earlier_dir(scratch: &Scratch, report: Option<&[u8]>) -> PathBuf {
+        let dir = install(&scratch.0.join("log/rd-chain/run.hook")).unwrap();
+        write(
+            &dir.join("__pycache__/sitecustomize.cpython-312.pyc"),
+            b"cache",
+        );
+        if let Some(bytes) = report {
+            write(&dir.join(super::super::contract::REPORT_FILE), bytes);
+        }
+        dir
+    }
+
+    fn report_of(dir: &Path) -> PathBuf {
+        dir.join(super::super::contract::REPORT_FILE)
+    }
+
+    #[test]
+    fn reinstall_keeps_the_earlier_report_and_anything_else_the_hook_wrote() {
+        let scratch = Scratch::new("keep");
+        let dir = earlier_dir(
+            &scratch,
+            Some(b"armed\t7\t/f.parquet\nused\t7\t20\t4\t/f.parquet\n"),
+        );
+        write(&dir.join("notes.txt"), b"written by the hook's process");
+        let kept = kept_dir(&dir, 1);
+        assert_eq!(kept, scratch.0.join("log/rd-chain/run.hook.attempt-1"));
+        let outcome = reinstall(&dir, &kept).unwrap();
+        assert_eq!(
+            outcome,
+            Earlier::Kept {
+                dir: kept.clone(),
+                report: Some(report_of(&kept))
+            }
+        );
+        assert_eq!(
+            std::fs::read(report_of(&kept)).unwrap(),
+            b"armed\t7\t/f.parquet\nused\t7\t20\t4\t/f.parquet\n"
+        );
+        assert_eq!(
+            std::fs::read(kept.join("notes.txt")).unwrap(),
+            b"written by the hook's process"
+        );
+        // The hook dir itself is fresh: the hook file only, no report.
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [FILE_NAME]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for d in [&dir, &kept] {
+                let mode = std::fs::metadata(d).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o700, "{}: {mode:o}", d.display());
+            }
+        }
+
+        // The next continuation keeps attempt 2's report beside attempt 1's.
+        write(&report_of(&dir), b"armed\t8\t/f.parquet\n");
+        let kept_2 = kept_dir(&dir, 2);
+        assert_eq!(
+            reinstall(&dir, &kept_2).unwrap(),
+            Earlier::Kept {
+                dir: kept_2.clone(),
+                report: Some(report_of(&kept_2))
+            }
+        );
+        assert_eq!(
+            std::fs::read(report_of(&kept_2)).unwrap(),
+            b"armed\t8\t/f.parquet\n"
+        );
+        assert!(report_of(&kept).exists());
+        assert!(!report_of(&dir).exists());
+    }
+
+    #[test]
+    fn reinstall_without_an_earlier_report_keeps_nothing() {
+        let scratch = Scratch::new("no-report");
+        // No earlier hook dir at all (the earlier attempt died before the model phase).
+        let dir = scratch.0.join("log/rd-chain/run.hook");
+        assert_eq!(
+            reinstall(&dir, &kept_dir(&dir, 0)).unwrap(),
+            Earlier::Nothing
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join(FILE_NAME)).unwrap(),
+            SITECUSTOMIZE
+        );
+        // A dir holding only the hook file and Python's cache of it: nothing of the hook's to keep.
+        std::fs::remove_dir_all(&dir).unwrap();
+        let dir = earlier_dir(&scratch, None);
+        assert!(dir.join("__pycache__").exists());
+        let kept = kept_dir(&dir, 1);
+        assert_eq!(reinstall(&dir, &kept).unwrap(), Earlier::Nothing);
+        assert!(!kept.exists());
+        assert!(!dir.join("__pycache__").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join(FILE_NAME)).unwrap(),
+            SITECUSTOMIZE
+        );
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_moved_stays_and_nothing_is_deleted() {
+        let report = b"armed\t7\t/f.parquet\nused\t7\t20\t4\t/f.parquet\n";
+        // The rename fails.
+        let scratch = Scratch::new("unmovable");
+        let dir = earlier_dir(&scratch, Some(report));
+        // An older rd-chain's hook file: the one used again is this rd-chain's.
+        std::fs::remove_file(dir.join(FILE_NAME)).unwrap();
+        write(&dir.join(FILE_NAME), b"# an older hook\n");
+        let kept = kept_dir(&dir, 1);
+        let outcome = reinstall_with(&dir, &kept, &mut |_, _| {
+            Err(std::io::Error::from_raw_os_error(16))
+        })
+        .unwrap();
+        let Earlier::Reused { why, offset } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(offset, report.len() as u64);
+        let path = report_of(&dir).display().to_string();
+        assert!(
+            why.contains(&format!(
+                "cannot keep the earlier attempt's hook report {path}"
+            )) && why.contains("nothing was deleted"),
+            "{why}"
+        );
+        assert_eq!(std::fs::read(report_of(&dir)).unwrap(), report);
+        assert!(dir.join("__pycache__").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join(FILE_NAME)).unwrap(),
+            SITECUSTOMIZE
+        );
+        assert!(!kept.exists());
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 3, "no temp file left: {names:?}");
+
+        // The kept name is taken already (by a file): neither it nor the report is replaced.
+        let scratch = Scratch::new("taken");
+        let dir = earlier_dir(&scratch, Some(report));
+        let kept = kept_dir(&dir, 1);
+        write(&kept, b"not rd-chain's");
+        let Earlier::Reused { why, offset } = reinstall(&dir, &kept).unwrap() else {
+            panic!("the kept name was taken")
+        };
+        assert!(why.contains("already exists"), "{why}");
+        assert_eq!(offset, report.len() as u64);
+        assert_eq!(std::fs::read(&kept).unwrap(), b"not rd-chain's");
+        assert_eq!(std::fs::read(report_of(&dir)).unwrap(), report);
+        // An empty directory there (which rename(2) would silently replace) is not replaced either.
+        std::fs::remove_file(&kept).unwrap();
+        std::fs::create_dir(&kept).unwrap();
+        assert!(matches!(
+            reinstall(&dir, &kept).unwrap(),
+            Earlier::Reused { .. }
+        ));
+        assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 0);
+        assert_eq!(std::fs::read(report_of(&dir)).unwrap(), report);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn reinstall_refuses_an_earlier_dir_that_is_not_ours() {
+        let scratch = Scratch::new("not-ours");
+        let target = scratch.0.join("elsewhere");
+        write(&target.join("report.tsv"), b"armed\t7\n");
+        let dir = scratch.0.join("log/rd-chain/run.hook");
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&target, &dir).unwrap();
+        let kept = kept_dir(&dir, 1);
+        let err = reinstall(&dir, &kept).unwrap_err();
+        assert!(
+            err.to_string().contains("not a directory rd-chain made"),
+            "{err}"
+        );
+        assert!(!kept.exists() && target.join("report.tsv").exists());
+        // Another user's directory (settable only as root).
+        if euid() == 0 {
+            std::fs::remove_file(&dir).unwrap();
+            std::fs::create_dir(&dir).unwrap();
+            write(&report_of(&dir), b"armed\t7\n");
+            std::os::unix::fs::chown(&dir, Some(4321), None).unwrap();
+            let err = reinstall(&dir, &kept).unwrap_err();
+            assert!(err.to_string().contains("belongs to uid 4321"), "{err}");
+            assert!(!kept.exists() && report_of(&dir).exists());
+        }
+    }
+
     #[test]
     fn install_refuses_a_directory_pythonpath_cannot_hold() {
         let scratch = Scratch::new("colon");

@@ -95,6 +95,16 @@ mod tests {
             "{\"armed\":2,\"used\":2,\"rows\":21,\"columns\":5,\"base_features_dropped\":0,\
              \"template_problem\":null}"
         );
+        // From an offset: only the lines after it (an earlier attempt's lines come first).
+        let earlier = "armed\t7\t/f.parquet\nused\t7\t20\t4\t/f.parquet\n";
+        std::fs::write(&path, format!("{earlier}armed\t9\t/f.parquet\n")).unwrap();
+        let r = HookReport::read_from(&path, earlier.len() as u64);
+        assert_eq!((r.armed, r.used, r.shape), (1, 0, None));
+        assert_eq!(HookReport::read_from(&path, 0), HookReport::read(&path));
+        assert_eq!(
+            HookReport::read_from(&path, u64::MAX),
+            HookReport::default()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
