@@ -579,7 +579,9 @@ fn bad_resumes_say_what_to_do_and_write_nothing() {
     // A record from a newer rd-chain.
     let path = tmp.join("log/rd-chain/r.json");
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replacen("\"schema\": 3", "\"schema\": 99", 1)).unwrap();
+    let newer = text.replacen("\"schema\": 4", "\"schema\": 99", 1);
+    assert_ne!(newer, text, "the record has this rd-chain's schema");
+    std::fs::write(&path, newer).unwrap();
     let (_, err) = expect_code(&mut resume(&["r"]), 2);
     assert!(
         err.contains("use a newer rd-chain") && err.contains("r.json"),
