@@ -457,7 +457,22 @@ fn keep_earlier_hook_dir(plan: &Plan, record: &mut RunRecord, saver: &mut Saver)
                     }
                 ))
             );
-            point_hook_reports(record, &live_report, report);
+            let model_attempts = record
+                .phases
+                .iter_mut()
+                .filter(|p| p.kind == PhaseKind::Model)
+                .flat_map(|p| p.attempts.iter_mut());
+            let mut pointed = false;
+            let mut last = None;
+            for a in model_attempts {
+                pointed |= a.hook_report_file.as_deref() == Some(live_report.as_path());
+                last = Some(a);
+            }
+            match last {
+                // A record from before schema 4 names no report: the last attempt is the one that used the dir.
+                Some(a) if !pointed => a.hook_report_file = report,
+                _ => point_hook_reports(record, &live_report, report),
+            }
             saver.save(record);
             Ok(0)
         }

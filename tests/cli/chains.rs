@@ -764,3 +764,42 @@ fn every_attempts_hook_report_is_kept_when_the_run_continues() {
         assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 }
+
+#[test]
+fn a_record_from_before_attempts_named_their_hook_report_gets_the_kept_one_on_its_last_attempt() {
+    let tmp = TempDir::new("chains-hook-report-schema-3");
+    let rd_chain_dir = tmp.join("log/rd-chain");
+    let args = ["--run-id", "old", "--model-loops", "2", "--hook", "on"];
+    let (out, _) = expect_code(
+        chain(tmp.path())
+            .args(args)
+            .env("FAKE_RDAGENT_CRASH_AFTER_DEVELOP", "1"),
+        1,
+    );
+    if out.contains("is not installed; checked only that the rd-chain hook is armed")
+        && std::env::var_os("RD_CHAIN_TEST_REQUIRE_PANDAS").is_none()
+    {
+        return;
+    }
+    let live = rd_chain_dir.join("old.hook/report.tsv");
+    let first = report_lines(&live);
+    // As an rd-chain of schema 3 wrote it: no attempt names a report.
+    let path = rd_chain_dir.join("old.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let older = text.replacen("\"schema\": 4", "\"schema\": 3", 1).replace(
+        &format!("\"hook_report_file\": \"{}\"", live.display()),
+        "\"hook_report_file\": null",
+    );
+    assert_eq!(
+        older.matches("\"hook_report_file\": null").count(),
+        2,
+        "{older}"
+    );
+    std::fs::write(&path, older).unwrap();
+    expect_code(chain(tmp.path()).args(args), 0);
+    let kept = rd_chain_dir.join("old.hook.attempt-1/report.tsv");
+    assert_eq!(report_lines(&kept), first);
+    let rec = record_of(tmp.path(), "old");
+    assert_eq!(rec.get("schema").int(), 4);
+    assert_eq!(hook_report_files(&rec), [Some(kept), Some(live)]);
+}
