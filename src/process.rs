@@ -9,7 +9,9 @@
 //!   from rd-chain. rd-chain never writes to it until the group is done; if rd-chain dies first (even by
 //!   SIGKILL) the kernel closes the pipe and the guard sends the group SIGTERM, then SIGKILL after the grace
 //!   period. The guard ignores SIGINT/SIGTERM/SIGHUP and has a group of its own, so what kills rd-chain does not
-//!   kill it.
+//!   kill it. On Linux the guard also records, once a second from `/proc`, every descendant of the leader as
+//!   (pid, start time), and ends those too: a worker that moved to another group (setsid, setpgid) is found
+//!   through its parent while rd-chain lives, and a pid since reused by another process is never signalled.
 //! - Because the group is not the terminal's foreground group, Ctrl-C reaches rd-chain only; the caller
 //!   forwards SIGINT with `Group::signal`.
 //! - `Group::finish` (also run on drop): once the leader has exited, any member still running gets SIGTERM,
@@ -279,7 +281,14 @@ impl Drop for Group {
     }
 }
 
+/// How often the guard looks for new descendants of the leader while rd-chain lives.
+const SCAN_EVERY: Duration = Duration::from_secs(1);
+
 /// The guard: `rd-chain __guard PGID GRACE_MS`, stdin the pipe from rd-chain. Returns the exit code.
+///
+/// While it waits, the guard records every descendant of the leader (Linux: `Tree`, a `/proc` scan every
+/// `SCAN_EVERY`), since a worker that moved to another group is found only through its parent, and once
+/// rd-chain is dead the orphans are re-parented and that link is lost.
 pub fn guard_main(args: &[std::ffi::OsString]) -> u8 {
     #[cfg(unix)]
     sys::ignore_stop_signals();
@@ -295,24 +304,145 @@ pub fn guard_main(args: &[std::ffi::OsString]) -> u8 {
     let Ok(pgid) = i32::try_from(pgid) else {
         return crate::exit::USAGE;
     };
-    let mut said = Vec::new();
-    let _ = std::io::stdin().lock().read_to_end(&mut said);
+    let mut tree = Tree::new(pgid);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = Vec::new();
+        let _ = std::io::stdin().lock().read_to_end(&mut said);
+        let _ = tx.send(said);
+    });
+    let said = loop {
+        match rx.recv_timeout(SCAN_EVERY) {
+            Ok(said) => break said,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => tree.scan(),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Vec::new(),
+        }
+    };
     if said == RELEASE {
         return crate::exit::OK;
     }
-    // rd-chain is gone without releasing the group: end it.
+    // rd-chain is gone without releasing the group: end it and every descendant seen.
     #[cfg(unix)]
     {
+        tree.scan();
         sys::kill_group(pgid, SIGTERM);
+        tree.signal(SIGTERM);
         let deadline = Instant::now().checked_add(Duration::from_millis(grace_ms));
-        while sys::group_exists(pgid) && deadline.is_none_or(|d| Instant::now() < d) {
+        let mut scanned = Instant::now();
+        while (sys::group_exists(pgid) || tree.any_running())
+            && deadline.is_none_or(|d| Instant::now() < d)
+        {
             std::thread::sleep(Duration::from_millis(20));
+            if scanned.elapsed() >= SCAN_EVERY {
+                // Descendants started during the grace period get their SIGTERM too.
+                scanned = Instant::now();
+                tree.scan();
+                tree.signal(SIGTERM);
+            }
         }
-        sys::kill_group(pgid, SIGKILL);
+        // SIGKILL until nothing is left: a process forked just before its parent was killed is found by the
+        // next scan (bounded, SIGKILL cannot be ignored).
+        let deadline = Instant::now().checked_add(Duration::from_secs(5));
+        loop {
+            sys::kill_group(pgid, SIGKILL);
+            tree.scan();
+            tree.signal(SIGKILL);
+            if !sys::group_exists(pgid) && !tree.any_running()
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     #[cfg(not(unix))]
     let _ = (pgid, grace_ms);
     crate::exit::OK
+}
+
+/// The descendants of a group's leader, each as (pid, start time) so that a pid reused by an unrelated
+/// process is never signalled. Elsewhere than on Linux it is empty and the guard signals the group only.
+struct Tree {
+    #[cfg(target_os = "linux")]
+    seen: std::collections::HashMap<u32, u64>,
+}
+
+impl Tree {
+    fn new(leader: i32) -> Tree {
+        #[cfg(target_os = "linux")]
+        {
+            let mut seen = std::collections::HashMap::new();
+            if let Some(p) = u32::try_from(leader).ok().and_then(sys::stat) {
+                seen.insert(p.pid, p.start);
+            }
+            Tree { seen }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = leader;
+            Tree {}
+        }
+    }
+
+    /// Read every process's parent from `/proc` and add the children of recorded processes (transitively);
+    /// forget the recorded ones that are gone. Cost: one read of `/proc/PID/stat` per process on the machine.
+    fn scan(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            let procs = sys::all_processes();
+            adopt_descendants(&mut self.seen, &procs);
+        }
+    }
+
+    /// Send `sig` to every recorded descendant that is still the same process and not a zombie.
+    fn signal(&self, sig: i32) {
+        #[cfg(target_os = "linux")]
+        for (&pid, &start) in &self.seen {
+            if sys::stat(pid).is_some_and(|p| p.start == start && p.state != 'Z') {
+                sys::kill_pid(pid, sig);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = sig;
+    }
+
+    fn any_running(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            self.seen.iter().any(|(&pid, &start)| {
+                sys::stat(pid).is_some_and(|p| p.start == start && p.state != 'Z')
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+}
+
+/// Given the processes now running, keep the recorded ones still there (same pid and start time) and add
+/// every process whose parent is recorded, and theirs, in one pass over a parent -> children index: work
+/// linear in the number of processes, whatever the order of `/proc` or the depth of the tree.
+#[cfg(target_os = "linux")]
+fn adopt_descendants(seen: &mut std::collections::HashMap<u32, u64>, procs: &[sys::Proc]) {
+    use std::collections::HashMap;
+    let mut children: HashMap<u32, Vec<&sys::Proc>> = HashMap::new();
+    let mut now = HashMap::with_capacity(procs.len());
+    for p in procs {
+        crate::pickle::work::add(1);
+        children.entry(p.ppid).or_default().push(p);
+        now.insert(p.pid, p.start);
+    }
+    seen.retain(|pid, start| now.get(pid) == Some(start));
+    let mut todo: Vec<u32> = seen.keys().copied().collect();
+    while let Some(parent) = todo.pop() {
+        crate::pickle::work::add(1);
+        for child in children.get(&parent).into_iter().flatten() {
+            crate::pickle::work::add(1);
+            if let std::collections::hash_map::Entry::Vacant(e) = seen.entry(child.pid) {
+                e.insert(child.start);
+                todo.push(child.pid);
+            }
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -385,21 +515,47 @@ mod sys {
         }
     }
 
-    /// `/proc/PID/stat`'s state and parent pid.
+    /// One line of `/proc/PID/stat`: state, parent and start time (clock ticks after boot, field 22).
     #[cfg(target_os = "linux")]
-    fn stat(pid: u32) -> Option<(char, u32)> {
+    pub struct Proc {
+        pub pid: u32,
+        pub state: char,
+        pub ppid: u32,
+        pub start: u64,
+    }
+
+    #[cfg(target_os = "linux")]
+    pub fn stat(pid: u32) -> Option<Proc> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // The command name is in parentheses and may contain anything: read after the last ')'.
         let rest = &text[text.rfind(')')? + 1..];
         let mut fields = rest.split_whitespace();
         let state = fields.next()?.chars().next()?;
         let ppid = fields.next()?.parse().ok()?;
-        Some((state, ppid))
+        // Fields 5 to 21 lie between the parent and the start time.
+        let start = fields.nth(17)?.parse().ok()?;
+        Some(Proc {
+            pid,
+            state,
+            ppid,
+            start,
+        })
     }
 
     #[cfg(target_os = "linux")]
     pub fn is_zombie(pid: u32) -> bool {
-        stat(pid).is_some_and(|(s, _)| s == 'Z')
+        stat(pid).is_some_and(|p| p.state == 'Z')
+    }
+
+    /// Every process on the machine (those that end while `/proc` is read are left out).
+    #[cfg(target_os = "linux")]
+    pub fn all_processes() -> Vec<Proc> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(stat)
+            .collect()
     }
 
     /// Every process whose parent is rd-chain.
@@ -410,7 +566,7 @@ mod sys {
             return Vec::new();
         };
         dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| stat(pid).is_some_and(|(_, ppid)| ppid == me))
+            .filter(|&pid| stat(pid).is_some_and(|p| p.ppid == me))
             .collect()
     }
 }
@@ -429,5 +585,96 @@ mod tests {
         assert!(kids.contains(&child.id()), "{kids:?}");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    fn proc(pid: u32, ppid: u32, start: u64) -> sys::Proc {
+        sys::Proc {
+            pid,
+            state: 'S',
+            ppid,
+            start,
+        }
+    }
+
+    #[test]
+    fn descendants_are_found_through_any_depth_and_a_reused_pid_is_not_one() {
+        let mut seen = std::collections::HashMap::from([(100, 5)]);
+        let procs = [
+            proc(1, 0, 0),
+            // A grandchild listed before its parent, and an unrelated process.
+            proc(300, 200, 7),
+            proc(200, 100, 6),
+            proc(100, 1, 5),
+            proc(400, 1, 8),
+        ];
+        adopt_descendants(&mut seen, &procs);
+        let mut pids: Vec<_> = seen.keys().copied().collect();
+        pids.sort_unstable();
+        assert_eq!(pids, [100, 200, 300]);
+        // 200 has ended and its pid now names another process (another start time), with a child of its own:
+        // neither is a descendant; 300 (re-parented to init) still is.
+        let procs = [
+            proc(1, 0, 0),
+            proc(100, 1, 5),
+            proc(200, 1, 50),
+            proc(500, 200, 51),
+            proc(300, 1, 7),
+        ];
+        adopt_descendants(&mut seen, &procs);
+        let mut pids: Vec<_> = seen.into_iter().collect();
+        pids.sort_unstable();
+        assert_eq!(pids, [(100, 5), (300, 7)]);
+    }
+
+    #[test]
+    fn finding_descendants_is_linear_in_the_number_of_processes() {
+        // A chain 0 <- 1 <- 2 ... listed deepest first: a fixed-point search would take n^2 steps.
+        let count = |n: u32| {
+            let procs: Vec<_> = (1..=n)
+                .rev()
+                .map(|p| proc(p, p - 1, u64::from(p)))
+                .collect();
+            let mut seen = std::collections::HashMap::from([(1, 1)]);
+            crate::pickle::work::take();
+            adopt_descendants(&mut seen, &procs);
+            assert_eq!(seen.len(), n as usize);
+            crate::pickle::work::take()
+        };
+        let (small, large) = (count(1_000), count(10_000));
+        assert!(small >= 1_000, "{small}");
+        assert!(
+            large <= small * 11,
+            "1000 -> {small} steps, 10000 -> {large}"
+        );
+    }
+
+    #[test]
+    fn a_scan_records_a_grandchild_with_its_start_time() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let grandchild: u32 = line.trim().parse().unwrap();
+        let mut tree = Tree::new(i32::try_from(child.id()).unwrap());
+        tree.scan();
+        let start = sys::stat(grandchild).unwrap().start;
+        assert_eq!(tree.seen.get(&grandchild), Some(&start), "{:?}", tree.seen);
+        assert!(tree.seen.contains_key(&child.id()));
+        assert!(!tree.seen.contains_key(&std::process::id()));
+        assert!(tree.any_running());
+        tree.signal(SIGKILL);
+        child.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sys::stat(grandchild).is_some_and(|p| p.start == start && p.state != 'Z') {
+            assert!(Instant::now() < deadline, "the grandchild survived SIGKILL");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }

@@ -770,6 +770,51 @@ mod signals {
     }
 
     #[test]
+    fn a_worker_that_left_the_group_does_not_outlive_a_sigkilled_rd_chain() {
+        let tmp = TempDir::new("tree-escape-kill");
+        // A bystander: the same program running the same worker code (its grandchild also leaves its group),
+        // started by the test rather than by rdagent. It must be left alone.
+        let bystander_file = tmp.join("bystander.pid");
+        let mut bystander = Command::new(script("fake-rdagent"))
+            .arg("__worker")
+            .arg(&bystander_file)
+            .arg("1")
+            .spawn()
+            .unwrap();
+        let bystanders: Vec<String> = wait_for_file(&bystander_file, &mut bystander)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(bystanders.len(), 2, "{bystanders:?}");
+        let (mut child, pids) = with_workers(&tmp, &[("FAKE_RDAGENT_WORKER_ESCAPES", "1")]);
+        // The guard records rdagent's descendants once a second; rdagent itself dies with rd-chain (its
+        // parent-death signal), which cuts the escaped grandchild off from the tree: only a process recorded
+        // before that is found.
+        std::thread::sleep(Duration::from_secs(2));
+        send("-KILL", &child.id().to_string());
+        let _ = wait_exit(&mut child, Duration::from_secs(10));
+        let left = gone_within(&pids, Duration::from_secs(10));
+        let untouched: Vec<String> = bystanders.iter().filter(|p| running(p)).cloned().collect();
+        kill_all(&left);
+        kill_all(&bystanders);
+        let _ = bystander.wait();
+        assert!(left.is_empty(), "outlived rd-chain: {left:?} of {pids:?}");
+        assert_eq!(untouched, bystanders, "an unrelated process was killed");
+    }
+
+    #[test]
+    fn ctrl_c_ends_a_worker_that_left_the_group() {
+        let tmp = TempDir::new("tree-escape-int");
+        let (mut child, pids) = with_workers(&tmp, &[("FAKE_RDAGENT_WORKER_ESCAPES", "1")]);
+        send("-INT", &format!("-{}", child.id()));
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        let left = gone_within(&pids, Duration::from_secs(5));
+        kill_all(&left);
+        assert_eq!(status.code(), Some(130), "{}", stderr_of(&mut child));
+        assert!(left.is_empty(), "survived: {left:?} of {pids:?}");
+    }
+
+    #[test]
     fn the_hook_probe_does_not_outlive_rd_chain_in_a_dry_run() {
         let tmp = TempDir::new("probe-orphan");
         let pidfile = tmp.join("probe.pid");
