@@ -526,7 +526,13 @@ mod sys {
 
     #[cfg(target_os = "linux")]
     pub fn stat(pid: u32) -> Option<Proc> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        use std::io::Read;
+        // Read through `Take` so std does not stat the file for a size hint first: the guard reads every
+        // process's stat each second, and this keeps it to open, read, read (end of file), close.
+        let file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+        let mut bytes = Vec::with_capacity(1024);
+        file.take(u64::MAX).read_to_end(&mut bytes).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
         // The command name is in parentheses and may contain anything: read after the last ')'.
         let rest = &text[text.rfind(')')? + 1..];
         let mut fields = rest.split_whitespace();
