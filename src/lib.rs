@@ -37,6 +37,7 @@ pub mod session;
 pub mod signals;
 pub mod timestamp;
 pub mod watch;
+pub(crate) mod work;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

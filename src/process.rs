@@ -394,13 +394,11 @@ impl Tree {
         }
     }
 
-    /// Send `sig` to every recorded descendant that is still the same process and not a zombie.
+    /// Send `sig` to every recorded descendant that is still running.
     fn signal(&self, sig: i32) {
         #[cfg(target_os = "linux")]
-        for (&pid, &start) in &self.seen {
-            if sys::stat(pid).is_some_and(|p| p.start == start && p.state != 'Z') {
-                sys::kill_pid(pid, sig);
-            }
+        for pid in self.running() {
+            sys::kill_pid(pid, sig);
         }
         #[cfg(not(target_os = "linux"))]
         let _ = sig;
@@ -409,12 +407,20 @@ impl Tree {
     fn any_running(&self) -> bool {
         #[cfg(target_os = "linux")]
         {
-            self.seen.iter().any(|(&pid, &start)| {
-                sys::stat(pid).is_some_and(|p| p.start == start && p.state != 'Z')
-            })
+            self.running().next().is_some()
         }
         #[cfg(not(target_os = "linux"))]
         false
+    }
+
+    /// The recorded descendants that are still the same process (same start time) and not zombies.
+    #[cfg(target_os = "linux")]
+    fn running(&self) -> impl Iterator<Item = u32> + '_ {
+        self.seen.iter().filter_map(|(&pid, &start)| {
+            sys::stat(pid)
+                .is_some_and(|p| p.start == start && p.state != 'Z')
+                .then_some(pid)
+        })
     }
 }
 
@@ -427,16 +433,16 @@ fn adopt_descendants(seen: &mut std::collections::HashMap<u32, u64>, procs: &[sy
     let mut children: HashMap<u32, Vec<&sys::Proc>> = HashMap::new();
     let mut now = HashMap::with_capacity(procs.len());
     for p in procs {
-        crate::pickle::work::add(1);
+        crate::work::add(1);
         children.entry(p.ppid).or_default().push(p);
         now.insert(p.pid, p.start);
     }
     seen.retain(|pid, start| now.get(pid) == Some(start));
     let mut todo: Vec<u32> = seen.keys().copied().collect();
     while let Some(parent) = todo.pop() {
-        crate::pickle::work::add(1);
+        crate::work::add(1);
         for child in children.get(&parent).into_iter().flatten() {
-            crate::pickle::work::add(1);
+            crate::work::add(1);
             if let std::collections::hash_map::Entry::Vacant(e) = seen.entry(child.pid) {
                 e.insert(child.start);
                 todo.push(child.pid);
@@ -641,10 +647,10 @@ mod tests {
                 .map(|p| proc(p, p - 1, u64::from(p)))
                 .collect();
             let mut seen = std::collections::HashMap::from([(1, 1)]);
-            crate::pickle::work::take();
+            crate::work::take();
             adopt_descendants(&mut seen, &procs);
             assert_eq!(seen.len(), n as usize);
-            crate::pickle::work::take()
+            crate::work::take()
         };
         let (small, large) = (count(1_000), count(10_000));
         assert!(small >= 1_000, "{small}");

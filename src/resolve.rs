@@ -436,7 +436,7 @@ impl EntryStatus {
         self.located
             .get_or_init(|| {
                 let recorded = self.entry.workspace.as_ref()?;
-                checks::note();
+                crate::work::add(1); // a workspace lookup (tests count them per pick)
                 locate_workspace(recorded, ctx).ok()
             })
             .as_ref()
@@ -446,7 +446,7 @@ impl EntryStatus {
     pub fn parquet_exists(&self, ctx: &MappingContext<'_>) -> bool {
         *self.parquet_exists.get_or_init(|| {
             self.located(ctx).is_some_and(|l| {
-                checks::note();
+                crate::work::add(1); // a workspace lookup (tests count them per pick)
                 l.path.join(PARQUET_FILE).is_file()
             })
         })
@@ -458,30 +458,6 @@ impl EntryStatus {
 impl PartialEq for EntryStatus {
     fn eq(&self, other: &EntryStatus) -> bool {
         self.entry == other.entry
-    }
-}
-
-/// A count of the workspace lookups (one mapping of a recorded path, one parquet stat), so tests can check that
-/// a pick looks only at the entries it needs. Outside tests `note` compiles to nothing.
-mod checks {
-    #[cfg(test)]
-    thread_local! {
-        static COUNT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-    }
-
-    #[cfg(test)]
-    pub fn note() {
-        COUNT.with(|c| c.set(c.get() + 1));
-    }
-
-    #[cfg(not(test))]
-    #[inline(always)]
-    pub fn note() {}
-
-    /// The lookups counted on this thread since the last `take`; resets the count.
-    #[cfg(test)]
-    pub fn take() -> u64 {
-        COUNT.with(|c| c.replace(0))
     }
 }
 
@@ -814,7 +790,7 @@ pub fn finish_pick(survey: &Survey, index: usize) -> crate::Result<Picked> {
             survey.session.snapshot.path.display()
         ))
     })?;
-    checks::note();
+    crate::work::add(1); // a workspace lookup (tests count them per pick)
     let candidates = mapping_candidates(recorded, &survey.context());
     let Some(position) = candidates.iter().position(|(_, p)| p.is_dir()) else {
         let tried: Vec<String> = candidates
@@ -829,7 +805,7 @@ pub fn finish_pick(survey: &Survey, index: usize) -> crate::Result<Picked> {
         )));
     };
     let (mapping, workspace) = candidates[position].clone();
-    checks::note();
+    crate::work::add(1); // a workspace lookup (tests count them per pick)
     let parquet = check_parquet(&workspace).map_err(|(path, problem)| {
         Error::resolution(format!(
             "{} {problem} (workspace of {label}, found as {mapping}); that experiment did not leave a usable \
@@ -1395,11 +1371,11 @@ mod tests {
         };
         for n in [50, 500] {
             let (s, with_parquet) = lazy_survey(n, 12);
-            checks::take();
+            crate::work::take();
             let sota = apply_pick(s, Pick::Sota);
             assert_eq!(sota.outcome.as_ref().map(|p| p.index).ok(), Some(3));
             assert_eq!(
-                checks::take(),
+                crate::work::take(),
                 2,
                 "sota maps the picked workspace and checks its parquet, of {n} entries"
             );
@@ -1411,7 +1387,7 @@ mod tests {
             );
             let factors_from_the_end = (with_parquet..n).filter(|i| i % 5 != 4).count();
             assert_eq!(
-                checks::take(),
+                crate::work::take(),
                 2 * factors_from_the_end as u64 + 2,
                 "latest looks up each factor workspace from the end back to the parquet, then the picked one"
             );
@@ -1420,9 +1396,9 @@ mod tests {
             let counts = latest.survey.counts();
             assert_eq!((counts.factor, counts.factor_with_parquet), (n - n / 5, 2));
             let factors_before = (0..with_parquet).filter(|i| i % 5 != 4).count();
-            assert_eq!(checks::take(), 2 * factors_before as u64);
+            assert_eq!(crate::work::take(), 2 * factors_before as u64);
             latest.survey.counts();
-            assert_eq!(checks::take(), 0, "looked up once, then remembered");
+            assert_eq!(crate::work::take(), 0, "looked up once, then remembered");
         }
         fs::remove_dir_all(&root).unwrap();
     }

@@ -36,8 +36,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::value::{extend_seq, ArenaFull, ObjectRec, Seq, Slot};
-use super::work;
 use super::{Blob, BuildKind, Graph, NodeId, Options, PickleError, Value};
+use crate::work;
 use opcodes as op;
 
 /// Decode one pickle (up to its STOP opcode; bytes after it are ignored) into an object graph.

@@ -9,7 +9,6 @@ pub(crate) mod decode;
 #[cfg(test)]
 pub(crate) mod testpickle;
 pub mod value;
-pub(crate) mod work;
 
 pub use decode::{decode, decode_reporting, REPORT_EVERY};
 pub use value::{Blob, BuildKind, Graph, Node, NodeId, Object, ObjectParts, Value};

@@ -258,7 +258,7 @@ pub(crate) fn extend_seq<T: Arena>(
         let new_cap = (len + n).saturating_mul(2).max(8);
         let new_start = arena.len();
         to_u32(new_start + new_cap)?;
-        super::work::add(len);
+        crate::work::add(len);
         arena.reserve(new_cap);
         arena.extend_from_within(start..start + len);
         arena.extend(items);
@@ -511,14 +511,14 @@ impl Graph {
         };
         match self.deref(state) {
             Some(Node::Dict(pairs)) => {
-                super::work::add(pairs.len());
+                crate::work::add(pairs.len());
                 pairs.iter().map(|(k, v)| (k, v)).collect()
             }
             Some(Node::Tuple(parts)) if parts.len() == 2 => {
                 let mut out = Vec::new();
                 for part in parts {
                     if let Some(Node::Dict(pairs)) = self.deref(part) {
-                        super::work::add(pairs.len());
+                        crate::work::add(pairs.len());
                         out.extend(pairs.iter().map(|(k, v)| (k, v)));
                     }
                 }
@@ -562,7 +562,7 @@ impl Graph {
         match key.as_str() {
             Some(name) => self.lookup(*id, name),
             None => {
-                super::work::add(pairs.len());
+                crate::work::add(pairs.len());
                 pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
             }
         }
@@ -572,7 +572,7 @@ impl Graph {
     fn lookup(&self, id: NodeId, name: &str) -> Option<&Value> {
         let pairs = self.pairs(&Value::Node(id))?;
         if name.len() > MAX_INDEXED_KEY || pairs.len() <= SCAN_UP_TO {
-            super::work::add(pairs.len());
+            crate::work::add(pairs.len());
             return pairs
                 .iter()
                 .rev()
@@ -585,11 +585,11 @@ impl Graph {
     }
 
     fn key_index(&self, id: NodeId, pairs: &[(Value, Value)]) -> Rc<KeyIndex> {
-        super::work::add(1);
+        crate::work::add(1);
         if let Some(index) = self.key_index.borrow().get(&id) {
             return Rc::clone(index);
         }
-        super::work::add(pairs.len());
+        crate::work::add(pairs.len());
         let mut index = KeyIndex::with_capacity(pairs.len().min(1024));
         for (at, (key, _)) in pairs.iter().enumerate() {
             if let Some(s) = key.as_str() {
@@ -703,9 +703,9 @@ mod tests {
     fn interleaved_appends_keep_order_and_grow_the_arena_linearly() {
         let count = |n: usize| {
             let data = interleaved_appends(n);
-            crate::pickle::work::take();
+            crate::work::take();
             let g = ok(&data);
-            let work = crate::pickle::work::take();
+            let work = crate::work::take();
             let lists = g.items(&g.root).unwrap();
             for list in lists {
                 let items = g.items(list).unwrap();

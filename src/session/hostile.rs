@@ -1,10 +1,11 @@
 //! Hostile but well-formed snapshots: small files whose structure (one object referenced over and over, labels
 //! sharing one huge string) would make a careless reader's cost explode. Each shape is built at two sizes and
-//! the work counted by `crate::pickle::work` (opcodes run, pairs scanned or indexed, bytes copied) must grow
+//! the work counted by `crate::work` (opcodes run, pairs scanned or indexed, bytes copied) must grow
 //! no faster than the input.
 
 use crate::pickle::testpickle::Writer;
-use crate::pickle::{decode, work, Options};
+use crate::pickle::{decode, Options};
+use crate::work;
 
 use super::history::{read_history, HistoryEntry, NotALoop};
 use super::snapshot::{KEEP_BYTES_UP_TO, KEEP_STR_UP_TO};

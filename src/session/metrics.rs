@@ -12,7 +12,8 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::pickle::{work, Graph, Node, Value};
+use crate::pickle::{Graph, Node, Value};
+use crate::work;
 
 use super::numpy::{bytes_of, f64_vector, ndarray, str_vector, ArrayData};
 

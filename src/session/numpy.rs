@@ -7,7 +7,8 @@
 
 use std::borrow::Cow;
 
-use crate::pickle::{work, Graph, Node, Value};
+use crate::pickle::{Graph, Node, Value};
+use crate::work;
 
 /// The longest protocol-2 latin-1 string turned back into bytes (metrics are tiny; numpy blobs are not, and the
 /// session reader keeps real bytes payloads only up to 4 KiB).

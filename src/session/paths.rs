@@ -4,7 +4,8 @@
 //! Pure text work: nothing here touches the file system or guesses where a path lives now (that is
 //! `resolve`'s mapping). Segments are joined like `os.path.join` of the recorded flavour.
 
-use crate::pickle::{work, Graph, Value};
+use crate::pickle::{Graph, Value};
+use crate::work;
 
 use super::metrics::{CopyBudget, Exhausted};
 

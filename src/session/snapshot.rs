@@ -240,7 +240,7 @@ fn read_loop(loop_id: u64, dirs: &[PathBuf]) -> Vec<SnapshotFile> {
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
-    crate::pickle::work::add(1);
+    crate::work::add(1);
     fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
@@ -348,7 +348,7 @@ impl SessionListing {
         for li in 0..listing.loops.len() {
             if listing.loops[li].files.is_none() {
                 if let (Some(name), [dir]) = (&expected, &listing.loops[li].dirs[..]) {
-                    crate::pickle::work::add(1);
+                    crate::work::add(1);
                     if let Ok(meta) = fs::metadata(dir.join(name)) {
                         if meta.is_file() {
                             listing.loops[li].time = meta.modified().ok();
@@ -415,7 +415,7 @@ impl SessionListing {
     fn read(&mut self, li: usize) -> &[SnapshotFile] {
         let l = &mut self.loops[li];
         if l.files.is_none() {
-            crate::pickle::work::add(l.dirs.len());
+            crate::work::add(l.dirs.len());
             l.files = Some(read_loop(l.loop_id, &l.dirs));
         }
         l.files.as_deref().unwrap_or_default()
@@ -576,7 +576,7 @@ pub fn choose_in<S: Snapshots, T>(
                         found = Some(j);
                         break;
                     }
-                    crate::pickle::work::add(1);
+                    crate::work::add(1);
                 }
                 match found {
                     Some(j) => j,
@@ -585,7 +585,7 @@ pub fn choose_in<S: Snapshots, T>(
             }
             None => break,
         };
-        crate::pickle::work::add(1);
+        crate::work::add(1);
         if !was_tried.insert(next) {
             continue;
         }
@@ -1005,7 +1005,7 @@ mod tests {
                     path: PathBuf::from(format!("{l}/0_x")),
                 })
                 .collect();
-            crate::pickle::work::take();
+            crate::work::take();
             let mut reads = 0;
             let choice = choose(
                 &f,
@@ -1017,7 +1017,7 @@ mod tests {
                 },
                 |len| *len,
             );
-            let work = crate::pickle::work::take();
+            let work = crate::work::take();
             assert!(choice.best.is_none());
             assert_eq!((reads, choice.tried.len(), choice.skipped.len()), (n, n, n));
             work
@@ -1085,9 +1085,9 @@ mod tests {
         fs::create_dir_all(session.join("10").join("3_dir")).unwrap();
         fs::write(session.join("11"), b"a file named like a loop").unwrap();
         fs::create_dir_all(session.join("12")).unwrap();
-        crate::pickle::work::take();
+        crate::work::take();
         let listing = list_snapshots(&session).unwrap();
-        let stats = crate::pickle::work::take();
+        let stats = crate::work::take();
         let got: Vec<(u64, u64)> = listing.files.iter().map(|f| (f.loop_id, f.step)).collect();
         assert_eq!(got, vec![(2, 1), (9, 3), (10, 0), (10, 2), (10, 10)]);
         assert_eq!(listing.loop_dirs, 4, "2, 9, 10 and the empty 12");
@@ -1285,9 +1285,9 @@ mod tests {
     fn listing_a_session_to_choose_costs_one_stat_per_older_loop() {
         let cost = |n: u64| {
             let (dir, session) = session_of(&format!("cost{n}"), &sequential(n));
-            crate::pickle::work::take();
+            crate::work::take();
             let listing = SessionListing::open(&session).unwrap();
-            let work = crate::pickle::work::take();
+            let work = crate::work::take();
             assert_eq!(
                 listing.loops_read(),
                 3,
@@ -1328,7 +1328,7 @@ mod tests {
         fs::write(session.join("notes").join("4_record"), b"x").unwrap();
         fs::write(session.join("12"), b"a file named like a loop").unwrap();
         fs::write(session.join("4").join("README"), b"x").unwrap();
-        crate::pickle::work::take();
+        crate::work::take();
         let (listing, (best, tried, _)) = same_choice(&session, &[]);
         // Read: loops 11, 10, 9 (candidates), and 0, 1, 3 and 7, which lack a `4_record` file.
         assert_eq!(listing.loops_read(), 7);

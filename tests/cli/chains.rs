@@ -655,6 +655,22 @@ fn report_lines(file: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A chain with `args` whose model phase crashes (exit 1) right after the hook handed the factors to the first
+/// model experiment: its stderr, or `None` where the simulation lacks pandas or pyarrow (the model
+/// phase then only checks that the hook is armed) and they are not required.
+fn crashed_after_the_hook_handed_over(dir: &Path, args: &[&str]) -> Option<String> {
+    let (out, err) = expect_code(
+        chain(dir)
+            .args(args)
+            .env("FAKE_RDAGENT_CRASH_AFTER_DEVELOP", "1"),
+        1,
+    );
+    let without_pandas = out
+        .contains("is not installed; checked only that the rd-chain hook is armed")
+        && std::env::var_os("RD_CHAIN_TEST_REQUIRE_PANDAS").is_none();
+    (!without_pandas).then_some(err)
+}
+
 /// The model phase's attempts' `hook_report_file`s, in order.
 fn hook_report_files(rec: &J) -> Vec<Option<PathBuf>> {
     phase(rec, "model")
@@ -675,17 +691,9 @@ fn every_attempts_hook_report_is_kept_when_the_run_continues() {
     let live = rd_chain_dir.join("h.hook/report.tsv");
     let args = ["--run-id", "h", "--model-loops", "3", "--hook", "on"];
     // Attempt 1 crashes right after the hook handed the factors to the first model experiment.
-    let (out, err) = expect_code(
-        chain(tmp.path())
-            .args(args)
-            .env("FAKE_RDAGENT_CRASH_AFTER_DEVELOP", "1"),
-        1,
-    );
-    if out.contains("is not installed; checked only that the rd-chain hook is armed")
-        && std::env::var_os("RD_CHAIN_TEST_REQUIRE_PANDAS").is_none()
-    {
+    let Some(err) = crashed_after_the_hook_handed_over(tmp.path(), &args) else {
         return;
-    }
+    };
     let rec = record_of(tmp.path(), "h");
     assert_eq!(rec.get("schema").int(), 4);
     assert_eq!(hook_report_files(&rec), [Some(live.clone())], "{err}");
@@ -770,15 +778,7 @@ fn a_record_from_before_attempts_named_their_hook_report_gets_the_kept_one_on_it
     let tmp = TempDir::new("chains-hook-report-schema-3");
     let rd_chain_dir = tmp.join("log/rd-chain");
     let args = ["--run-id", "old", "--model-loops", "2", "--hook", "on"];
-    let (out, _) = expect_code(
-        chain(tmp.path())
-            .args(args)
-            .env("FAKE_RDAGENT_CRASH_AFTER_DEVELOP", "1"),
-        1,
-    );
-    if out.contains("is not installed; checked only that the rd-chain hook is armed")
-        && std::env::var_os("RD_CHAIN_TEST_REQUIRE_PANDAS").is_none()
-    {
+    if crashed_after_the_hook_handed_over(tmp.path(), &args).is_none() {
         return;
     }
     let live = rd_chain_dir.join("old.hook/report.tsv");

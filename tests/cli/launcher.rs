@@ -739,22 +739,28 @@ mod signals {
         assert!(left.is_empty(), "survived: {left:?} of {pids:?}");
     }
 
-    #[test]
-    fn ctrl_c_escalation_ends_the_whole_tree() {
-        let tmp = TempDir::new("tree-int");
-        let (mut child, pids) = with_workers(
-            &tmp,
-            &[
-                ("FAKE_RDAGENT_IGNORE_INT", "1"),
-                ("FAKE_RDAGENT_IGNORE_TERM", "1"),
-            ],
-        );
+    /// Ctrl-C (SIGINT to rd-chain's group, as a terminal sends it) to a run with workers started with `env`:
+    /// rd-chain exits 130 and no worker survives.
+    fn ctrl_c_ends_every_worker(name: &str, env: &[(&str, &str)]) {
+        let tmp = TempDir::new(name);
+        let (mut child, pids) = with_workers(&tmp, env);
         send("-INT", &format!("-{}", child.id()));
         let status = wait_exit(&mut child, Duration::from_secs(20));
         let left = gone_within(&pids, Duration::from_secs(5));
         kill_all(&left);
         assert_eq!(status.code(), Some(130), "{}", stderr_of(&mut child));
         assert!(left.is_empty(), "survived: {left:?} of {pids:?}");
+    }
+
+    #[test]
+    fn ctrl_c_escalation_ends_the_whole_tree() {
+        ctrl_c_ends_every_worker(
+            "tree-int",
+            &[
+                ("FAKE_RDAGENT_IGNORE_INT", "1"),
+                ("FAKE_RDAGENT_IGNORE_TERM", "1"),
+            ],
+        );
     }
 
     #[test]
@@ -804,14 +810,7 @@ mod signals {
 
     #[test]
     fn ctrl_c_ends_a_worker_that_left_the_group() {
-        let tmp = TempDir::new("tree-escape-int");
-        let (mut child, pids) = with_workers(&tmp, &[("FAKE_RDAGENT_WORKER_ESCAPES", "1")]);
-        send("-INT", &format!("-{}", child.id()));
-        let status = wait_exit(&mut child, Duration::from_secs(20));
-        let left = gone_within(&pids, Duration::from_secs(5));
-        kill_all(&left);
-        assert_eq!(status.code(), Some(130), "{}", stderr_of(&mut child));
-        assert!(left.is_empty(), "survived: {left:?} of {pids:?}");
+        ctrl_c_ends_every_worker("tree-escape-int", &[("FAKE_RDAGENT_WORKER_ESCAPES", "1")]);
     }
 
     #[test]

@@ -378,9 +378,9 @@ fn reusing_a_big_argument_tuple_cannot_multiply_memory() {
     data.extend_from_slice(b"N.");
     // Every REDUCE shares the tuple's items instead of copying them: 20,000 objects of 1,000 arguments each
     // hold 1,000 values in all, not 20 million.
-    crate::pickle::work::take();
+    crate::work::take();
     let g = ok(&data);
-    let work = crate::pickle::work::take();
+    let work = crate::work::take();
     assert_eq!(g.node_count(), 1 + 1 + 20_000);
     assert!(g.arena_len() <= 1000, "{} values stored", g.arena_len());
     assert!(
@@ -407,10 +407,10 @@ fn reusing_a_big_argument_tuple_cannot_multiply_memory() {
 fn memo_ids_just_below_the_dense_limit_cost_linear_work() {
     let count = |s: usize| {
         let data = crate::pickle::testpickle::memo_below_the_dense_limit(s);
-        crate::pickle::work::take();
+        crate::work::take();
         let g = ok(&data);
         assert_eq!(g.root, Value::None);
-        (data.len(), crate::pickle::work::take())
+        (data.len(), crate::work::take())
     };
     let (n1, w1) = count(2000);
     let (n2, w2) = count(8000);

@@ -1,7 +1,7 @@
-//! A count of the elementary steps taken by the decoder, the graph accessors and the session reader (opcodes
-//! run, pairs scanned or indexed, memo slots touched, bytes copied, candidates compared), so tests can check
-//! that cost grows linearly with the input by counting work, never by timing it. Outside tests `add`
-//! compiles to nothing.
+//! A count of elementary steps (opcodes run, pairs scanned or indexed, memo slots touched, bytes copied,
+//! candidates compared, directories listed, workspaces looked up, processes scanned), so tests can check that
+//! cost grows linearly with the input, or stays constant, by counting work, never by timing it. Outside tests
+//! `add` compiles to nothing.
 
 #[cfg(test)]
 use std::cell::Cell;
