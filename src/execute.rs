@@ -435,11 +435,7 @@ fn run_phases(
 /// under `<run>.hook.attempt-N` (N: the model phase's attempts so far) and pointing those attempts at it.
 /// Returns where this rd-chain's lines will start in the report (0 unless the earlier one stays in place).
 fn keep_earlier_hook_dir(plan: &Plan, record: &mut RunRecord, saver: &mut Saver) -> Result<u64> {
-    let attempts_before = record
-        .phases
-        .iter()
-        .find(|p| p.kind == PhaseKind::Model)
-        .map_or(0, |p| p.attempts.len());
+    let attempts_before = record.model_attempts().count();
     let kept = hook::kept_dir(&plan.hook_dir, attempts_before);
     let live_report = plan.hook_dir.join(contract::REPORT_FILE);
     match hook::reinstall(&plan.hook_dir, &kept)? {
@@ -457,14 +453,9 @@ fn keep_earlier_hook_dir(plan: &Plan, record: &mut RunRecord, saver: &mut Saver)
                     }
                 ))
             );
-            let model_attempts = record
-                .phases
-                .iter_mut()
-                .filter(|p| p.kind == PhaseKind::Model)
-                .flat_map(|p| p.attempts.iter_mut());
             let mut pointed = false;
             let mut last = None;
-            for a in model_attempts {
+            for a in record.model_attempts_mut() {
                 pointed |= a.hook_report_file.as_deref() == Some(live_report.as_path());
                 last = Some(a);
             }
@@ -487,12 +478,7 @@ fn keep_earlier_hook_dir(plan: &Plan, record: &mut RunRecord, saver: &mut Saver)
 /// that wrote it ("attempt 1", "attempts 2-3").
 fn earlier_hook_reports(record: &RunRecord, live: &Path) -> Vec<(String, PathBuf)> {
     let mut out: Vec<(usize, usize, PathBuf)> = Vec::new();
-    let attempts = record
-        .phases
-        .iter()
-        .filter(|p| p.kind == PhaseKind::Model)
-        .flat_map(|p| p.attempts.iter().enumerate());
-    for (i, a) in attempts {
+    for (i, a) in record.model_attempts().enumerate() {
         let Some(file) = a.hook_report_file.as_ref().filter(|f| f.as_path() != live) else {
             continue;
         };
@@ -515,12 +501,7 @@ fn earlier_hook_reports(record: &RunRecord, live: &Path) -> Vec<(String, PathBuf
 
 /// The model phase's attempts whose hook report is `from` now point at `to`.
 fn point_hook_reports(record: &mut RunRecord, from: &Path, to: Option<PathBuf>) {
-    let attempts = record
-        .phases
-        .iter_mut()
-        .filter(|p| p.kind == PhaseKind::Model)
-        .flat_map(|p| p.attempts.iter_mut());
-    for a in attempts {
+    for a in record.model_attempts_mut() {
         if a.hook_report_file.as_deref() == Some(from) {
             a.hook_report_file = to.clone();
         }

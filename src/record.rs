@@ -310,6 +310,21 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The model phase's attempts, in order (none before the model phase starts).
+    pub fn model_attempts(&self) -> impl Iterator<Item = &Attempt> {
+        self.phases
+            .iter()
+            .filter(|p| p.kind == PhaseKind::Model)
+            .flat_map(|p| p.attempts.iter())
+    }
+
+    pub fn model_attempts_mut(&mut self) -> impl Iterator<Item = &mut Attempt> {
+        self.phases
+            .iter_mut()
+            .filter(|p| p.kind == PhaseKind::Model)
+            .flat_map(|p| p.attempts.iter_mut())
+    }
+
     pub fn state(&self) -> State {
         self.outcome
             .as_ref()

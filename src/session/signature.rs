@@ -83,18 +83,8 @@ pub enum Signature {
 impl Signature {
     /// Check `mac` (the envelope's 32 bytes) over `payload`; `None` mac means an unsigned file.
     pub fn check(mac: Option<&[u8]>, payload: &[u8], key: Option<&SigningKey>) -> Signature {
-        Signature::check_reporting(mac, payload, key, &|_| {})
-    }
-
-    /// `check`, saying how far the hashing has got as `SigningKey::mac_reporting` does.
-    pub fn check_reporting(
-        mac: Option<&[u8]>,
-        payload: &[u8],
-        key: Option<&SigningKey>,
-        done: &dyn Fn(usize),
-    ) -> Signature {
         let want = match (mac, key) {
-            (Some(_), Some(key)) => Some(key.mac_reporting(payload, done)),
+            (Some(_), Some(key)) => Some(key.mac(payload)),
             _ => None,
         };
         Signature::judge(mac, want, key)
