@@ -74,7 +74,7 @@ fn visit(graph: &Graph, data: &[u8], value: &Value) {
         if let Some((first_key, _)) = pairs.first() {
             let _ = graph.dict_get(value, first_key);
         }
-        let _ = graph.dict_get(value, &Value::Str("data".into()));
+        let _ = graph.dict_get(value, &Value::str("data"));
         let _ = graph.dict_get(value, &Value::Int(0));
     }
     if let Some(Node::Object(obj)) = graph.deref(value) {

@@ -35,7 +35,9 @@ pub(crate) mod text;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::value::{extend_seq, ArenaFull, ObjectRec, Seq, Slot};
+use super::value::{
+    extend_seq, extras_mut, ArenaFull, ObjectExtras, ObjectRec, Seq, SharedStr, Slot, NO_EXTRAS,
+};
 use super::{Blob, BuildKind, Graph, NodeId, Options, PickleError, Value};
 use crate::work;
 use opcodes as op;
@@ -474,7 +476,8 @@ impl<'a> Machine<'a> {
             op::GLOBAL => {
                 let module = text::utf8_surrogatepass_lossy(self.read_line()?);
                 let name = text::utf8_surrogatepass_lossy(self.read_line()?);
-                let global = self.new_global(Rc::from(&*module), Rc::from(&*name))?;
+                let global =
+                    self.new_global(Rc::new(Box::from(&*module)), Rc::new(Box::from(&*name)))?;
                 self.push(global)?;
             }
             op::STACK_GLOBAL => {
@@ -514,7 +517,8 @@ impl<'a> Machine<'a> {
                 let name = text::utf8_surrogatepass_lossy(self.read_line()?);
                 let start = self.take_mark()?;
                 let args = self.values_from(start)?;
-                let cls = self.new_global(Rc::from(&*module), Rc::from(&*name))?;
+                let cls =
+                    self.new_global(Rc::new(Box::from(&*module)), Rc::new(Box::from(&*name)))?;
                 self.push_object(object(BuildKind::Inst, cls, args, Seq::default()))?;
             }
             op::OBJ => {
@@ -689,6 +693,12 @@ impl<'a> Machine<'a> {
         if len > self.opts.keep_str_up_to {
             let offset = self.pos;
             self.read_bytes(len)?;
+            let len = u32::try_from(len).map_err(|_| {
+                self.error(format!(
+                    "{} str of {len} bytes is longer than rd-chain reads (4 GiB)",
+                    self.op_name()
+                ))
+            })?;
             return self.push(Value::LongStr { offset, len });
         }
         let bytes = self.read_bytes(len)?;
@@ -753,7 +763,7 @@ impl<'a> Machine<'a> {
         self.push(value)
     }
 
-    fn new_global(&mut self, module: Rc<str>, name: Rc<str>) -> Result<Value> {
+    fn new_global(&mut self, module: SharedStr, name: SharedStr) -> Result<Value> {
         let index = self.index_u32(self.graph.globals.len())?;
         self.graph.globals.push((module, name));
         self.new_node(Slot::Global(index))
@@ -850,14 +860,29 @@ impl<'a> Machine<'a> {
         let min_items = usize::from(self.opcode == op::APPEND);
         let target = self.target_below(start, min_items)?;
         let is_set_op = self.opcode == op::ADDITEMS;
+        self.make_extras(target)?;
         let graph = &mut self.graph;
         let seq = match graph.slots.get_mut(target) {
             Some(Slot::List(seq)) if !is_set_op => seq,
             Some(Slot::Set(seq)) if is_set_op => seq,
-            Some(Slot::Object(i)) => &mut graph.objects[*i as usize].list_items,
+            Some(Slot::Object(i)) => {
+                let extras = graph.objects[*i as usize].extras;
+                &mut graph.object_extras[extras as usize].list_items
+            }
             _ => return Err(self.wrong_target(if is_set_op { "a set" } else { "a list" })),
         };
         extend_seq(&mut graph.values, seq, self.stack.drain(start..)).map_err(|e| self.too_many(e))
+    }
+
+    /// When the node `target` is an object, give it its `ObjectExtras` (items are about to be added to it).
+    fn make_extras(&mut self, target: usize) -> Result<()> {
+        if let Some(&Slot::Object(i)) = self.graph.slots.get(target) {
+            let graph = &mut self.graph;
+            if extras_mut(&mut graph.objects, &mut graph.object_extras, i as usize).is_err() {
+                return Err(self.too_many(ArenaFull));
+            }
+        }
+        Ok(())
     }
 
     /// SETITEM, SETITEMS: move the key/value pairs `stack[start..]` into the dict or object below them.
@@ -865,10 +890,14 @@ impl<'a> Machine<'a> {
         let min_items = if self.opcode == op::SETITEM { 2 } else { 0 };
         let target = self.target_below(start, min_items)?;
         self.check_even(start)?;
+        self.make_extras(target)?;
         let graph = &mut self.graph;
         let seq = match graph.slots.get_mut(target) {
             Some(Slot::Dict(seq)) => seq,
-            Some(Slot::Object(i)) => &mut graph.objects[*i as usize].dict_items,
+            Some(Slot::Object(i)) => {
+                let extras = graph.objects[*i as usize].extras;
+                &mut graph.object_extras[extras as usize].dict_items
+            }
             _ => return Err(self.wrong_target("a dict")),
         };
         work::add(self.stack.len() - start);
@@ -942,7 +971,7 @@ impl<'a> Machine<'a> {
     }
 
     /// The record of `callable(*args)`, reading the copyreg helpers as the objects they create.
-    fn reduce_record(&mut self, callable: Value, args: Seq) -> Result<ObjectRec> {
+    fn reduce_record(&mut self, callable: Value, args: Seq) -> Result<Call> {
         let helper = match self.global_name(&callable) {
             Some(("copyreg" | "copy_reg", name)) => name,
             _ => "",
@@ -980,30 +1009,57 @@ impl<'a> Machine<'a> {
         Ok(object(BuildKind::Reduce, callable, args, Seq::default()))
     }
 
-    fn push_object(&mut self, rec: ObjectRec) -> Result<()> {
+    fn push_object(&mut self, call: Call) -> Result<()> {
         let index = self.index_u32(self.graph.objects.len())?;
-        self.graph.objects.push(rec);
+        let extras = if call.kwargs == Seq::default() {
+            NO_EXTRAS
+        } else {
+            let extras = self
+                .index_u32(self.graph.object_extras.len())
+                .and_then(|n| {
+                    (n != NO_EXTRAS)
+                        .then_some(n)
+                        .ok_or_else(|| self.too_many(ArenaFull))
+                })?;
+            self.graph.object_extras.push(ObjectExtras {
+                kwargs: call.kwargs,
+                ..ObjectExtras::default()
+            });
+            extras
+        };
+        self.graph.objects.push(ObjectRec {
+            callable: call.callable,
+            state: None,
+            args: call.args,
+            extras,
+            kind: call.kind,
+        });
         self.push_node(Slot::Object(index))
     }
 }
 
-fn object(kind: BuildKind, callable: Value, args: Seq, kwargs: Seq) -> ObjectRec {
-    ObjectRec {
+/// `callable(*args, **kwargs)`, before it is stored as an object.
+struct Call {
+    kind: BuildKind,
+    callable: Value,
+    args: Seq,
+    kwargs: Seq,
+}
+
+fn object(kind: BuildKind, callable: Value, args: Seq, kwargs: Seq) -> Call {
+    Call {
         kind,
         callable,
         args,
         kwargs,
-        state: None,
-        list_items: Seq::default(),
-        dict_items: Seq::default(),
     }
 }
 
 /// The text of a str value as a shared str: the same allocation for a shared one, a copy of a short one.
-fn shared_str(value: &Value) -> Option<Rc<str>> {
+fn shared_str(value: &Value) -> Option<SharedStr> {
     match value {
         Value::Str(s) => Some(Rc::clone(s)),
-        Value::Short(s) => Some(Rc::from(s.as_str())),
+        Value::Short(s) => Some(Rc::new(Box::from(s.as_str()))),
         _ => None,
     }
 }

@@ -15,6 +15,9 @@ use std::rc::Rc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u32);
 
+/// A str shared between values (the memo hands out the same one): a thin pointer, so a `Value` stays two words.
+pub type SharedStr = Rc<Box<str>>;
+
 /// A bytes or bytearray payload. Large payloads (numpy buffers) may be kept as their length only.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Blob {
@@ -27,6 +30,10 @@ pub struct Blob {
 ///
 /// A str is `Short` (up to `ShortStr::CAP` bytes, stored in the value: copying it touches no other memory)
 /// or `Str` (shared); `Value::str` picks, and equality compares the text whichever form holds it.
+///
+/// A value is two words (checked below): the arenas, the memo and the stack hold millions of them in a large
+/// snapshot, and their pages are most of what decoding costs the kernel. Shared payloads are therefore behind
+/// thin pointers (`Rc<Box<..>>`), and a long str's length is a `u32`.
 #[derive(Clone, Debug, Default)]
 pub enum Value {
     #[default]
@@ -34,20 +41,23 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     /// An integer that does not fit i64: little-endian two's complement bytes, as LONG1/LONG4 carry it.
-    BigInt(Rc<[u8]>),
+    BigInt(Rc<Box<[u8]>>),
     Float(f64),
-    Str(Rc<str>),
+    Str(SharedStr),
     Short(ShortStr),
     /// A BINUNICODE* str longer than the decoder's `keep_str_up_to`: where its bytes are in the decoded input,
     /// not copied and not checked as UTF-8 until someone reads it with `Graph::long_str`.
     LongStr {
         offset: usize,
-        len: usize,
+        len: u32,
     },
     Bytes(Rc<Blob>),
     /// `NotImplemented` and `Ellipsis` and other singletons reached as globals are `Node::Global`.
     Node(NodeId),
 }
+
+const _: () = assert!(std::mem::size_of::<Value>() == 16);
+const _: () = assert!(std::mem::size_of::<Option<Value>>() == 16);
 
 /// A str of at most `CAP` bytes held in place.
 #[derive(Clone, Copy)]
@@ -57,8 +67,8 @@ pub struct ShortStr {
 }
 
 impl ShortStr {
-    /// The most bytes a short str holds: what fits beside the tag in a `Value` of three words.
-    pub const CAP: usize = 22;
+    /// The most bytes a short str holds: what fits beside the tag and the length in a `Value` of two words.
+    pub const CAP: usize = 14;
 
     fn new(text: &str) -> Option<ShortStr> {
         let len = u8::try_from(text.len())
@@ -175,16 +185,48 @@ impl Seq {
     }
 }
 
-/// An object's record in `Graph::objects`.
+/// An object's record in `Graph::objects`: what nearly every object has. Keyword arguments and items added by
+/// APPEND/SETITEM are rare, so they live in `Graph::object_extras` (a record is 56 bytes, not 96; a 1,000-loop
+/// snapshot holds 41,000 objects).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ObjectRec {
-    pub(crate) kind: BuildKind,
     pub(crate) callable: Value,
-    pub(crate) args: Seq,
-    pub(crate) kwargs: Seq,
     pub(crate) state: Option<Value>,
+    pub(crate) args: Seq,
+    /// Index of the object's `ObjectExtras`, or `NO_EXTRAS`.
+    pub(crate) extras: u32,
+    pub(crate) kind: BuildKind,
+}
+
+/// An object's keyword arguments and added items (`ObjectRec::extras`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct ObjectExtras {
+    pub(crate) kwargs: Seq,
     pub(crate) list_items: Seq,
     pub(crate) dict_items: Seq,
+}
+
+/// `ObjectRec::extras` of an object with no keyword arguments and no added items.
+pub(crate) const NO_EXTRAS: u32 = u32::MAX;
+
+const _: () = assert!(std::mem::size_of::<ObjectRec>() == 56);
+
+/// The extras of `objects[i]`, created empty on first use.
+pub(crate) fn extras_mut<'a>(
+    objects: &mut [ObjectRec],
+    extras: &'a mut Vec<ObjectExtras>,
+    i: usize,
+) -> Result<&'a mut ObjectExtras, ArenaFull> {
+    let rec = &mut objects[i];
+    if rec.extras == NO_EXTRAS {
+        let index = to_u32(extras.len())
+            .ok()
+            .filter(|&n| n != NO_EXTRAS)
+            .ok_or(ArenaFull)?;
+        extras.push(ObjectExtras::default());
+        rec.extras = index;
+    }
+    Ok(&mut extras[rec.extras as usize])
 }
 
 /// A node's record in `Graph::slots`: sequences point into the arenas, the rest into side tables.
@@ -295,7 +337,8 @@ pub struct Graph {
     pub(crate) values: Vec<Value>,
     pub(crate) pairs: Vec<(Value, Value)>,
     pub(crate) objects: Vec<ObjectRec>,
-    pub(crate) globals: Vec<(Rc<str>, Rc<str>)>,
+    pub(crate) object_extras: Vec<ObjectExtras>,
+    pub(crate) globals: Vec<(SharedStr, SharedStr)>,
     pub(crate) byte_arrays: Vec<Blob>,
     pub root: Value,
     /// The protocol announced by PROTO, or 0/1 when the stream has none.
@@ -364,14 +407,19 @@ impl Graph {
             }
             Slot::Object(i) => {
                 let rec = &self.objects[i as usize];
+                let extras = self
+                    .object_extras
+                    .get(rec.extras as usize)
+                    .copied()
+                    .unwrap_or_default();
                 Node::Object(Object {
                     kind: rec.kind,
                     callable: &rec.callable,
                     args: self.items_of(rec.args),
-                    kwargs: self.pairs_of(rec.kwargs),
+                    kwargs: self.pairs_of(extras.kwargs),
                     state: rec.state.as_ref(),
-                    list_items: self.items_of(rec.list_items),
-                    dict_items: self.pairs_of(rec.dict_items),
+                    list_items: self.items_of(extras.list_items),
+                    dict_items: self.pairs_of(extras.dict_items),
                 })
             }
         }
@@ -436,21 +484,31 @@ impl Graph {
     }
 
     pub fn add_global(&mut self, module: &str, name: &str) -> Value {
-        self.globals.push((Rc::from(module), Rc::from(name)));
+        self.globals
+            .push((Rc::new(Box::from(module)), Rc::new(Box::from(name))));
         self.add_slot(Slot::Global((self.globals.len() - 1) as u32))
     }
 
     pub fn add_object(&mut self, parts: ObjectParts) -> Value {
-        let rec = ObjectRec {
-            kind: parts.kind,
-            callable: parts.callable,
-            args: self.add_items(parts.args),
+        let args = self.add_items(parts.args);
+        let extras = ObjectExtras {
             kwargs: self.add_pairs(parts.kwargs),
-            state: parts.state,
             list_items: self.add_items(parts.list_items),
             dict_items: self.add_pairs(parts.dict_items),
         };
-        self.objects.push(rec);
+        let extras = if extras == ObjectExtras::default() {
+            NO_EXTRAS
+        } else {
+            self.object_extras.push(extras);
+            (self.object_extras.len() - 1) as u32
+        };
+        self.objects.push(ObjectRec {
+            callable: parts.callable,
+            state: parts.state,
+            args,
+            extras,
+            kind: parts.kind,
+        });
         self.add_slot(Slot::Object((self.objects.len() - 1) as u32))
     }
 
@@ -463,7 +521,7 @@ impl Graph {
     ) -> Option<std::borrow::Cow<'a, str>> {
         match value {
             Value::LongStr { offset, len } => {
-                let bytes = input.get(*offset..offset.checked_add(*len)?)?;
+                let bytes = input.get(*offset..offset.checked_add(*len as usize)?)?;
                 Some(crate::pickle::decode::text::utf8_surrogatepass_lossy(bytes))
             }
             _ => None,
@@ -627,7 +685,7 @@ impl Value {
     pub fn str(text: &str) -> Value {
         match ShortStr::new(text) {
             Some(short) => Value::Short(short),
-            None => Value::Str(Rc::from(text)),
+            None => Value::Str(Rc::new(Box::from(text))),
         }
     }
 
@@ -669,20 +727,20 @@ mod tests {
     use crate::pickle::decode::tests::support::ok;
 
     #[test]
-    fn a_value_is_three_words_and_short_strs_fit_in_it() {
-        assert_eq!(std::mem::size_of::<Value>(), 24);
-        assert_eq!(std::mem::size_of::<Option<Value>>(), 24);
+    fn a_value_is_two_words_and_short_strs_fit_in_it() {
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 16);
         let fits = "x".repeat(ShortStr::CAP);
         let over = "x".repeat(ShortStr::CAP + 1);
         assert!(matches!(Value::str(&fits), Value::Short(s) if s.as_str() == fits));
-        assert!(matches!(Value::str(&over), Value::Str(s) if *s == *over));
+        assert!(matches!(Value::str(&over), Value::Str(s) if **s == *over));
         assert!(matches!(Value::str(""), Value::Short(s) if s.as_str().is_empty()));
         // A multi-byte char is never cut: the length counted is in bytes.
-        let wide = "\u{65e5}".repeat(8); // 24 bytes
+        let wide = "\u{65e5}".repeat(5); // 15 bytes
         assert_eq!(Value::str(&wide).as_str(), Some(wide.as_str()));
         assert!(matches!(Value::str(&wide), Value::Str(_)));
         // Equality is by text, whichever form holds it.
-        assert_eq!(Value::str("k"), Value::Str(Rc::from("k")));
+        assert_eq!(Value::str("k"), Value::Str(Rc::new(Box::from("k"))));
         assert_ne!(Value::str("k"), Value::str("K"));
         assert_ne!(Value::str("1"), Value::Int(1));
     }

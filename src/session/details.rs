@@ -147,7 +147,7 @@ fn class_name<'g>(graph: &'g Graph, value: &Value) -> Option<&'g str> {
 fn workspace_file(graph: &Graph, workspace: &Value, file: &str) -> Option<String> {
     let dict = graph.attr(workspace, "file_dict")?;
     graph
-        .dict_get(dict, &Value::Str(file.into()))
+        .dict_get(dict, &Value::str(file))
         .and_then(Value::as_str)
         .map(str::to_string)
 }

@@ -160,14 +160,11 @@ fn manager_parts<'g>(graph: &'g Graph, manager: &'g Value) -> Option<(&'g Value,
     };
     let from_extra = || -> Option<(&'g Value, &'g Value)> {
         let extra = state.get(3)?;
-        let v14 = graph.dict_get(extra, &Value::Str("0.14.1".into()))?;
-        let axes = graph.dict_get(v14, &Value::Str("axes".into()))?;
-        let blocks = graph.dict_get(v14, &Value::Str("blocks".into()))?;
+        let v14 = graph.dict_get(extra, &Value::str("0.14.1"))?;
+        let axes = graph.dict_get(v14, &Value::str("axes"))?;
+        let blocks = graph.dict_get(v14, &Value::str("blocks"))?;
         let block = first(blocks)?;
-        Some((
-            first(axes)?,
-            graph.dict_get(block, &Value::Str("values".into()))?,
-        ))
+        Some((first(axes)?, graph.dict_get(block, &Value::str("values"))?))
     };
     from_tuple().or_else(from_extra)
 }
@@ -192,7 +189,7 @@ fn index_labels(
     let Some(data) = obj
         .args
         .get(1)
-        .and_then(|fields| graph.dict_get(fields, &Value::Str("data".into())))
+        .and_then(|fields| graph.dict_get(fields, &Value::str("data")))
     else {
         return Ok(None);
     };

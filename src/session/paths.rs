@@ -348,7 +348,6 @@ fn normalise_windows(path: &str) -> String {
 mod tests {
     use super::*;
     use crate::pickle::{BuildKind, ObjectParts};
-    use std::rc::Rc;
 
     fn posix(parts: &[&str]) -> String {
         join(PathFlavour::Posix, parts)
@@ -484,7 +483,7 @@ mod tests {
     }
 
     fn strs(parts: &[&str]) -> Vec<Value> {
-        parts.iter().map(|s| Value::Str(Rc::from(*s))).collect()
+        parts.iter().map(|s| Value::str(s)).collect()
     }
 
     #[test]
@@ -535,7 +534,7 @@ mod tests {
         assert_eq!(recorded_path(&g, &v), None);
 
         let g = Graph::default();
-        let p = recorded_path(&g, &Value::Str(Rc::from("/srv/ws//abc/"))).unwrap();
+        let p = recorded_path(&g, &Value::str("/srv/ws//abc/")).unwrap();
         assert_eq!(
             (p.text.as_str(), p.stored_as.as_str()),
             ("/srv/ws/abc", "str")

@@ -48,8 +48,8 @@ pub fn parse_decimal_int(text: &[u8]) -> Result<Value, String> {
     }
     match small {
         Some(n) => Ok(Value::Int(n)),
-        None => Ok(Value::BigInt(Rc::from(decimal_to_twos_complement(
-            digits, negative,
+        None => Ok(Value::BigInt(Rc::new(Box::from(
+            decimal_to_twos_complement(digits, negative),
         )))),
     }
 }
@@ -78,7 +78,7 @@ pub fn twos_complement_to_value(bytes: &[u8]) -> Value {
     let fill = if last & 0x80 != 0 { 0xff } else { 0x00 };
     let (low, high) = bytes.split_at(bytes.len().min(8));
     if high.iter().any(|&b| b != fill) {
-        return Value::BigInt(Rc::from(bytes));
+        return Value::BigInt(Rc::new(Box::from(bytes)));
     }
     // The value fits: the bytes past the eighth only repeat the sign, so byte 7 (or the last) carries it.
     let mut buf = [fill; 8];
@@ -86,7 +86,7 @@ pub fn twos_complement_to_value(bytes: &[u8]) -> Value {
         *slot = b;
     }
     if !high.is_empty() && (buf[7] & 0x80 != 0) != (fill == 0xff) {
-        return Value::BigInt(Rc::from(bytes));
+        return Value::BigInt(Rc::new(Box::from(bytes)));
     }
     Value::Int(i64::from_le_bytes(buf))
 }

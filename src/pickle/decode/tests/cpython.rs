@@ -91,10 +91,7 @@ fn shared_plain_values_are_one_node() {
         let g = decoded(&format!("plain/shared.p{p}"));
         let items = g.items(&g.root).unwrap();
         let tuple_item = g.items(&items[2]).unwrap()[0].clone();
-        let dict_item = g
-            .dict_get(&items[3], &Value::Str("k".into()))
-            .unwrap()
-            .clone();
+        let dict_item = g.dict_get(&items[3], &Value::str("k")).unwrap().clone();
         assert_eq!(items[0], items[1], "p{p}");
         assert_eq!(items[0], tuple_item, "p{p}");
         assert_eq!(items[0], dict_item, "p{p}");
@@ -138,7 +135,7 @@ fn instances_have_their_class_and_attributes() {
 fn defaultdicts_keep_factory_and_items() {
     for p in PROTOCOLS {
         let g = decoded(&format!("graph/defaultdict.p{p}"));
-        let lists = g.dict_get(&g.root, &Value::Str("lists".into())).unwrap();
+        let lists = g.dict_get(&g.root, &Value::str("lists")).unwrap();
         assert_eq!(
             g.class_of(lists),
             Some(("collections", "defaultdict")),
@@ -151,16 +148,16 @@ fn defaultdicts_keep_factory_and_items() {
             matches!(factory, ("builtins" | "__builtin__", "list")),
             "p{p}: {factory:?}"
         );
-        let a = g.dict_get(lists, &Value::Str("a".into())).unwrap();
+        let a = g.dict_get(lists, &Value::str("a")).unwrap();
         assert_eq!(
             graph_tree(&g, a),
             Tree::List(vec![Tree::Int("1".into())]),
             "p{p}"
         );
-        let b = g.dict_get(lists, &Value::Str("b".into())).unwrap();
+        let b = g.dict_get(lists, &Value::str("b")).unwrap();
         assert_eq!(g.items(b).unwrap(), &[Value::Int(2), Value::Int(3)], "p{p}");
 
-        let counts = g.dict_get(&g.root, &Value::Str("counts".into())).unwrap();
+        let counts = g.dict_get(&g.root, &Value::str("counts")).unwrap();
         let factory = g.class_of(&g.object(counts).unwrap().args[0]).unwrap();
         assert!(
             matches!(factory, ("builtins", "int") | ("__builtin__", "long")),
@@ -248,10 +245,7 @@ fn newobj_ex_keeps_keyword_arguments() {
             (BuildKind::NewObj, Some(("fakemod.things", "KwNew")))
         );
         assert_eq!(obj.args[0], Value::Int(1));
-        assert_eq!(
-            obj.kwargs,
-            vec![(Value::Str("flag".into()), Value::Bool(true))]
-        );
+        assert_eq!(obj.kwargs, vec![(Value::str("flag"), Value::Bool(true))]);
     }
     // Protocols 2 and 3 write functools.partial(KwNew.__new__, ...) instead: a call record on a call record.
     for p in 2..=3 {
@@ -302,7 +296,7 @@ fn datetimes_are_reduce_records_with_bytes() {
 fn blobs_above_the_keep_limit_keep_only_their_length() {
     for p in 3..=5 {
         let g = decoded(&format!("graph/blobs.p{p}"));
-        let get = |k: &str| g.dict_get(&g.root, &Value::Str(k.into())).unwrap();
+        let get = |k: &str| g.dict_get(&g.root, &Value::str(k)).unwrap();
         match get("big") {
             Value::Bytes(blob) => {
                 assert_eq!((blob.len, blob.data.is_none()), (100_000, true), "p{p}")
@@ -359,7 +353,7 @@ fn list_and_dict_subclasses_get_their_items() {
             "p{p}"
         );
         assert_eq!(
-            g.dict_get(&items[1], &Value::Str("k".into())),
+            g.dict_get(&items[1], &Value::str("k")),
             Some(&Value::Int(1)),
             "p{p}"
         );

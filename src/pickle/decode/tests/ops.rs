@@ -1,7 +1,5 @@
 //! One or more hand-written byte strings per opcode, protocol 0/1 text forms included.
 
-use std::rc::Rc;
-
 use super::support::{err, graph_tree, ok, twos_complement_decimal, Tree};
 use crate::pickle::{decode, BuildKind, Graph, Node, Options, Value};
 
@@ -408,7 +406,7 @@ fn reduce_is_a_record_never_a_call() {
     let obj = g.object(&g.root).expect("object");
     assert_eq!(obj.kind, BuildKind::Reduce);
     assert_eq!(g.class_of(&g.root), Some(("os", "system")));
-    assert_eq!(obj.args, vec![Value::Str(Rc::from("echo hi"))]);
+    assert_eq!(obj.args, vec![Value::str("echo hi")]);
     let e = err(b"cos\nsystem\nK\x01R.");
     assert!(e.message.contains("REDUCE argument is not a tuple"), "{e}");
 }
@@ -426,7 +424,7 @@ fn newobj_newobj_ex_and_build() {
     let obj = g.object(&g.root).unwrap();
     assert_eq!(obj.kind, BuildKind::NewObj);
     assert_eq!(obj.args, vec![Value::Int(1)]);
-    assert_eq!(obj.kwargs, vec![(Value::Str(Rc::from("k")), Value::Int(2))]);
+    assert_eq!(obj.kwargs, vec![(Value::str("k"), Value::Int(2))]);
     let e = err(b"\x80\x04\x8c\x03mod\x8c\x03Cls\x93)K\x01\x92.");
     assert!(
         e.message
@@ -455,7 +453,7 @@ fn inst_and_obj() {
     let obj = g.object(&g.root).unwrap();
     assert_eq!(obj.kind, BuildKind::Inst);
     assert_eq!(g.class_of(&g.root), Some(("mod", "Cls")));
-    assert_eq!(obj.args, vec![Value::Str(Rc::from("a")), Value::Int(2)]);
+    assert_eq!(obj.args, vec![Value::str("a"), Value::Int(2)]);
 
     let g = ok(b"(cmod\nCls\nK\x01o}X\x01\x00\x00\x00xK\x05sb.");
     let obj = g.object(&g.root).unwrap();
