@@ -298,8 +298,10 @@ pub type LoopStep = (usize, usize);
 /// - the highest loops are read, down to the `LAST_LOOPS`-th with files and further until two loops in a row
 ///   end with the same step (loops still running in parallel can end early; finished ones end alike); the last
 ///   step name seen there (e.g. `4_record`) is what every older loop is expected to end with;
-/// - each older loop's newest-file time costs one `stat`, of that expected last file; a loop without it (a
-///   loop that stopped early, another RD-Agent release) is read and its real last step asked instead;
+/// - the newest file is looked for only when asked (`choose_in` asks once the highest file has not settled the
+///   choice, so a sequential run times no loop): then each older loop's newest-file time costs one `stat`, of
+///   that expected last file; a loop without it (a loop that stopped early, another RD-Agent release) is read
+///   and its real last step asked instead;
 /// - the loop holding the newest file is read, and if its last step is not the expected one the real last
 ///   step is asked and the newest chosen again; other loops are read only when `choose` falls back to them.
 ///
@@ -311,16 +313,20 @@ pub type LoopStep = (usize, usize);
 pub struct SessionListing {
     loops: Vec<LoopDirs>,
     loop_dirs: usize,
-    newest: Option<LoopStep>,
+    /// The step every loop is expected to end with (the last step of the highest loops read).
+    expected: Option<std::ffi::OsString>,
+    /// The newest file, once asked for.
+    newest: Option<Option<LoopStep>>,
 }
 
 impl SessionListing {
-    /// List `session_dir` as far as the first candidates and the newest file need.
+    /// List `session_dir` as far as the first candidates need (the newest file is found when asked).
     pub fn open(session_dir: &Path) -> crate::Result<SessionListing> {
         let (loops, loop_dirs) = loop_dirs_of(session_dir)?;
         let mut listing = SessionListing {
             loops,
             loop_dirs,
+            expected: None,
             newest: None,
         };
         let mut with_files: Vec<usize> = Vec::new();
@@ -339,45 +345,50 @@ impl SessionListing {
                 with_files.push(li);
             }
         }
-        let expected: Option<std::ffi::OsString> = with_files
+        listing.expected = with_files
             .iter()
             .filter_map(|li| listing.last_file(*li))
             .max_by(|a, b| (a.step, a.path.file_name()).cmp(&(b.step, b.path.file_name())))
             .and_then(|f| f.path.file_name())
             .map(OsStr::to_os_string);
-        for li in 0..listing.loops.len() {
-            if listing.loops[li].files.is_none() {
-                if let (Some(name), [dir]) = (&expected, &listing.loops[li].dirs[..]) {
+        Ok(listing)
+    }
+
+    /// Time every loop by its last step (an unread loop by one `stat` of the expected file) and find the newest.
+    fn find_newest(&mut self) -> Option<LoopStep> {
+        let expected = self.expected.clone();
+        for li in 0..self.loops.len() {
+            if self.loops[li].files.is_none() {
+                if let (Some(name), [dir]) = (&expected, &self.loops[li].dirs[..]) {
                     crate::work::add(1);
                     if let Ok(meta) = fs::metadata(dir.join(name)) {
                         if meta.is_file() {
-                            listing.loops[li].time = meta.modified().ok();
+                            self.loops[li].time = meta.modified().ok();
                             continue;
                         }
                     }
                 }
-                listing.read(li);
+                self.read(li);
             }
-            listing.time_last_step(li);
+            self.time_last_step(li);
         }
         // The newest by (time, place), as `Listing::newest`; a loop timed by its expected file is read first.
-        while let Some(li) = (0..listing.loops.len())
-            .filter(|li| listing.loops[*li].time.is_some())
-            .max_by_key(|li| (listing.loops[*li].time, *li))
+        while let Some(li) = (0..self.loops.len())
+            .filter(|li| self.loops[*li].time.is_some())
+            .max_by_key(|li| (self.loops[*li].time, *li))
         {
-            if let Some(files) = &listing.loops[li].files {
-                listing.newest = Some((li, files.len() - 1));
-                break;
+            if let Some(files) = &self.loops[li].files {
+                return Some((li, files.len() - 1));
             }
             let assumed = expected
                 .as_ref()
-                .map(|name| listing.loops[li].dirs[0].join(name));
-            listing.read(li);
-            if listing.last_file(li).map(|f| &f.path) != assumed.as_ref() {
-                listing.time_last_step(li);
+                .map(|name| self.loops[li].dirs[0].join(name));
+            self.read(li);
+            if self.last_file(li).map(|f| &f.path) != assumed.as_ref() {
+                self.time_last_step(li);
             }
         }
-        Ok(listing)
+        None
     }
 
     /// Directories named `<int>`.
@@ -393,9 +404,12 @@ impl SessionListing {
             .any(|l| l.files.as_ref().is_some_and(|f| !f.is_empty()))
     }
 
-    /// The file with the newest modification time (ties: highest (loop, step)).
-    pub fn newest(&self) -> Option<LoopStep> {
-        self.newest
+    /// The file with the newest modification time (ties: highest (loop, step)), found on first use.
+    pub fn newest(&mut self) -> Option<LoopStep> {
+        if self.newest.is_none() {
+            self.newest = Some(self.find_newest());
+        }
+        self.newest.flatten()
     }
 
     /// How many loops' directories have been read so far.
@@ -436,8 +450,12 @@ pub trait Snapshots {
     /// A file's place, ordered like the files' (loop, step, path).
     type At: Copy + Ord;
     fn file(&self, at: Self::At) -> &SnapshotFile;
-    /// The first files to read (`initial_candidates`).
+    /// The first files to read: the last file of each of the `LAST_LOOPS` highest loops (the first of them is
+    /// the highest file of all).
     fn initial(&mut self) -> BTreeSet<Self::At>;
+    /// The file with the newest modification time: a candidate too, but never above the highest file, so
+    /// `choose_in` asks for it only when the highest file does not settle the choice.
+    fn newest(&mut self) -> Option<Self::At>;
     /// The file just before `at` in the same loop.
     fn previous_step(&mut self, at: Self::At) -> Option<Self::At>;
     /// The file just before `at` in (loop, step) order, whatever its loop; from the last file when `at` is
@@ -457,7 +475,10 @@ impl Snapshots for Complete<'_> {
         &self.files[at]
     }
     fn initial(&mut self) -> BTreeSet<usize> {
-        initial_candidates(self.files, self.newest)
+        initial_candidates(self.files, None)
+    }
+    fn newest(&mut self) -> Option<usize> {
+        self.newest
     }
     fn previous_step(&mut self, at: usize) -> Option<usize> {
         at.checked_sub(1)
@@ -483,8 +504,10 @@ impl Snapshots for SessionListing {
                 chosen.insert((li, last));
             }
         }
-        chosen.extend(self.newest);
         chosen
+    }
+    fn newest(&mut self) -> Option<LoopStep> {
+        SessionListing::newest(self)
     }
     fn previous_step(&mut self, at: LoopStep) -> Option<LoopStep> {
         at.1.checked_sub(1).map(|s| (at.0, s))
@@ -565,7 +588,17 @@ pub fn choose_in<S: Snapshots, T>(
     // number of times however many fail (no scan of `tried` inside a scan of the files).
     let mut was_tried = BTreeSet::new();
     let mut fallback = None;
+    let mut newest_queued = false;
     loop {
+        // The newest file joins once the highest has been read without settling the choice: it sorts at or
+        // below that one, so the files read and their order are as if it had been queued from the start, and a
+        // sequential run (settled by its highest file) never times its older loops.
+        if !newest_queued && !choice.tried.is_empty() {
+            newest_queued = true;
+            if let Some(newest) = files.newest().filter(|n| !was_tried.contains(n)) {
+                queue.insert(newest);
+            }
+        }
         let next = match queue.pop_last() {
             Some(i) => i,
             None if choice.best.is_none() => {
@@ -1259,11 +1292,6 @@ mod tests {
         let mut lazy = SessionListing::open(session).unwrap();
         assert_eq!(lazy.loop_dirs(), full.loop_dirs);
         assert_eq!(lazy.has_files(), !full.files.is_empty());
-        assert_eq!(
-            lazy.newest().map(|at| lazy.file(at).path.clone()),
-            full.newest().map(path),
-            "newest file"
-        );
         let loop_dirs = lazy.loop_dirs();
         let c = choose_in(&mut lazy, loop_dirs, read, |n| *n);
         let got: PathOutcome = (
@@ -1278,35 +1306,67 @@ mod tests {
                 .collect(),
         );
         assert_eq!(got, want, "best, tried, skipped");
+        assert_eq!(
+            lazy.newest().map(|at| lazy.file(at).path.clone()),
+            full.newest().map(path),
+            "newest file"
+        );
         (lazy, got)
     }
 
     #[test]
-    fn listing_a_session_to_choose_costs_one_stat_per_older_loop() {
+    fn choosing_in_a_sequential_run_reads_three_loops_and_finding_the_newest_one_stat_per_older_loop(
+    ) {
         let cost = |n: u64| {
             let (dir, session) = session_of(&format!("cost{n}"), &sequential(n));
             crate::work::take();
-            let listing = SessionListing::open(&session).unwrap();
-            let work = crate::work::take();
+            let mut listing = SessionListing::open(&session).unwrap();
+            let opened = crate::work::take();
             assert_eq!(
                 listing.loops_read(),
                 3,
                 "{n} loops: only the last three are read"
             );
+            // A sequential run's highest file holds every loop: it settles the choice, nothing is timed.
+            let loop_dirs = listing.loop_dirs();
+            let choice = choose_in(
+                &mut listing,
+                loop_dirs,
+                |f| Ok::<_, String>(f.loop_id as usize + 1),
+                |n| *n,
+            );
+            let chose = crate::work::take();
+            assert_eq!(choice.tried.len(), 1);
+            assert!(listing
+                .file(choice.best.unwrap().0)
+                .path
+                .ends_with(format!("{}/4_record", n - 1)));
+            assert_eq!(listing.loops_read(), 3);
+            // The newest file, asked for, times each older loop with one stat of its expected last step.
+            assert!(listing.newest().is_some());
+            let timed = crate::work::take();
+            assert_eq!(listing.loops_read(), 3);
+            // And the outcome is the complete listing's when the highest file does not settle it.
             let (listing, (best, _, _)) = same_choice(&session, &[]);
             assert!(best.unwrap().ends_with(format!("{}/4_record", n - 1)));
             assert_eq!(listing.loops_read(), 3);
             fs::remove_dir_all(&dir).unwrap();
-            work
+            (opened, chose, timed)
         };
-        let (w1, w4) = (cost(25), cost(100));
-        // Each loop added costs exactly one stat; the three loops read cost a listing and a stat each.
+        let ((o1, c1, t1), (o4, c4, t4)) = (cost(25), cost(100));
+        assert_eq!((o1, o4), (3, 3), "opening reads the last three loops");
         assert_eq!(
-            w4 - w1,
-            75,
-            "work grew from {w1} (25 loops) to {w4} (100 loops)"
+            (c1, c4),
+            (1, 1),
+            "choosing reads one file, whatever the length"
         );
-        assert_eq!(w1, 25 + 3);
+        // One stat per loop: an older loop's expected last step, a read loop's last file.
+        assert_eq!(
+            t4 - t1,
+            75,
+            "timing grew from {t1} (25 loops) to {t4} (100 loops)"
+        );
+        assert_eq!(t1, 25);
     }
 
     #[test]
@@ -1356,7 +1416,7 @@ mod tests {
             })
             .collect();
         let (dir, session) = session_of("parallel", &spec);
-        let (listing, _) = same_choice(&session, &[]);
+        let (mut listing, _) = same_choice(&session, &[]);
         // 8, 7, 6, then 5 and 4, which end alike: `4_record` is what older loops are asked for.
         assert_eq!(listing.loops_read(), 5);
         assert_eq!(
@@ -1392,7 +1452,7 @@ mod tests {
         let elsewhere = dir.join("elsewhere");
         fs::rename(session.join("6"), &elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, session.join("6")).unwrap();
-        let (listing, (best, tried, _)) = same_choice(&session, &[]);
+        let (mut listing, (best, tried, _)) = same_choice(&session, &[]);
         assert_eq!(
             listing.newest().map(|at| listing.file(at).path.clone()),
             Some(session.join("2").join("4_record"))
