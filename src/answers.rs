@@ -800,6 +800,7 @@ pub fn chain_answers(
         workspace_path_env: plan.config.workspace_path_env.clone(),
         cwd: plan.cwd.clone(),
         signing_key: plan.signing_key.clone(),
+        verify: crate::session::Verify::WithKeyAtHand,
         project_root: root,
     };
     let factor_root = record

@@ -192,6 +192,8 @@ pub struct LogQuery {
     pub kind: Option<Kind>,
     /// `inspect --factors`: the SOTA factor set in detail.
     pub factors: bool,
+    /// `resolve --verify`: check the snapshot's signature and fail unless it verifies.
+    pub verify: bool,
 }
 
 /// How much rd-chain logs to stderr.
@@ -227,6 +229,8 @@ enum Scope {
     Kind,
     /// `inspect` only.
     Inspect,
+    /// `resolve` only.
+    Resolve,
     /// `export` only.
     Export,
     /// The chain, `resume` and `report` (where runs are).
@@ -819,6 +823,17 @@ const FLAGS: &[Flag] = &[
         scope: Scope::Kind,
     },
     Flag {
+        long: "verify",
+        short: None,
+        value: None,
+        env: None,
+        default: DefaultValue::Nothing,
+        help: "resolve: check the snapshot's HMAC with RD-Agent's signing key and fail (exit 3) unless it \
+               verifies; without it resolve checks no signature (it only reads a path; nothing in a snapshot is \
+               ever run). inspect, export, report, the chain and a resume check whenever the key is at hand.",
+        scope: Scope::Resolve,
+    },
+    Flag {
         long: "factors",
         short: None,
         value: None,
@@ -1007,7 +1022,7 @@ impl Sub {
 
     fn accepts(self, scope: Scope) -> bool {
         if self == Sub::Run {
-            return scope != Scope::Report;
+            return !matches!(scope, Scope::Report | Scope::Resolve);
         }
         matches!(
             (self, scope),
@@ -1016,6 +1031,7 @@ impl Sub {
                 | (Sub::List | Sub::Export | Sub::Resume, Scope::Json)
                 | (Sub::Resolve | Sub::Inspect | Sub::Export, Scope::Kind)
                 | (Sub::Inspect, Scope::Inspect)
+                | (Sub::Resolve, Scope::Resolve)
                 | (Sub::Export, Scope::Export | Scope::Pick)
                 | (Sub::Resume, Scope::Chain)
                 | (Sub::Report, Scope::Report | Scope::Chain)
@@ -1151,6 +1167,7 @@ where
         None => None,
     };
     let factors = given.iter().any(|(f, _)| f.long == "factors");
+    let verify = given.iter().any(|(f, _)| f.long == "verify");
     // What `resolve`, `inspect` and `export` ask of a log.
     let log_query = |path: PathBuf| -> Result<LogQuery> {
         Ok(LogQuery {
@@ -1160,6 +1177,7 @@ where
             workspace_path_env: workspace_path_env.clone(),
             kind,
             factors,
+            verify,
         })
     };
 
@@ -1813,7 +1831,7 @@ pub fn help_text() -> String {
     rd-chain [FLAGS]                 run `rdagent fin_factor`, resolve the SOTA factor workspace from that
                                      run's own log, check its combined_factors_df.parquet, run
                                      `rdagent fin_model` with the factors handed over
-    rd-chain resolve PATH [--kind factor|model] [--pick P] [--json]
+    rd-chain resolve PATH [--kind factor|model] [--pick P] [--json] [--verify]
                                      print the SOTA factor (or model) workspace of a log (PATH: a log dir,
                                      its __session__ dir, or one snapshot file), alone on stdout
     rd-chain inspect PATH [--kind factor|model] [--factors] [--pick P] [--json]
@@ -1889,9 +1907,11 @@ RESUMING (resume, the same --run-id again, --retries, --on-stall restart):
 
 SIGNATURES:
     With RD-Agent's signing key at hand (ARTIFACT_SIGNING_KEY, else the file ARTIFACT_SIGNING_KEY_PATH,
-    default ~/.rdagent/artifact_signing.key), resolve, inspect, the SOTA resolution of a run and a resume
-    check the HMAC of each snapshot they read and say verified, mismatch (a warning; nothing in a snapshot
-    is ever run) or not checked (no key); the hash runs beside the decoding. list checks none.
+    default ~/.rdagent/artifact_signing.key), inspect, export, report, the SOTA resolution of a run and a
+    resume check the HMAC of each snapshot they read and say verified, mismatch (a warning; nothing in a
+    snapshot is ever run) or not checked (no key); the hash runs beside the decoding. resolve checks only
+    with --verify (then anything but verified fails with exit 3, and no key is exit 2): it only reads a path
+    out of the snapshot, and a resume checks again before rdagent unpickles anything. list checks none.
 
 EXIT CODES:
 ",
@@ -2253,8 +2273,23 @@ mod tests {
                 workspace_path_env: Some("/ws".into()),
                 kind: None,
                 factors: false,
+                verify: false,
             })
         );
+        let inv = parse(args(&["resolve", "log/x", "--verify"]), &env(&[])).unwrap();
+        assert!(matches!(
+            inv.command,
+            Command::Resolve(LogQuery { verify: true, .. })
+        ));
+        for other in ["inspect", "export", "list"] {
+            let e = parse(args(&[other, "log/x", "--verify"]), &env(&[])).unwrap_err();
+            assert!(
+                e.to_string().contains("--verify does not apply"),
+                "{other}: {e}"
+            );
+        }
+        let e = parse(args(&["--verify"]), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("--verify does not apply"), "{e}");
         let inv = parse(args(&["resolve", "--kind", "model", "log/x"]), &env(&[])).unwrap();
         assert!(matches!(
             inv.command,

@@ -147,6 +147,12 @@ pub fn prepare(from: &Path, k: u32, key: Option<&SigningKey>, allow_legacy: bool
                 snap.path.display()
             )))
         }
+        Signature::Skipped => {
+            return Err(Error::Internal(format!(
+                "the signature of {} was not checked before a resume",
+                snap.path.display()
+            )))
+        }
         Signature::Mismatch { key_source } => {
             return Err(Error::usage(format!(
                 "cannot continue from {}: its signature does not verify with the key from {key_source}, so \

@@ -308,6 +308,7 @@ fn resolve_factor_log(
         workspace_path_env: plan.config.workspace_path_env.clone(),
         cwd: plan.cwd.clone(),
         signing_key: plan.signing_key.clone(),
+        verify: crate::session::Verify::WithKeyAtHand,
         // rdagent ran in the phase's cwd: a relative WORKSPACE_PATH is relative to that, wherever the log is.
         project_root: Some(phase.cwd.clone()),
     };

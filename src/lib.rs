@@ -158,14 +158,17 @@ fn current_dir() -> Result<PathBuf> {
 fn resolve_request(
     query: LogQuery,
     env: &BTreeMap<String, String>,
+    verify: session::Verify,
 ) -> Result<resolve::ResolveRequest> {
     let cwd = current_dir()?;
+    let signing_key = verify.key(env)?;
     Ok(resolve::ResolveRequest {
         path: query.path,
         pick: query.pick.value,
         workspace_path_env: query.workspace_path_env,
         cwd,
-        signing_key: session::SigningKey::from_env(env),
+        signing_key,
+        verify,
         project_root: None,
     })
 }
@@ -185,7 +188,12 @@ fn run(
             crate::session::snapshot::skip_freeing_graphs();
             let json = query.json;
             let kind = query.kind.unwrap_or_default();
-            let req = resolve_request(query, env)?;
+            let verify = if query.verify {
+                session::Verify::Required
+            } else {
+                session::Verify::No
+            };
+            let req = resolve_request(query, env, verify)?;
             if kind == answers::Kind::Model {
                 let run = answers::read_run(&req)?;
                 let workspace =
@@ -220,7 +228,11 @@ fn run(
             crate::session::snapshot::skip_freeing_graphs();
             // The tables are printed even when the pick fails (exit 3), so the user sees what the log holds.
             let (json, asked, with_factors) = (query.json, query.kind, query.factors);
-            let run = answers::read_run(&resolve_request(query, env)?)?;
+            let run = answers::read_run(&resolve_request(
+                query,
+                env,
+                session::Verify::WithKeyAtHand,
+            )?)?;
             let kind = answers::effective_kind(asked, run.answers.kind);
             let factor_set = match (&run.inspection.outcome, with_factors) {
                 (Ok(p), true) => Some(factors::factor_set(
@@ -257,7 +269,11 @@ fn run(
         Command::Export { query, to, force } => {
             let (json, kind) = (query.json, query.kind);
             let cwd = current_dir()?;
-            let run = answers::read_run(&resolve_request(query, env)?)?;
+            let run = answers::read_run(&resolve_request(
+                query,
+                env,
+                session::Verify::WithKeyAtHand,
+            )?)?;
             let bundle = export::bundle_of(&run, kind)?;
             let written = export::write(&bundle, &resolve::absolute(&cwd, &to), force)?;
             if json {

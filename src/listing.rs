@@ -85,6 +85,7 @@ fn summarize_run(
         cwd: cwd.to_path_buf(),
         // `list` shows no signatures, so it spends no time on them.
         signing_key: None,
+        verify: crate::session::Verify::WithKeyAtHand,
         project_root: None,
     };
     if !path.join(SESSION_DIR).is_dir() {

@@ -227,6 +227,7 @@ pub fn build(
                 workspace_path_env: config.workspace_path_env.clone(),
                 cwd: cwd.to_path_buf(),
                 signing_key: signing_key.clone(),
+                verify: crate::session::Verify::WithKeyAtHand,
                 project_root: None,
             };
             match resolve::resolve(&req) {

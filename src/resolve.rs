@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use crate::session::{
     self, ExperimentKind, HistoryEntry, PathFlavour, RecordedPath, Session, SigningKey, Skipped,
-    SnapshotInfo,
+    SnapshotInfo, Verify,
 };
 use crate::Error;
 
@@ -99,8 +99,10 @@ pub struct ResolveRequest {
     pub workspace_path_env: Option<PathBuf>,
     /// The directory relative paths are taken against.
     pub cwd: PathBuf,
-    /// The key signed snapshots are checked with (`SigningKey::from_env`); `None`: not checked.
+    /// The key signed snapshots are checked with (`Verify::key`); `None`: not checked.
     pub signing_key: Option<SigningKey>,
+    /// What is made of the snapshot's signature (`Verify::apply`).
+    pub verify: Verify,
     /// The directory RD-Agent ran in, when the caller knows it; `None`: derived from the log dir
     /// (see `project_root_of`).
     pub project_root: Option<PathBuf>,
@@ -114,6 +116,7 @@ impl ResolveRequest {
             workspace_path_env: None,
             cwd: cwd.into(),
             signing_key: None,
+            verify: Verify::default(),
             project_root: None,
         }
     }
@@ -659,7 +662,9 @@ pub fn survey(req: &ResolveRequest) -> crate::Result<Survey> {
             path = newest;
         }
     }
-    let session = session::load(&path, req.signing_key.as_ref())?;
+    let mut session = session::load(&path, req.signing_key.as_ref())?;
+    req.verify
+        .apply(&mut session.snapshot.signature, &session.snapshot.path)?;
     let project_root = match &req.project_root {
         Some(root) => absolute(&req.cwd, root),
         None => project_root_of(&session.log_dir),

@@ -271,12 +271,27 @@ def test_rd_chain_reads_a_snapshot_rdagent_itself_signed(tmp_path):
     # The SOTA is the last accepted factor experiment (loop 2), not the first one.
     assert doc["pick"]["index"] == 2 and doc["workspace"] == sota_workspace
 
-    # The same file under another key: read all the same, with the mismatch reported.
+    # resolve checks the signature only when asked: with --verify and RD-Agent's key it verifies.
+    out = subprocess.run([rd_chain_binary(), "resolve", "--verify", str(log_dir)], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == sota_workspace, out.stderr
+
+    # The same file under another key: inspect reads it all the same and reports the mismatch, resolve --verify
+    # refuses it (exit 3, nothing on stdout), and resolve alone checks nothing and prints the workspace.
     env["ARTIFACT_SIGNING_KEY"] = "another key of at least thirty-two bytes, not RD-Agent's"
+    out = subprocess.run([rd_chain_binary(), "inspect", "--json", str(log_dir)], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["snapshot"]["signature"] == "mismatch"
+    assert "does not match" in out.stderr
+    out = subprocess.run([rd_chain_binary(), "resolve", "--verify", str(log_dir)], cwd=str(tmp_path), env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 3 and out.stdout == "", out.stderr
+    assert "not verified" in out.stderr and "does NOT match" in out.stderr
     out = subprocess.run([rd_chain_binary(), "resolve", str(log_dir)], cwd=str(tmp_path), env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == sota_workspace, out.stderr
-    assert "does not match" in out.stderr
+    assert "does not match" not in out.stderr
 
 
 # USE_ALPHA_FACTORS=false: the driver records everything RD-Agent hands to Qlib (the whole run_env and the

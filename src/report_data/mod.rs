@@ -135,6 +135,7 @@ impl ReadContext {
             workspace_path_env: self.workspace_path_env.clone(),
             cwd: self.cwd.clone(),
             signing_key: self.signing_key.clone(),
+            verify: crate::session::Verify::WithKeyAtHand,
             project_root: project_root.map(Path::to_path_buf),
         }
     }

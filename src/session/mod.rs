@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 pub use history::{ExperimentKind, HistoryEntry, LoopSource};
 pub use metrics::Metrics;
 pub use paths::{PathFlavour, RecordedPath};
-pub use signature::{Signature, SigningKey};
+pub use signature::{Signature, SigningKey, Verify};
 pub use snapshot::{Input, SnapshotFile, SESSION_DIR};
 
 use snapshot::{choose_in, locate, read_snapshot, snapshot_names, ReadSnapshot, SessionListing};

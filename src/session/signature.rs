@@ -6,7 +6,7 @@
 //! HMAC is RFC 2104; both are small enough to own rather than add a crate. Never logs or prints the key.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The key RD-Agent signs with, and where it came from (for messages; never the key itself).
 #[derive(Clone, PartialEq, Eq)]
@@ -74,10 +74,62 @@ pub enum Signature {
     Unsigned,
     /// Signed, but no key was available to check it.
     Unchecked,
+    /// Signed, and not checked because the command does not check unless asked (`resolve` without
+    /// `--verify`).
+    Skipped,
     /// Signed, and the HMAC matches the key from this source.
     Verified { key_source: String },
     /// Signed, and the HMAC does not match the key from this source.
     Mismatch { key_source: String },
+}
+
+/// Whether a command checks the signatures of the snapshots it reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verify {
+    /// With the key, when one is at hand (`inspect`, `export`, `report`, the chain, a resume).
+    #[default]
+    WithKeyAtHand,
+    /// Not at all: a signed snapshot's signature is `Skipped` (`resolve`, which only reads a path out of the
+    /// snapshot and runs nothing in it).
+    No,
+    /// With the key, which must be at hand, and anything but `Verified` is an error (`resolve --verify`).
+    Required,
+}
+
+impl Verify {
+    /// The key this policy checks with: from the environment unless it checks nothing; `Required` without
+    /// one is a usage error.
+    pub fn key(self, env: &BTreeMap<String, String>) -> crate::Result<Option<SigningKey>> {
+        match self {
+            Verify::No => Ok(None),
+            Verify::WithKeyAtHand => Ok(SigningKey::from_env(env)),
+            Verify::Required => SigningKey::from_env(env).map(Some).ok_or_else(|| {
+                crate::Error::usage(
+                    "--verify needs RD-Agent's signing key: set ARTIFACT_SIGNING_KEY, or ARTIFACT_SIGNING_KEY_PATH \
+                     to its key file (default ~/.rdagent/artifact_signing.key, which RD-Agent writes on its first \
+                     signed snapshot)",
+                )
+            }),
+        }
+    }
+
+    /// What the policy makes of a read snapshot's `signature`: `Skipped` when it checks nothing, an error
+    /// naming `path` when it requires a verified signature and got another.
+    pub fn apply(self, signature: &mut Signature, path: &Path) -> crate::Result<()> {
+        match (self, &*signature) {
+            (Verify::No, Signature::Unchecked) => *signature = Signature::Skipped,
+            (Verify::Required, Signature::Verified { .. })
+            | (Verify::No | Verify::WithKeyAtHand, _) => {}
+            (Verify::Required, other) => {
+                return Err(crate::Error::resolution(format!(
+                    "--verify: snapshot {} is not verified: {}",
+                    path.display(),
+                    other.describe()
+                )))
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Signature {
@@ -118,11 +170,12 @@ impl Signature {
         }
     }
 
-    /// One word for JSON: unsigned, unchecked, verified, mismatch.
+    /// One word for JSON: unsigned, unchecked, skipped, verified, mismatch.
     pub fn as_str(&self) -> &'static str {
         match self {
             Signature::Unsigned => "unsigned",
             Signature::Unchecked => "unchecked",
+            Signature::Skipped => "skipped",
             Signature::Verified { .. } => "verified",
             Signature::Mismatch { .. } => "mismatch",
         }
@@ -143,6 +196,9 @@ impl Signature {
             Signature::Unsigned => "bare pickle (unsigned)".to_string(),
             Signature::Unchecked => "signed (RDAGENT_SIGNED_PICKLE_V1; HMAC not checked: no key, set \
                                      ARTIFACT_SIGNING_KEY or ~/.rdagent/artifact_signing.key)"
+                .to_string(),
+            Signature::Skipped => "signed (RDAGENT_SIGNED_PICKLE_V1; HMAC not checked: resolve checks it \
+                                   with --verify)"
                 .to_string(),
             Signature::Verified { key_source } => {
                 format!("signed (RDAGENT_SIGNED_PICKLE_V1; HMAC verified with the key from {key_source})")

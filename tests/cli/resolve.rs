@@ -739,6 +739,82 @@ fn a_signature_that_does_not_match_is_a_warning_and_no_key_is_said() {
 }
 
 #[test]
+fn resolve_checks_the_signature_only_when_asked_and_then_strictly() {
+    let s = scenario("signed");
+    let sota = s.expected.get("expect").get("sota").get("workspace").str();
+    let home = TempDir::new("verify-home");
+    // The key is at hand (the scenario's environment), but resolve only reads a path: not checked, and said.
+    let (doc, _) = json_of(
+        s.cmd(&[OsStr::new("resolve"), OsStr::new("--json")])
+            .env("HOME", home.path())
+            .arg(s.log_dir()),
+        0,
+    );
+    let snap = doc.get("snapshot");
+    assert_eq!(snap.get("signature").str(), "skipped");
+    assert!(!snap.get("hmac_verified").bool());
+    // --verify: checked, and the path printed when it verifies.
+    let (out, _) = expect_code(
+        s.cmd(&[OsStr::new("resolve"), OsStr::new("--verify")])
+            .env("HOME", home.path())
+            .arg(s.log_dir()),
+        0,
+    );
+    assert_eq!(out.trim_end(), sota);
+    let (doc, _) = json_of(
+        s.cmd(&[
+            OsStr::new("resolve"),
+            OsStr::new("--verify"),
+            OsStr::new("--json"),
+        ])
+        .env("HOME", home.path())
+        .arg(s.log_dir()),
+        0,
+    );
+    assert_eq!(doc.get("snapshot").get("signature").str(), "verified");
+    // Another key: exit 3, nothing on stdout, the snapshot named.
+    let (out, err) = expect_code(
+        rd_chain(&s.root)
+            .env("HOME", home.path())
+            .env("ARTIFACT_SIGNING_KEY", "not the key RD-Agent used")
+            .args(["resolve", "--verify"])
+            .arg(s.log_dir()),
+        3,
+    );
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("not verified")
+            && err.contains("does NOT match")
+            && err.contains("__session__"),
+        "{err}"
+    );
+    // No key at all: a usage error saying where the key comes from.
+    let (out, err) = expect_code(
+        rd_chain(&s.root)
+            .env("HOME", home.path())
+            .args(["resolve", "--verify"])
+            .arg(s.log_dir()),
+        2,
+    );
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("--verify needs") && err.contains("ARTIFACT_SIGNING_KEY"),
+        "{err}"
+    );
+    // A bare pickle has no signature to verify, whatever the key.
+    let bare = scenario("basic-p2");
+    let (out, err) = expect_code(
+        bare.cmd(&[OsStr::new("resolve"), OsStr::new("--verify")])
+            .env("HOME", home.path())
+            .env("ARTIFACT_SIGNING_KEY", "any key")
+            .arg(bare.log_dir()),
+        3,
+    );
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("unsigned"), "{err}");
+}
+
+#[test]
 fn inspect_shows_the_history_even_when_the_pick_fails() {
     let s = scenario("no-accepted");
     let (text, stderr) = expect_code(s.cmd(&[OsStr::new("inspect")]).arg(s.log_dir()), 3);
