@@ -430,6 +430,24 @@ pub fn hook_json(d: &HookDecision) -> Json {
         .with("model_runner", d.model_runner.as_ref())
 }
 
+/// A record's `hook_report` read back (`None` when absent or null).
+pub fn hook_report_of(j: Option<&Json>) -> Option<HookReport> {
+    let h = j.filter(|h| !matches!(h, Json::Null))?;
+    let n = |k: &str| h.get(k).and_then(Json::as_i64);
+    Some(HookReport {
+        armed: n("armed").unwrap_or(0) as usize,
+        used: n("used").unwrap_or(0) as usize,
+        shape: n("rows")
+            .zip(n("columns"))
+            .map(|(r, c)| (r as u64, c as u64)),
+        base_features_dropped: n("base_features_dropped").unwrap_or(0) as usize,
+        template_problem: h
+            .get("template_problem")
+            .and_then(Json::as_str)
+            .map(str::to_string),
+    })
+}
+
 /// What the hook reported (`hook_report`).
 pub fn hook_report_json(r: &HookReport) -> Json {
     Json::object()
@@ -736,21 +754,7 @@ fn typed(path: &Path, loaded: &LoadedRecord) -> std::result::Result<RunRecord, S
             mapping: text(s.get("path_mapping")),
         }),
     };
-    let hook_report = match doc.get("hook_report") {
-        None | Some(Json::Null) => None,
-        Some(h) => {
-            let n = |k: &str| h.get(k).and_then(Json::as_i64);
-            Some(HookReport {
-                armed: n("armed").unwrap_or(0) as usize,
-                used: n("used").unwrap_or(0) as usize,
-                shape: n("rows")
-                    .zip(n("columns"))
-                    .map(|(r, c)| (r as u64, c as u64)),
-                base_features_dropped: n("base_features_dropped").unwrap_or(0) as usize,
-                template_problem: text(h.get("template_problem")),
-            })
-        }
-    };
+    let hook_report = hook_report_of(doc.get("hook_report"));
     let hook = match doc.get("hook") {
         None | Some(Json::Null) => None,
         Some(h) => Some(HookDecision {

@@ -177,10 +177,16 @@ pub fn chain_page(id: &str, doc: &Json, ctx: &ReadContext) -> RunPage {
         settings: facts.settings.clone(),
         timings: facts.timings.clone(),
         attempts: facts.attempts.clone(),
+        hook: facts.hook.clone().map(Box::new),
         ..RunPage::default()
     };
     // Where rdagent ran (the project dir): logs and workspaces inside it are shown relative to it.
     let base = facts.phases.iter().find_map(|p| p.cwd.clone());
+    for a in &mut page.attempts {
+        if let Some(file) = &mut a.hook_report_file {
+            *file = shown(Path::new(file.as_str()), base.as_deref());
+        }
+    }
     let factor_phase = facts.phases.iter().any(|p| p.kind == "factor");
     let mut logs: Vec<(PathBuf, Option<PathBuf>, Part)> = facts
         .phases

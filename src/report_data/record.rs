@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::cli::SETTINGS;
+use crate::hook::HookReport;
 use crate::json::Json;
 use crate::report_page::{Attempt, Setting, Timing};
 
@@ -33,6 +34,8 @@ pub struct ChainFacts {
     /// `sota.log_dir`: the factor log the model phase's factors came from (a given `--sota-log`, or the
     /// factor phase's own log).
     pub sota_log: Option<PathBuf>,
+    /// `hook_report`: what the hook reported from the model phase.
+    pub hook: Option<HookReport>,
 }
 
 fn text(j: Option<&Json>) -> Option<String> {
@@ -180,6 +183,7 @@ pub fn chain_facts(doc: &Json) -> ChainFacts {
                 number: 1,
                 outcome: outcome(phase),
                 seconds: seconds(phase.get("duration_seconds")),
+                hook_report_file: None,
             });
         } else {
             for (i, a) in attempts.iter().enumerate() {
@@ -194,6 +198,7 @@ pub fn chain_facts(doc: &Json) -> ChainFacts {
                     number: u32::try_from(i + 1).unwrap_or(u32::MAX),
                     outcome: what,
                     seconds: seconds(a.get("duration_seconds")),
+                    hook_report_file: text(a.get("hook_report_file")),
                 });
             }
         }
@@ -223,6 +228,7 @@ pub fn chain_facts(doc: &Json) -> ChainFacts {
         .get("sota")
         .and_then(|s| text(s.get("log_dir")))
         .map(PathBuf::from);
+    facts.hook = crate::record::hook_report_of(doc.get("hook_report"));
     facts
 }
 
@@ -257,6 +263,8 @@ mod tests {
                          "rdagent": {"value": null, "origin": "default"},
                          "someday": {"value": "x", "origin": "env X"}},
             "sota": {"log_dir": "/p/log/a"},
+            "hook_report": {"armed": 2, "used": 1, "rows": 10, "columns": 3, "base_features_dropped": 0,
+                            "template_problem": null},
             "phases": [
               {"phase": "factor", "argv": ["rdagent", "fin_factor", "--loop-n", "4"], "cwd": "/p",
                "log_dir": "/p/log/a", "duration_seconds": 300.5, "exit_code": 0, "signal": null,
@@ -265,7 +273,8 @@ mod tests {
                "duration_seconds": 120, "exit_code": null, "signal": 9, "stopped_by": null,
                "attempts": [
                  {"reason": "start", "argv": ["rdagent", "fin_model", "--loop-n", "2"], "log_dir": "/p/log/b",
-                  "duration_seconds": 100, "exit_code": 1, "signal": null, "stopped_by": null},
+                  "duration_seconds": 100, "exit_code": 1, "signal": null, "stopped_by": null,
+                  "hook_report_file": "/p/log/rd-chain/r.hook.attempt-1/report.tsv"},
                  {"reason": "retry", "argv": ["rdagent", "fin_model", "--path", "/p/log/c x"],
                   "log_dir": "/p/log/c", "duration_seconds": 20, "exit_code": null, "signal": 9,
                   "stopped_by": "SIGTERM"}]}]}"#,
@@ -335,5 +344,31 @@ mod tests {
             [("factor", "/p/log/a".into()), ("model", "/p/log/c".into())]
         );
         assert_eq!(f.sota_log, Some(PathBuf::from("/p/log/a")));
+        // The hook's report, and each attempt's report file (none for the factor phase nor where the record
+        // has none).
+        let reports: Vec<Option<&str>> = f
+            .attempts
+            .iter()
+            .map(|a| a.hook_report_file.as_deref())
+            .collect();
+        assert_eq!(
+            reports,
+            [
+                None,
+                Some("/p/log/rd-chain/r.hook.attempt-1/report.tsv"),
+                None
+            ]
+        );
+        assert_eq!(
+            f.hook,
+            Some(HookReport {
+                armed: 2,
+                used: 1,
+                shape: Some((10, 3)),
+                base_features_dropped: 0,
+                template_problem: None,
+            })
+        );
+        assert_eq!(chain_facts(&crate::json::parse("{}").unwrap()).hook, None);
     }
 }

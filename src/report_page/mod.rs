@@ -156,6 +156,8 @@ pub struct Attempt {
     pub number: u32,
     pub outcome: String,
     pub seconds: Option<f64>,
+    /// The report file the hook appended to during this attempt (model phase, hook on), as the record has it.
+    pub hook_report_file: Option<String>,
 }
 
 /// A phase's result: the SOTA workspace and its metrics, with the baseline's metrics when known.
@@ -189,6 +191,8 @@ pub struct RunPage {
     pub settings: Vec<Setting>,
     pub timings: Vec<Timing>,
     pub attempts: Vec<Attempt>,
+    /// The hook's report, when the run's model phase ran with the hook on.
+    pub hook: Option<Box<crate::hook::HookReport>>,
     pub answers: Vec<Answer>,
     pub phases: Vec<Phase>,
     pub sota_factors: Vec<SotaFactor>,

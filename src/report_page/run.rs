@@ -7,6 +7,7 @@ use super::{
     Phase, RunPage, SotaFactor, TOOLTIP_TEXT,
 };
 use crate::chart::{Chart, Format, Highlight, Line, Mark, Stroke};
+use crate::hook::HookReport;
 use crate::html;
 
 pub(super) fn body(run: &RunPage) -> String {
@@ -66,6 +67,7 @@ fn what_ran(s: &mut String, run: &RunPage) {
         && run.settings.is_empty()
         && run.timings.is_empty()
         && run.attempts.is_empty()
+        && run.hook.is_none()
     {
         return;
     }
@@ -106,22 +108,97 @@ fn what_ran(s: &mut String, run: &RunPage) {
             s.push_str("</tbody></table>");
         }
         if !run.attempts.is_empty() {
-            s.push_str("<h3>Attempts</h3><table><thead><tr><th>Phase</th><th>#</th><th>Outcome</th><th>Duration</th></tr></thead><tbody>");
+            // The hook's report file of each attempt, when any attempt has one.
+            let reports = run.attempts.iter().any(|a| a.hook_report_file.is_some());
+            s.push_str("<h3>Attempts</h3><table><thead><tr><th>Phase</th><th>#</th><th>Outcome</th><th>Duration</th>");
+            if reports {
+                s.push_str("<th>Hook report</th>");
+            }
+            s.push_str("</tr></thead><tbody>");
             for a in &run.attempts {
                 let _ = write!(
                     s,
-                    "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+                    "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td>",
                     html::text(&a.phase),
                     a.number,
                     html::text(&a.outcome),
                     duration(a.seconds)
                 );
+                if reports {
+                    match &a.hook_report_file {
+                        Some(f) => {
+                            let _ = write!(s, "<td><code>{}</code></td>", html::text(f));
+                        }
+                        None => s.push_str("<td></td>"),
+                    }
+                }
+                s.push_str("</tr>");
             }
             s.push_str("</tbody></table>");
         }
         s.push_str("</div>");
     }
-    s.push_str("</div></section>\n");
+    s.push_str("</div>");
+    if let Some(h) = &run.hook {
+        hook_summary(s, h);
+    }
+    s.push_str("</section>\n");
+}
+
+/// Whether the model phase really trained on the SOTA factors, as the hook reported it.
+fn hook_summary(s: &mut String, h: &HookReport) {
+    let times = |n: usize| {
+        if n == 1 {
+            "once".to_string()
+        } else {
+            format!("{n} times")
+        }
+    };
+    let processes = |n: usize| format!("{n} rdagent process{}", if n == 1 { "" } else { "es" });
+    s.push_str("<h3>Hook</h3>");
+    if h.armed == 0 {
+        s.push_str(
+            "<p class=\"warn\">The hook was never armed (no process of the model phase loaded it): the model \
+             phase did not train on the SOTA factors.</p>",
+        );
+    } else if h.used == 0 {
+        let _ = write!(
+            s,
+            "<p class=\"warn\">The hook was armed in {} but never handed the SOTA factors over: the model phase \
+             did not train on them.</p>",
+            processes(h.armed)
+        );
+    } else {
+        let shape = h
+            .shape
+            .map(|(r, c)| format!(" (the last: {r} rows × {c} columns)"))
+            .unwrap_or_default();
+        let _ = write!(
+            s,
+            "<p>The hook handed the SOTA factors to the model phase's training {}{shape}, armed in {}.</p>",
+            times(h.used),
+            processes(h.armed)
+        );
+    }
+    if h.base_features_dropped > 0 {
+        let _ = write!(
+            s,
+            "<p>Base features left out of {} model experiment{} (USE_ALPHA_FACTORS=false).</p>",
+            h.base_features_dropped,
+            if h.base_features_dropped == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+    }
+    if let Some(problem) = &h.template_problem {
+        let _ = write!(
+            s,
+            "<p class=\"warn\">The SOTA template cannot train without the base features: {}</p>",
+            html::text(problem)
+        );
+    }
 }
 
 fn loop_tooltip(l: &LoopRow, m: Metric) -> String {

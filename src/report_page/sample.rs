@@ -3,6 +3,8 @@
 //! qlib backtest (IC around 0.03-0.06, returns and drawdowns as fractions), and include failed loops and
 //! hostile text (markup in a hypothesis).
 
+use crate::hook::HookReport;
+
 use super::{
     Answer, Attempt, ComparisonPage, Decision, LoopRow, Metrics, Phase, RunPage, Setting,
     SotaFactor, Timing,
@@ -194,20 +196,32 @@ pub fn run(title: &str, seed: u64, factor_loops: u32, model_loops: u32) -> RunPa
                 number: 1,
                 outcome: "exit 0".into(),
                 seconds: Some(15_517.0),
+                hook_report_file: None,
             },
             Attempt {
                 phase: "model".into(),
                 number: 1,
                 outcome: "killed by SIGKILL (137)".into(),
                 seconds: Some(38.2),
+                hook_report_file: Some(
+                    "log/rd-chain/20260114-161452.hook.attempt-1/report.tsv".into(),
+                ),
             },
             Attempt {
                 phase: "model".into(),
                 number: 2,
                 outcome: "exit 0".into(),
                 seconds: Some(2_380.2),
+                hook_report_file: Some("log/rd-chain/20260114-161452.hook/report.tsv".into()),
             },
         ],
+        hook: Some(Box::new(HookReport {
+            armed: 6,
+            used: 6,
+            shape: Some((245_000, 21)),
+            base_features_dropped: 0,
+            template_problem: None,
+        })),
         answers: vec![
             answer("SOTA factor set", factor_log, &factor, None),
             answer("SOTA model", model_log, &model, Some(baseline)),

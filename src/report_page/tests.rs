@@ -2,6 +2,7 @@
 //! every loop, the right SOTA point and gaps for failed loops.
 
 use super::*;
+use crate::hook::HookReport;
 
 use super::check::{charts, marks, number_attr, phase_section_of, well_formed};
 
@@ -20,6 +21,49 @@ fn the_checker_rejects_what_it_must() {
 
 fn page_of(run: &RunPage) -> String {
     render_page(&PageData::Run(run.clone()))
+}
+
+#[test]
+fn the_hook_says_whether_the_model_phase_trained_on_the_factors_and_each_attempts_report() {
+    let mut run = sample::run_page();
+    let page = page_of(&run);
+    well_formed(&page).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        page.contains("<th>Hook report</th>"),
+        "a column, as attempts have reports"
+    );
+    assert!(page
+        .contains("<td><code>log/rd-chain/20260114-161452.hook.attempt-1/report.tsv</code></td>"));
+    assert!(page.contains("<td><code>log/rd-chain/20260114-161452.hook/report.tsv</code></td>"));
+    assert!(
+        page.contains("handed the SOTA factors to the model phase's training 6 times (the last: 245000 rows × 21 columns), armed in 6 rdagent processes."),
+        "{page}"
+    );
+    assert!(!page.contains("class=\"warn\""));
+    // Armed but never used: said as a warning; base features and a template problem are said too.
+    run.hook = Some(Box::new(HookReport {
+        armed: 1,
+        used: 0,
+        shape: None,
+        base_features_dropped: 2,
+        template_problem: Some("no $close".into()),
+    }));
+    let page = page_of(&run);
+    assert!(page.contains(
+        "<p class=\"warn\">The hook was armed in 1 rdagent process but never handed the SOTA factors over"
+    ));
+    assert!(page.contains("Base features left out of 2 model experiments"));
+    assert!(page.contains("cannot train without the base features: no $close"));
+    // Never armed at all: said so.
+    run.hook = Some(Box::new(HookReport::default()));
+    assert!(page_of(&run).contains("<p class=\"warn\">The hook was never armed"));
+    // No hook report (hook off, or a record from before reports): no section, no column.
+    run.hook = None;
+    for a in &mut run.attempts {
+        a.hook_report_file = None;
+    }
+    let page = page_of(&run);
+    assert!(!page.contains("<h3>Hook</h3>") && !page.contains("Hook report"));
 }
 
 #[test]
@@ -76,7 +120,15 @@ fn every_string_of_the_model_is_escaped() {
         number: 1,
         outcome: x.into(),
         seconds: None,
+        hook_report_file: Some(x.into()),
     }];
+    run.hook = Some(Box::new(HookReport {
+        armed: 1,
+        used: 0,
+        shape: None,
+        base_features_dropped: 0,
+        template_problem: Some(x.into()),
+    }));
     for a in &mut run.answers {
         (a.title, a.log, a.workspace) = (x.into(), x.into(), x.into());
     }
@@ -92,7 +144,7 @@ fn every_string_of_the_model_is_escaped() {
     let page = page_of(&run);
     well_formed(&page).unwrap_or_else(|e| panic!("{e}"));
     assert!(!page.contains("<i>"));
-    let strings = 1 + 1 + 1 + 1 + 3 + 1 + 2 + 2 * 3 + run.sota_factors.len() * 3;
+    let strings = 1 + 1 + 1 + 1 + 3 + 1 + 4 + 2 * 3 + run.sota_factors.len() * 3;
     assert!(
         page.matches("&lt;i&gt;X&lt;/i&gt;").count() > strings,
         "{}",

@@ -423,6 +423,16 @@ fn the_chain_writes_its_report_and_report_redraws_it_by_run_id() {
         2,
         "one attempt per phase"
     );
+    // The hook: whether the model phase trained on the factors, and the model attempt's report file.
+    assert!(
+        page.contains(
+            "<h3>Hook</h3><p>The hook handed the SOTA factors to the model phase's training"
+        ),
+        "{page}"
+    );
+    assert!(page.contains(&format!(
+        "<td><code>log/rd-chain/{id}.hook/report.tsv</code></td>"
+    )));
     // Both phases with their loops, both answers; the model's gain over its baseline.
     let factor = phase_section_of(&page, 0);
     assert!(factor.contains("<h2>Factor loop</h2>"));
