@@ -36,7 +36,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::value::{
-    extend_seq, extras_mut, ArenaFull, ObjectExtras, ObjectRec, Seq, SharedStr, Slot, NO_EXTRAS,
+    add_extras, extend_seq, extras_mut, shared, ArenaFull, ObjectExtras, ObjectRec, Seq, SharedStr,
+    Slot,
 };
 use super::{Blob, BuildKind, Graph, NodeId, Options, PickleError, Value};
 use crate::work;
@@ -476,8 +477,7 @@ impl<'a> Machine<'a> {
             op::GLOBAL => {
                 let module = text::utf8_surrogatepass_lossy(self.read_line()?);
                 let name = text::utf8_surrogatepass_lossy(self.read_line()?);
-                let global =
-                    self.new_global(Rc::new(Box::from(&*module)), Rc::new(Box::from(&*name)))?;
+                let global = self.new_global(shared(&module), shared(&name))?;
                 self.push(global)?;
             }
             op::STACK_GLOBAL => {
@@ -517,8 +517,7 @@ impl<'a> Machine<'a> {
                 let name = text::utf8_surrogatepass_lossy(self.read_line()?);
                 let start = self.take_mark()?;
                 let args = self.values_from(start)?;
-                let cls =
-                    self.new_global(Rc::new(Box::from(&*module)), Rc::new(Box::from(&*name)))?;
+                let cls = self.new_global(shared(&module), shared(&name))?;
                 self.push_object(object(BuildKind::Inst, cls, args, Seq::default()))?;
             }
             op::OBJ => {
@@ -860,29 +859,19 @@ impl<'a> Machine<'a> {
         let min_items = usize::from(self.opcode == op::APPEND);
         let target = self.target_below(start, min_items)?;
         let is_set_op = self.opcode == op::ADDITEMS;
-        self.make_extras(target)?;
         let graph = &mut self.graph;
         let seq = match graph.slots.get_mut(target) {
-            Some(Slot::List(seq)) if !is_set_op => seq,
-            Some(Slot::Set(seq)) if is_set_op => seq,
+            Some(Slot::List(seq)) if !is_set_op => Ok(seq),
+            Some(Slot::Set(seq)) if is_set_op => Ok(seq),
             Some(Slot::Object(i)) => {
-                let extras = graph.objects[*i as usize].extras;
-                &mut graph.object_extras[extras as usize].list_items
+                extras_mut(&mut graph.objects, &mut graph.object_extras, *i as usize)
+                    .map(|e| &mut e.list_items)
             }
             _ => return Err(self.wrong_target(if is_set_op { "a set" } else { "a list" })),
         };
-        extend_seq(&mut graph.values, seq, self.stack.drain(start..)).map_err(|e| self.too_many(e))
-    }
-
-    /// When the node `target` is an object, give it its `ObjectExtras` (items are about to be added to it).
-    fn make_extras(&mut self, target: usize) -> Result<()> {
-        if let Some(&Slot::Object(i)) = self.graph.slots.get(target) {
-            let graph = &mut self.graph;
-            if extras_mut(&mut graph.objects, &mut graph.object_extras, i as usize).is_err() {
-                return Err(self.too_many(ArenaFull));
-            }
-        }
-        Ok(())
+        let result =
+            seq.and_then(|seq| extend_seq(&mut graph.values, seq, self.stack.drain(start..)));
+        result.map_err(|e| self.too_many(e))
     }
 
     /// SETITEM, SETITEMS: move the key/value pairs `stack[start..]` into the dict or object below them.
@@ -890,19 +879,19 @@ impl<'a> Machine<'a> {
         let min_items = if self.opcode == op::SETITEM { 2 } else { 0 };
         let target = self.target_below(start, min_items)?;
         self.check_even(start)?;
-        self.make_extras(target)?;
         let graph = &mut self.graph;
         let seq = match graph.slots.get_mut(target) {
-            Some(Slot::Dict(seq)) => seq,
+            Some(Slot::Dict(seq)) => Ok(seq),
             Some(Slot::Object(i)) => {
-                let extras = graph.objects[*i as usize].extras;
-                &mut graph.object_extras[extras as usize].dict_items
+                extras_mut(&mut graph.objects, &mut graph.object_extras, *i as usize)
+                    .map(|e| &mut e.dict_items)
             }
             _ => return Err(self.wrong_target("a dict")),
         };
         work::add(self.stack.len() - start);
-        extend_seq(&mut graph.pairs, seq, Pairs(self.stack.drain(start..)))
-            .map_err(|e| self.too_many(e))
+        let result =
+            seq.and_then(|seq| extend_seq(&mut graph.pairs, seq, Pairs(self.stack.drain(start..))));
+        result.map_err(|e| self.too_many(e))
     }
 
     // ---- memo ----
@@ -976,8 +965,7 @@ impl<'a> Machine<'a> {
             Some(("copyreg" | "copy_reg", name)) => name,
             _ => "",
         };
-        let values = &self.graph.values[args.start as usize..][..args.len as usize];
-        match (helper, values) {
+        match (helper, self.graph.items_of(args)) {
             ("__newobj__", [cls, ..]) => {
                 let rest = Seq {
                     start: args.start + 1,
@@ -1011,22 +999,12 @@ impl<'a> Machine<'a> {
 
     fn push_object(&mut self, call: Call) -> Result<()> {
         let index = self.index_u32(self.graph.objects.len())?;
-        let extras = if call.kwargs == Seq::default() {
-            NO_EXTRAS
-        } else {
-            let extras = self
-                .index_u32(self.graph.object_extras.len())
-                .and_then(|n| {
-                    (n != NO_EXTRAS)
-                        .then_some(n)
-                        .ok_or_else(|| self.too_many(ArenaFull))
-                })?;
-            self.graph.object_extras.push(ObjectExtras {
-                kwargs: call.kwargs,
-                ..ObjectExtras::default()
-            });
-            extras
+        let extras = ObjectExtras {
+            kwargs: call.kwargs,
+            ..ObjectExtras::default()
         };
+        let extras =
+            add_extras(&mut self.graph.object_extras, extras).map_err(|e| self.too_many(e))?;
         self.graph.objects.push(ObjectRec {
             callable: call.callable,
             state: None,
@@ -1059,7 +1037,7 @@ fn object(kind: BuildKind, callable: Value, args: Seq, kwargs: Seq) -> Call {
 fn shared_str(value: &Value) -> Option<SharedStr> {
     match value {
         Value::Str(s) => Some(Rc::clone(s)),
-        Value::Short(s) => Some(Rc::new(Box::from(s.as_str()))),
+        Value::Short(s) => Some(shared(s.as_str())),
         _ => None,
     }
 }

@@ -18,6 +18,11 @@ pub struct NodeId(pub u32);
 /// A str shared between values (the memo hands out the same one): a thin pointer, so a `Value` stays two words.
 pub type SharedStr = Rc<Box<str>>;
 
+/// A new shared str holding `text`.
+pub fn shared(text: &str) -> SharedStr {
+    Rc::new(Box::from(text))
+}
+
 /// A bytes or bytearray payload. Large payloads (numpy buffers) may be kept as their length only.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Blob {
@@ -211,6 +216,26 @@ pub(crate) const NO_EXTRAS: u32 = u32::MAX;
 
 const _: () = assert!(std::mem::size_of::<ObjectRec>() == 56);
 
+/// Store `parts` in `extras` and give the index an `ObjectRec` refers to them by; `NO_EXTRAS` for none.
+pub(crate) fn add_extras(
+    extras: &mut Vec<ObjectExtras>,
+    parts: ObjectExtras,
+) -> Result<u32, ArenaFull> {
+    if parts == ObjectExtras::default() {
+        return Ok(NO_EXTRAS);
+    }
+    push_extras(extras, parts)
+}
+
+fn push_extras(extras: &mut Vec<ObjectExtras>, parts: ObjectExtras) -> Result<u32, ArenaFull> {
+    let index = to_u32(extras.len())?;
+    if index == NO_EXTRAS {
+        return Err(ArenaFull);
+    }
+    extras.push(parts);
+    Ok(index)
+}
+
 /// The extras of `objects[i]`, created empty on first use.
 pub(crate) fn extras_mut<'a>(
     objects: &mut [ObjectRec],
@@ -219,12 +244,7 @@ pub(crate) fn extras_mut<'a>(
 ) -> Result<&'a mut ObjectExtras, ArenaFull> {
     let rec = &mut objects[i];
     if rec.extras == NO_EXTRAS {
-        let index = to_u32(extras.len())
-            .ok()
-            .filter(|&n| n != NO_EXTRAS)
-            .ok_or(ArenaFull)?;
-        extras.push(ObjectExtras::default());
-        rec.extras = index;
+        rec.extras = push_extras(extras, ObjectExtras::default())?;
     }
     Ok(&mut extras[rec.extras as usize])
 }
@@ -425,7 +445,7 @@ impl Graph {
         }
     }
 
-    fn items_of(&self, seq: Seq) -> &[Value] {
+    pub(crate) fn items_of(&self, seq: Seq) -> &[Value] {
         &self.values[seq.range()]
     }
 
@@ -484,8 +504,7 @@ impl Graph {
     }
 
     pub fn add_global(&mut self, module: &str, name: &str) -> Value {
-        self.globals
-            .push((Rc::new(Box::from(module)), Rc::new(Box::from(name))));
+        self.globals.push((shared(module), shared(name)));
         self.add_slot(Slot::Global((self.globals.len() - 1) as u32))
     }
 
@@ -496,12 +515,7 @@ impl Graph {
             list_items: self.add_items(parts.list_items),
             dict_items: self.add_pairs(parts.dict_items),
         };
-        let extras = if extras == ObjectExtras::default() {
-            NO_EXTRAS
-        } else {
-            self.object_extras.push(extras);
-            (self.object_extras.len() - 1) as u32
-        };
+        let extras = add_extras(&mut self.object_extras, extras).expect("a hand-built graph fits");
         self.objects.push(ObjectRec {
             callable: parts.callable,
             state: parts.state,
@@ -685,7 +699,7 @@ impl Value {
     pub fn str(text: &str) -> Value {
         match ShortStr::new(text) {
             Some(short) => Value::Short(short),
-            None => Value::Str(Rc::new(Box::from(text))),
+            None => Value::Str(shared(text)),
         }
     }
 

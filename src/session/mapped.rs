@@ -63,9 +63,7 @@ impl Bytes {
         match self {
             Bytes::Read(_) => {}
             #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-            Bytes::Mapped(m) if m.as_slice().len() >= RELEASE_FROM => m.release_before(upto),
-            #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-            Bytes::Mapped(_) => {}
+            Bytes::Mapped(m) => m.release_before(upto),
         }
     }
 }
@@ -257,10 +255,14 @@ pub(crate) mod map {
         /// Drop this process's page-table entries before `upto` (MADV_DONTNEED), in whole 2 MiB blocks of
         /// the address space: the page cache may hold the file in large folios mapped 2 MiB at a time, and
         /// giving back part of one drops all of it, pages past `upto` too. On a private file mapping never
-        /// written to, that only unmaps (`upto` at the end gives everything back): the next read of a page maps the page cache's page in again, so the
-        /// bytes stay what they were (or zeros after a SIGBUS swap, which then has flagged the mapping). Each
-        /// block is given back once, by whichever thread gets there first.
+        /// written to, that only unmaps (`upto` at the end gives everything back): the next read of a page maps
+        /// the page cache's page in again, so the bytes stay what they were (or zeros after a SIGBUS swap, which
+        /// then has flagged the mapping). Each block is given back once, by whichever thread gets there first.
+        /// A mapping under `RELEASE_FROM` bytes keeps its pages.
         pub fn release_before(&self, upto: usize) {
+            if self.len < super::RELEASE_FROM {
+                return;
+            }
             let start = self.start as usize;
             let end = if upto >= self.len {
                 self.len

@@ -288,8 +288,7 @@ pub(crate) mod build {
         }
 
         pub fn dict(&mut self, pairs: Vec<(&str, Value)>) -> Value {
-            let pairs = pairs.into_iter().map(|(k, v)| (s(k), v)).collect();
-            self.graph.add_dict(pairs)
+            self.dict_of(pairs.into_iter().map(|(k, v)| (s(k), v)).collect())
         }
 
         /// A dict with keys of any kind.

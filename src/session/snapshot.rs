@@ -528,8 +528,9 @@ impl Snapshots for SessionListing {
     }
 }
 
-/// The first files to read: the last snapshot of each of the `LAST_LOOPS` highest loops, plus the newest by
-/// modification time (with parallel loops that is the one written last, holding the latest trace).
+/// The candidates: the last snapshot of each of the `LAST_LOOPS` highest loops, plus `newest`, the newest by
+/// modification time (with parallel loops that is the one written last, holding the latest trace). `choose_in`
+/// starts from these without the newest and queues it once the highest file has been read, as it sorts below.
 pub fn initial_candidates(files: &[SnapshotFile], newest: Option<usize>) -> BTreeSet<usize> {
     let mut chosen = BTreeSet::new();
     let mut loops_seen = 0;
@@ -802,7 +803,7 @@ fn snapshot_releasing(
         let (decoded_to, hashed_to) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let give_back = || release(base + decoded_to.load(Relaxed).min(hashed_to.load(Relaxed)));
         std::thread::scope(|s| {
-            // The thread only hashes (no allocation, so no allocator arena of its own to set up).
+            // The thread only hashes, and says how far it has got.
             let hmac = s.spawn(|| {
                 key.map(|key| {
                     key.mac_reporting(envelope.payload, &|n| {
