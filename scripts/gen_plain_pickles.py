@@ -7,8 +7,10 @@ Usage:
   gen_plain_pickles.py graph OUT_FILE --loops N [--protocol P]
                                            one snapshot-shaped object graph (for timing the decoder)
 
-Case names are "plain/<case>.p<protocol>" (plain data, protocols 0-5) and "graph/<case>.p<protocol>" (instances
-of classes registered under the fake module "fakemod.things", plus pathlib, datetime, collections objects).
+Case names are "plain/<case>.p<protocol>" (plain data, protocols 0-5), "graph/<case>.p<protocol>" (instances
+of classes registered under the fake module "fakemod.things", plus pathlib, datetime, collections objects) and
+"skip/<case>.p<protocol>" (dicts with a "based_experiments" key whose value defines objects referred to elsewhere,
+for the decoder's skipped values).
 Standard library only, Python 3.9+. Deterministic: the same interpreter writes the same bytes.
 """
 
@@ -237,6 +239,68 @@ def snapshot(loops, blob_bytes=16, text_repeat=1):
     return loop
 
 
+SKIPPED = "based_experiments"
+
+
+def skip_cases():
+    """Values under the key SKIPPED: objects first defined inside them and referred to later (so a decoder that
+    skips them must decode them after all), nesting, single-item dicts and lists (SETITEM, APPEND), sharing,
+    cycles, and the key where it is no dict key."""
+    cases = {}
+    inner = Point(1, [2, 3])
+    cases["later_reference"] = [{SKIPPED: [inner, Point(4, 5)], "after": inner}, inner]
+
+    only = Point("only", None)
+    cases["single_item"] = [{SKIPPED: [only]}, only, {SKIPPED: only}]
+
+    deep = Point("deep", ())
+    middle = {SKIPPED: [deep], "k": deep}
+    cases["nested"] = [{SKIPPED: middle, "then": [deep]}, middle, deep]
+
+    cycle = {}
+    cycle[SKIPPED] = cycle
+    looped = []
+    looped.append(looped)
+    cases["cycles"] = [cycle, {SKIPPED: looped, "again": looped}, looped]
+
+    cases["not_a_key"] = [[SKIPPED, [1, 2]], {"x": SKIPPED, "y": [3]}, (SKIPPED, {4: 5})]
+
+    # RD-Agent's shape: each experiment lists the accepted ones before it after a fresh baseline; the current
+    # loop's experiment (with every accepted one in its list) is written before the history.
+    accepted, hist = [], []
+    for i in range(8):
+        exp = Holder()
+        exp.based_experiments = [Holder()] + list(accepted)
+        exp.workspace = Workspace()
+        exp.workspace.workspace_path = pathlib.PosixPath(f"/ws/{i}")
+        fb = Feedback()
+        fb.decision = i % 3 != 1
+        if fb.decision:
+            accepted.append(exp)
+        hist.append((exp, fb))
+    current = Holder()
+    current.based_experiments = [Holder()] + list(accepted)
+    loop = Loop()
+    loop.loop_prev_out = {8: {"exp_gen": current}}
+    loop.hist = hist
+    cases["rdagent_shape"] = loop
+
+    # Each value defines a point referring to the one defined in the value before: the last reference needs
+    # every value decoded, one inside the other's decoding.
+    def chain(n):
+        prev = Point(0, None)
+        items = [{SKIPPED: [prev]}]
+        for i in range(1, n):
+            prev = Point(i, prev)
+            items.append({SKIPPED: [prev]})
+        items.append(prev)
+        return items
+
+    cases["chain_of_8"] = chain(8)
+    cases["chain_of_40"] = chain(40)
+    return cases
+
+
 def all_cases():
     out = []
     for protocol in range(6):
@@ -244,6 +308,8 @@ def all_cases():
             out.append((f"plain/{name}.p{protocol}", pickle.dumps(value, protocol=protocol)))
         for name, value in graph_cases(protocol).items():
             out.append((f"graph/{name}.p{protocol}", pickle.dumps(value, protocol=protocol)))
+        for name, value in skip_cases().items():
+            out.append((f"skip/{name}.p{protocol}", pickle.dumps(value, protocol=protocol)))
     return out
 
 

@@ -26,13 +26,24 @@
 //!   their dict as they were then): nothing is copied, so reusing one memoized tuple in many REDUCEs costs one
 //!   node each and cannot multiply memory.
 //! - Global names are kept as written (no Python 2 to 3 renaming such as `__builtin__` -> `builtins`).
+//! - Skipped values (`Options::skip_values_of`; protocol 2 and later): the value of a dict entry whose str key is
+//!   listed becomes `Node::Skipped`. Its opcodes are only skimmed (`skim`) to find where it ends and which memo
+//!   ids it stores; those ids are set aside, and a later GET of one decodes the value's opcodes then, so the
+//!   object is the same node wherever else it is referred to. Whatever skimming cannot predict is decoded as
+//!   usual, and if a deferred value cannot be decoded later consistently (deferred values nested more than
+//!   `MAX_NESTING` deep, a PUT replacing an id, an error in its opcodes) the whole pickle is decoded again
+//!   without skipping, so errors are the plain decoder's. A skipped value nothing refers to is never decoded:
+//!   what is wrong inside it beyond what skimming checks (opcodes, lengths, stack and MARK balance) goes
+//!   unreported. Skimming reads at most as many opcodes as the input has bytes over a whole decode; after that,
+//!   values are decoded.
 
 mod opcodes;
+mod skim;
 #[cfg(test)]
 pub(crate) mod tests;
 pub(crate) mod text;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use super::value::{
@@ -52,13 +63,29 @@ pub fn decode(data: &[u8], opts: &Options) -> std::result::Result<Graph, PickleE
 pub const REPORT_EVERY: usize = 1 << 20;
 
 /// `decode`, calling `done(n)` each time it has read about `REPORT_EVERY` more bytes: no byte before `n` is read
-/// again by the decoder (a caller may give the memory of a mapped file's pages back).
+/// again by the decoder (a caller may give the memory of a mapped file's pages back), except the opcodes of a
+/// skipped value when a later reference needs an object it defines (they are then read again, once).
 pub fn decode_reporting(
     data: &[u8],
     opts: &Options,
     done: &mut dyn FnMut(usize),
 ) -> std::result::Result<Graph, PickleError> {
-    Machine::new(data, opts, done).run().map_err(|e| *e)
+    let mut machine = Machine::new(data, opts, done);
+    match machine.run_to_stop() {
+        Ok(()) => Ok(machine.graph),
+        Err(_) if machine.gave_up => {
+            // The skipped values could not be brought back consistently (input no CPython writes, or deferred
+            // values nested too deep): decode everything, as without skipping.
+            let plain = Options {
+                skip_values_of: &[],
+                ..opts.clone()
+            };
+            let mut machine = Machine::new(data, &plain, done);
+            machine.run_to_stop().map_err(|e| *e)?;
+            Ok(machine.graph)
+        }
+        Err(e) => Err(*e),
+    }
 }
 
 /// Errors are boxed inside the machine so that every step's result fits in registers.
@@ -72,7 +99,7 @@ type Result<T> = std::result::Result<T, Box<PickleError>>;
 struct Memo {
     dense: Vec<Option<Value>>,
     sparse: HashMap<u64, Value>,
-    /// The number of distinct ids stored (what MEMOIZE uses as its id).
+    /// The number of distinct ids stored (what MEMOIZE uses as its id), counting the ids of deferred values.
     count: u64,
 }
 
@@ -114,6 +141,31 @@ impl Memo {
             }
         } else if self.sparse.insert(id, value).is_none() {
             self.count += 1;
+        }
+    }
+
+    /// Whether the ids are exactly `0..count`, all in the dense part (what CPython writes): only then can the ids
+    /// of a skipped value be set aside.
+    fn is_dense(&self) -> bool {
+        self.sparse.is_empty() && self.dense.len() as u64 == self.count
+    }
+
+    /// Set aside the next `n` ids for a deferred value.
+    fn reserve(&mut self, n: u64) {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        self.dense.resize(self.dense.len().saturating_add(n), None);
+        work::add(n);
+        self.count = self.dense.len() as u64;
+    }
+
+    /// Store a deferred value's object under an id set aside for it. False if the id was not set aside.
+    fn fill(&mut self, id: u64, value: Value) -> bool {
+        match usize::try_from(id).ok().and_then(|i| self.dense.get_mut(i)) {
+            Some(slot) => {
+                *slot = Some(value);
+                true
+            }
+            None => false,
         }
     }
 
@@ -167,7 +219,29 @@ struct Machine<'a> {
     announced_protocol: Option<u8>,
     /// The highest protocol among the opcodes seen (reported when the stream has no PROTO).
     opcode_protocol: u8,
+    /// Skipped values that store memo ids, by their first id (see `skip_value`).
+    deferred: BTreeMap<u64, Deferred>,
+    /// While a deferred value is decoded: the id its next MEMOIZE stores.
+    fill_next: Option<u64>,
+    /// How many deferred values are being decoded inside one another.
+    nesting: usize,
+    /// Opcodes skimming may still read over the whole decode (as many as the input has bytes: the cost stays
+    /// linear whatever the input).
+    skim_budget: usize,
+    /// Set when skipping cannot go on consistently: the error then only means "decode without skipping".
+    gave_up: bool,
 }
+
+/// A skipped value that stores memo ids: where its opcodes are, and the ids they store.
+#[derive(Clone, Copy, Debug)]
+struct Deferred {
+    start: usize,
+    end: usize,
+    ids: u64,
+}
+
+/// How many deferred values may be decoded inside one another before skipping gives up.
+const MAX_NESTING: usize = 32;
 
 impl<'a> Machine<'a> {
     fn new(data: &'a [u8], opts: &'a Options, done: &'a mut dyn FnMut(usize)) -> Self {
@@ -188,10 +262,16 @@ impl<'a> Machine<'a> {
             memo,
             announced_protocol: None,
             opcode_protocol: 0,
+            deferred: BTreeMap::new(),
+            fill_next: None,
+            nesting: 0,
+            skim_budget: data.len(),
+            gave_up: false,
         }
     }
 
-    fn run(mut self) -> Result<Graph> {
+    /// Run up to STOP, which sets the graph's root.
+    fn run_to_stop(&mut self) -> Result<()> {
         loop {
             if self.pos >= self.next_report {
                 (self.done)(self.pos);
@@ -216,11 +296,10 @@ impl<'a> Machine<'a> {
             }
             if code == op::STOP {
                 let root = self.pop()?;
-                let mut graph = self.graph;
-                graph.root = root;
-                graph.protocol = self.announced_protocol.unwrap_or(self.opcode_protocol);
-                graph.input_len = self.pos;
-                return Ok(graph);
+                self.graph.root = root;
+                self.graph.protocol = self.announced_protocol.unwrap_or(self.opcode_protocol);
+                self.graph.input_len = self.pos;
+                return Ok(());
             }
             self.step(code)?;
         }
@@ -456,7 +535,7 @@ impl<'a> Machine<'a> {
                 self.memo_put(u64::from(id))?;
             }
             op::MEMOIZE => {
-                let id = self.memo.count;
+                let id = self.fill_next.unwrap_or(self.memo.count);
                 self.memo_put(id)?;
             }
             op::GET => {
@@ -702,7 +781,11 @@ impl<'a> Machine<'a> {
         }
         let bytes = self.read_bytes(len)?;
         let s = text::utf8_surrogatepass_lossy(bytes);
-        self.push(Value::str(&s))
+        self.push(Value::str(&s))?;
+        if self.skips(len) {
+            self.skip_value()?;
+        }
+        Ok(())
     }
 
     fn decimal_id(&self, line: &[u8]) -> Result<u64> {
@@ -899,19 +982,191 @@ impl<'a> Machine<'a> {
     #[inline]
     fn memo_put(&mut self, id: u64) -> Result<()> {
         let value = self.top()?.clone();
-        self.memo.put(id, value);
+        match &mut self.fill_next {
+            // A PUT that replaces an id could change what a deferred value's references mean when it is
+            // decoded later (CPython never writes one).
+            None if id < self.memo.count && !self.deferred.is_empty() => return Err(self.give_up()),
+            None => self.memo.put(id, value),
+            Some(next) => {
+                *next += 1;
+                if !self.memo.fill(id, value) {
+                    return Err(self.give_up());
+                }
+            }
+        }
         Ok(())
     }
 
     #[inline]
     fn memo_get(&mut self, id: u64) -> Result<()> {
-        let value = self.memo.get(id).cloned().ok_or_else(|| {
+        let value = match self.memo.get(id) {
+            Some(value) => value.clone(),
+            None => self.deferred_value(id)?,
+        };
+        let key_len = match &value {
+            Value::Str(s) => s.len(),
+            Value::Short(s) => s.as_str().len(),
+            _ => 0,
+        };
+        self.push(value)?;
+        if self.skips(key_len) {
+            self.skip_value()?;
+        }
+        Ok(())
+    }
+
+    /// The object stored under `id` by a deferred value's opcodes, which are decoded now.
+    /// (A deferred value may itself have skipped one that holds the object: that one is decoded next.)
+    #[cold]
+    fn deferred_value(&mut self, id: u64) -> Result<Value> {
+        while self.memo.get(id).is_none() {
+            let first = self
+                .deferred
+                .range(..=id)
+                .next_back()
+                .filter(|(first, d)| id - **first < d.ids)
+                .map(|(first, _)| *first);
+            match first {
+                Some(first) => self.decode_deferred(first)?,
+                None => break,
+            }
+        }
+        self.memo.get(id).cloned().ok_or_else(|| {
             self.error(format!(
                 "{} of memo id {id}, which was never stored",
                 self.op_name()
             ))
-        })?;
-        self.push(value)
+        })
+    }
+
+    // ---- skipped values ----
+
+    /// Whether the str of `len` bytes just pushed may be a key whose value is skipped (a cheap first test).
+    #[inline]
+    fn skips(&self, len: usize) -> bool {
+        len != 0 && self.opts.skip_values_of.iter().any(|k| k.len() == len)
+    }
+
+    /// The str on top of the stack was just pushed: when it is one of `Options::skip_values_of` and a dict key
+    /// (in the batch of a SETITEMS on a dict, or before a SETITEM on a dict), skim its value, push
+    /// `Node::Skipped` instead and move past it. Memo ids the value stores are set aside; a later reference to
+    /// one decodes the value then (`decode_deferred`). A value skimming cannot predict is decoded now.
+    #[cold]
+    fn skip_value(&mut self) -> Result<()> {
+        let Some(key) = self.stack.last().and_then(|v| v.as_str()) else {
+            return Ok(());
+        };
+        if !self.opts.skip_values_of.contains(&key) {
+            return Ok(());
+        }
+        // The key's own MEMOIZE or PUT comes before its value.
+        while let Some(&code @ (op::MEMOIZE | op::BINPUT | op::LONG_BINPUT | op::PUT)) =
+            self.data.get(self.pos)
+        {
+            self.op_start = self.pos;
+            self.pos += 1;
+            self.opcode = code;
+            work::add(1);
+            self.step(code)?;
+        }
+        if self.announced_protocol.is_none()
+            || (self.fill_next.is_none() && !self.memo.is_dense())
+            || self.skim_budget == 0
+        {
+            return Ok(());
+        }
+        let k = self.stack.len() - 1;
+        let fence = self.fence();
+        let is_dict = |i: usize| {
+            self.slot_of(&self.stack[i])
+                .is_some_and(|s| matches!(s, Slot::Dict(_)))
+        };
+        let closer = if fence >= 1 && (k - fence) % 2 == 0 && is_dict(fence - 1) {
+            skim::Closer::Batch
+        } else if k > fence && is_dict(k - 1) {
+            skim::Closer::Single
+        } else {
+            return Ok(());
+        };
+        let first_id = self.fill_next.unwrap_or(self.memo.count);
+        let room = self.opts.max_depth.saturating_sub(self.stack.len());
+        let (read, skimmed) = skim::skim(
+            self.data,
+            self.pos,
+            first_id,
+            closer,
+            room,
+            self.skim_budget,
+        );
+        self.skim_budget = self.skim_budget.saturating_sub(read);
+        let Some(skimmed) = skimmed else {
+            return Ok(());
+        };
+        if skimmed.ids > 0 {
+            self.deferred.insert(
+                first_id,
+                Deferred {
+                    start: self.pos,
+                    end: skimmed.end,
+                    ids: skimmed.ids,
+                },
+            );
+            match &mut self.fill_next {
+                Some(next) => *next += skimmed.ids,
+                None => self.memo.reserve(skimmed.ids),
+            }
+        }
+        self.pos = skimmed.end;
+        self.push_node(Slot::Skipped)
+    }
+
+    /// Decode the deferred value whose ids start at `first`, storing its objects under the ids set aside. Any
+    /// failure here (an error in its opcodes too) gives up skipping, so errors are reported by a plain decode,
+    /// exactly as without skipping.
+    fn decode_deferred(&mut self, first: u64) -> Result<()> {
+        let Some(region) = self.deferred.remove(&first) else {
+            return Ok(());
+        };
+        if self.nesting >= MAX_NESTING {
+            return Err(self.give_up());
+        }
+        let saved = (self.pos, self.op_start, self.opcode, self.fill_next);
+        let (stack_len, marks_len) = (self.stack.len(), self.marks.len());
+        self.nesting += 1;
+        self.fill_next = Some(first);
+        self.pos = region.start;
+        let mut decoded = Ok(());
+        while decoded.is_ok() && self.pos < region.end {
+            self.op_start = self.pos;
+            let code = self.data[self.pos];
+            self.pos += 1;
+            self.opcode = code;
+            work::add(1);
+            decoded = if code == op::STOP {
+                Err(self.give_up())
+            } else {
+                self.step(code)
+            };
+        }
+        let consistent = decoded.is_ok()
+            && self.pos == region.end
+            && self.stack.len() == stack_len + 1
+            && self.marks.len() == marks_len
+            && self.fill_next == Some(first + region.ids);
+        self.nesting -= 1;
+        (self.pos, self.op_start, self.opcode, self.fill_next) = saved;
+        if !consistent {
+            return Err(self.give_up());
+        }
+        self.stack.pop();
+        Ok(())
+    }
+
+    /// Skipping cannot go on: the decode is started again without it.
+    #[cold]
+    fn give_up(&mut self) -> Box<PickleError> {
+        self.gave_up = true;
+        self.error("a skipped value could not be decoded later".to_string())
     }
 
     // ---- objects ----

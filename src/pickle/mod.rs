@@ -24,6 +24,9 @@ pub struct Options {
     pub keep_str_up_to: usize,
     /// The deepest MARK / container nesting accepted before the input is rejected.
     pub max_depth: usize,
+    /// Dict entries with one of these str keys get `Node::Skipped` for a value: their opcodes are only
+    /// skimmed, and decoded later only if a memo reference elsewhere needs an object they define.
+    pub skip_values_of: &'static [&'static str],
 }
 
 impl Default for Options {
@@ -32,6 +35,7 @@ impl Default for Options {
             keep_bytes_up_to: 64 * 1024,
             keep_str_up_to: usize::MAX,
             max_depth: 10_000,
+            skip_values_of: &[],
         }
     }
 }

@@ -163,6 +163,9 @@ pub enum Node<'g> {
         name: &'g str,
     },
     Object(Object<'g>),
+    /// A value the decoder did not build: the value of a dict entry whose key is in
+    /// `Options::skip_values_of`.
+    Skipped,
 }
 
 /// A run of items in one of the graph's two arenas (`Graph::values` or `Graph::pairs`). Items below `len` are
@@ -260,6 +263,7 @@ pub(crate) enum Slot {
     ByteArray(u32),
     Global(u32),
     Object(u32),
+    Skipped,
 }
 
 /// Which arena a growing sequence lives in.
@@ -421,6 +425,7 @@ impl Graph {
             Slot::FrozenSet(seq) => Node::FrozenSet(self.items_of(seq)),
             Slot::Dict(seq) => Node::Dict(self.pairs_of(seq)),
             Slot::ByteArray(i) => Node::ByteArray(&self.byte_arrays[i as usize]),
+            Slot::Skipped => Node::Skipped,
             Slot::Global(i) => {
                 let (module, name) = &self.globals[i as usize];
                 Node::Global { module, name }

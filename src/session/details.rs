@@ -266,6 +266,7 @@ pub fn load_details(path: &Path) -> crate::Result<Vec<ExperimentDetail>> {
     })?;
     let options = Options {
         keep_bytes_up_to: super::snapshot::KEEP_BYTES_UP_TO,
+        skip_values_of: super::snapshot::SKIP_VALUES_OF,
         ..Options::default()
     };
     let graph = pickle::decode(envelope.payload, &options).map_err(|e| {

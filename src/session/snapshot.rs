@@ -35,6 +35,11 @@ pub const KEEP_BYTES_UP_TO: usize = 4096;
 /// Strs longer than this stay places in the file, never copied nor checked as UTF-8: the history needs class
 /// names, attribute names, paths (at most 4,095 bytes on Linux) and metric names, never a step's stdout.
 pub const KEEP_STR_UP_TO: usize = 4096;
+/// Values no reader of a snapshot looks at, only skimmed by the decoder: `based_experiments` lists every accepted
+/// experiment so far, so over a run these lists hold a number of references that grows with the square of the
+/// loops (half the opcodes of a 1,000-loop snapshot). An experiment they define first is decoded when something
+/// else refers to it.
+pub const SKIP_VALUES_OF: &[&str] = &["based_experiments"];
 
 /// One snapshot file: `<session>/<loop>/<step>_<name>`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -793,6 +798,7 @@ fn snapshot_releasing(
     let options = Options {
         keep_bytes_up_to: KEEP_BYTES_UP_TO,
         keep_str_up_to: KEEP_STR_UP_TO,
+        skip_values_of: SKIP_VALUES_OF,
         ..Options::default()
     };
     // The HMAC (SHA-256 over the whole payload) and the decoding each read every byte: with a key and a signed

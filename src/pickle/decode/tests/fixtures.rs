@@ -11,7 +11,7 @@ const SIGNED_MAGIC: &[u8] = b"RDAGENT_SIGNED_PICKLE_V1\n";
 const SIGNED_HEADER_LEN: usize = 25 + 32;
 
 /// `fixtures snapshot` output, with a signed envelope removed.
-fn fixture_snapshot(protocol: u8, loops: u32, signed: bool) -> Vec<u8> {
+pub(super) fn fixture_snapshot(protocol: u8, loops: u32, signed: bool) -> Vec<u8> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fixtures");
     let out_file = std::env::temp_dir().join(format!(
         "rd-chain-pickle-test-{}-p{protocol}-l{loops}-{signed}",

@@ -5,4 +5,5 @@ mod cpython;
 mod fixtures;
 mod hostile;
 mod ops;
+mod skipping;
 pub(crate) mod support;

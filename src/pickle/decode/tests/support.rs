@@ -93,6 +93,8 @@ pub enum Tree {
     Set(Vec<Tree>),
     FrozenSet(Vec<Tree>),
     Dict(Vec<(Tree, Tree)>),
+    /// `Node::Skipped`: a value `Options::skip_values_of` left out.
+    Skipped,
 }
 
 pub fn float_tree(f: f64) -> Tree {
@@ -176,6 +178,7 @@ fn tree_at(g: &Graph, v: &Value, depth: usize) -> Tree {
                 pairs.iter().map(|(k, v)| (sub(k), sub(v))).collect(),
             )),
             Node::ByteArray(blob) => Tree::Bytes(blob.data.as_deref().expect("blob kept").to_vec()),
+            Node::Skipped => Tree::Skipped,
             Node::Global { module, name } => {
                 panic!("unexpected global {module}.{name} in plain data")
             }

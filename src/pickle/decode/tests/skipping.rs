@@ -1,0 +1,363 @@
+//! Skipped values (`Options::skip_values_of`): every pickle CPython writes decodes to the same graph as without
+//! skipping, node for node and reference for reference, except that each value under a skipped key is
+//! `Node::Skipped`; objects first defined inside a skipped value are decoded when something else refers to them;
+//! whatever skimming cannot predict is decoded as usual; and the cost stays linear.
+
+use std::collections::HashMap;
+
+use super::support::{case, cpython_cases, decode_default};
+use crate::pickle::{decode, Graph, Node, NodeId, Options, Value};
+use crate::work;
+
+const KEY: &str = "based_experiments";
+
+fn skipping() -> Options {
+    Options {
+        skip_values_of: &[KEY],
+        ..Options::default()
+    }
+}
+
+fn decode_skipping(data: &[u8]) -> Graph {
+    decode(data, &skipping()).unwrap_or_else(|e| panic!("decode with skipping: {e}"))
+}
+
+/// How the value under a skipped key must look in the graph decoded with skipping.
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    /// Always `Node::Skipped` (what CPython writes can always be skimmed).
+    Skipped,
+    /// Never skipped: skimming cannot predict it, or skipping gave up.
+    Decoded,
+    /// Skipped until skimming has read its share of the input, decoded after.
+    Either,
+}
+
+/// Walk the graph decoded without skipping (`full`) and the one decoded with it (`lean`) side by side: the same
+/// values and nodes everywhere, each node of `full` matched to exactly one node of `lean` (so shared references
+/// and cycles are kept), except the values under a skipped key. Returns how many values were skipped.
+fn compare(full: &Graph, lean: &Graph, expect: Expect) -> Result<usize, String> {
+    let mut walk = Walk {
+        lean,
+        expect,
+        todo: vec![(full.root.clone(), lean.root.clone(), "root".to_string())],
+        skipped: 0,
+    };
+    let mut matched: HashMap<NodeId, NodeId> = HashMap::new();
+    while let Some((a, b, path)) = walk.todo.pop() {
+        let (ia, ib) = match (&a, &b) {
+            (Value::Node(ia), Value::Node(ib)) => (*ia, *ib),
+            _ if format!("{a:?}") == format!("{b:?}") => continue,
+            _ => return Err(format!("{path}: {a:?} against {b:?}")),
+        };
+        match matched.insert(ia, ib) {
+            Some(seen) if seen == ib => continue,
+            Some(seen) => {
+                return Err(format!(
+                    "{path}: node {ia:?} is {seen:?} elsewhere but {ib:?} here"
+                ))
+            }
+            None => {}
+        }
+        match (full.node(ia), lean.node(ib)) {
+            (Node::List(x), Node::List(y))
+            | (Node::Tuple(x), Node::Tuple(y))
+            | (Node::Set(x), Node::Set(y))
+            | (Node::FrozenSet(x), Node::FrozenSet(y)) => walk.items(x, y, &path)?,
+            (Node::Dict(x), Node::Dict(y)) => walk.pairs(x, y, &path)?,
+            (Node::ByteArray(x), Node::ByteArray(y)) if x == y => {}
+            (Node::Global { module, name }, Node::Global { module: m, name: n })
+                if module == m && name == n => {}
+            (Node::Object(x), Node::Object(y)) if x.kind == y.kind => {
+                walk.items(
+                    std::slice::from_ref(x.callable),
+                    std::slice::from_ref(y.callable),
+                    &format!("{path}.callable"),
+                )?;
+                walk.items(x.args, y.args, &format!("{path}.args"))?;
+                walk.items(x.list_items, y.list_items, &format!("{path}.list_items"))?;
+                match (x.state, y.state) {
+                    (Some(p), Some(q)) => walk.items(
+                        std::slice::from_ref(p),
+                        std::slice::from_ref(q),
+                        &format!("{path}.state"),
+                    )?,
+                    (None, None) => {}
+                    _ => return Err(format!("{path}: a state on one side only")),
+                }
+                walk.pairs(x.kwargs, y.kwargs, &format!("{path}.kwargs"))?;
+                walk.pairs(x.dict_items, y.dict_items, &format!("{path}.dict_items"))?;
+            }
+            (x, y) => return Err(format!("{path}: {x:?} against {y:?}")),
+        }
+    }
+    Ok(walk.skipped)
+}
+
+struct Walk<'g> {
+    lean: &'g Graph,
+    expect: Expect,
+    todo: Vec<(Value, Value, String)>,
+    skipped: usize,
+}
+
+impl Walk<'_> {
+    fn items(&mut self, x: &[Value], y: &[Value], at: &str) -> Result<(), String> {
+        if x.len() != y.len() {
+            return Err(format!("{at}: {} items against {}", x.len(), y.len()));
+        }
+        for (i, (p, q)) in x.iter().zip(y).enumerate() {
+            self.todo.push((p.clone(), q.clone(), format!("{at}[{i}]")));
+        }
+        Ok(())
+    }
+
+    fn pairs(
+        &mut self,
+        x: &[(Value, Value)],
+        y: &[(Value, Value)],
+        at: &str,
+    ) -> Result<(), String> {
+        if x.len() != y.len() {
+            return Err(format!("{at}: {} pairs against {}", x.len(), y.len()));
+        }
+        for (i, ((ka, va), (kb, vb))) in x.iter().zip(y).enumerate() {
+            let under_key = ka.as_str() == Some(KEY);
+            let skipped = matches!(vb, Value::Node(id) if self.lean.node(*id) == Node::Skipped);
+            match (under_key, skipped, self.expect) {
+                (true, true, Expect::Skipped | Expect::Either) => self.skipped += 1,
+                (true, true, Expect::Decoded) => {
+                    return Err(format!("{at}[{i}]: skipped, expected decoded"))
+                }
+                (true, false, Expect::Skipped) => {
+                    return Err(format!("{at}[{i}]: decoded, expected skipped"))
+                }
+                _ => self
+                    .todo
+                    .push((va.clone(), vb.clone(), format!("{at}[{i}].value"))),
+            }
+            self.todo
+                .push((ka.clone(), kb.clone(), format!("{at}[{i}].key")));
+        }
+        Ok(())
+    }
+}
+
+fn skip_case_names() -> Vec<&'static String> {
+    let mut names: Vec<&String> = cpython_cases()
+        .keys()
+        .filter(|n| n.starts_with("skip/"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_pickle_cpython_writes_decodes_alike_but_for_the_skipped_values() {
+    let mut skipped_in_skip_cases = HashMap::new();
+    let mut names: Vec<&String> = cpython_cases().keys().collect();
+    names.sort();
+    for name in names {
+        let data = case(name);
+        let full = decode_default(data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let lean = decode_skipping(data);
+        // Protocols 0 and 1 have no PROTO opcode: nothing is skipped there.
+        let expect =
+            if name.ends_with(".p0") || name.ends_with(".p1") || name.contains("chain_of_40") {
+                Expect::Decoded
+            } else {
+                Expect::Skipped
+            };
+        let skipped = compare(&full, &lean, expect).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name.starts_with("skip/") {
+            skipped_in_skip_cases.insert(name.clone(), skipped);
+        }
+    }
+    // The comparison is not vacuous: values were skipped where the key is a dict key.
+    for (name, count) in &skipped_in_skip_cases {
+        let expected = match name.rsplit_once('.').map(|(stem, _)| stem) {
+            _ if name.ends_with(".p0") || name.ends_with(".p1") => 0,
+            Some("skip/later_reference") => 1,
+            Some("skip/single_item") => 2,
+            // The outer value, and the inner one when `middle` is decoded for the reference after it.
+            Some("skip/nested") => 2,
+            Some("skip/cycles") => 2,
+            Some("skip/not_a_key") => 0,
+            Some("skip/rdagent_shape") => 9,
+            Some("skip/chain_of_8") => 8,
+            Some("skip/chain_of_40") => 0,
+            other => panic!("no expected count for {other:?}"),
+        };
+        assert_eq!(*count, expected, "{name}: values skipped");
+    }
+    assert_eq!(skipped_in_skip_cases.len(), skip_case_names().len());
+}
+
+#[test]
+fn an_object_first_defined_in_a_skipped_value_is_the_same_node_wherever_it_is_referred_to() {
+    let g = decode_skipping(case("skip/later_reference.p4"));
+    // [{KEY: [inner, Point(4, 5)], "after": inner}, inner]
+    let top = g.items(&g.root).expect("a list");
+    let dict = g.pairs(&top[0]).expect("a dict");
+    assert!(matches!(dict[0].1, Value::Node(id) if g.node(id) == Node::Skipped));
+    assert_eq!(dict[1].0.as_str(), Some("after"));
+    let (after, last) = (&dict[1].1, &top[1]);
+    assert!(matches!((after, last), (Value::Node(a), Value::Node(b)) if a == b));
+    assert_eq!(g.class_of(last), Some(("fakemod.things", "Point")));
+    assert!(matches!(g.attr(last, "x"), Some(Value::Int(1))));
+}
+
+#[test]
+fn skipping_gives_up_and_decodes_everything_when_deferred_values_nest_too_deep() {
+    // Forty values, each referring to an object the one before defines: bringing the last one back nests
+    // forty decodes, more than the decoder allows, so it decodes the pickle again without skipping.
+    for p in 2..=5 {
+        let name = format!("skip/chain_of_40.p{p}");
+        let lean = decode_skipping(case(&name));
+        assert!(lean.nodes().all(|n| n != Node::Skipped), "{name}");
+        let full = decode_default(case(&name)).expect("decodes");
+        compare(&full, &lean, Expect::Decoded).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// `PROTO 4`, a dict `{KEY: <value>, "k": 1}` in one SETITEMS batch, STOP.
+fn dict_with(value: &[u8], before: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, 4];
+    p.extend_from_slice(before);
+    p.extend_from_slice(b"}(");
+    p.push(0x8c);
+    p.push(KEY.len() as u8);
+    p.extend_from_slice(KEY.as_bytes());
+    p.extend_from_slice(value);
+    p.extend_from_slice(b"\x8c\x01kK\x01u");
+    p
+}
+
+#[test]
+fn values_skimming_cannot_predict_are_decoded_as_usual() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // The value appends to a list stored before it (memo 0): that list must see the item.
+        (
+            "changes a memo reference",
+            dict_with(b"h\x00K\x07a", b"]\x94"),
+        ),
+        // DUP, which CPython never writes.
+        ("DUP", dict_with(b"]20", b"")),
+        // Memo ids that do not count up one by one.
+        ("a PUT out of order", dict_with(b"]q\x09", b"")),
+        // A GET of an id not stored yet: the decoder's error to report.
+        ("a GET ahead", dict_with(b"h\x05", b"")),
+    ];
+    for (what, mut data) in cases {
+        data.extend_from_slice(b"0.");
+        if what == "changes a memo reference" {
+            // Keep the list: [list, dict] instead of popping.
+            data.truncate(data.len() - 2);
+            data.extend_from_slice(b"\x86.");
+        }
+        let lean = decode(&data, &skipping());
+        let full = decode(&data, &Options::default());
+        match (full, lean) {
+            (Ok(full), Ok(lean)) => {
+                assert!(lean.nodes().all(|n| n != Node::Skipped), "{what}");
+                compare(&full, &lean, Expect::Decoded).unwrap_or_else(|e| panic!("{what}: {e}"));
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b, "{what}: the same error"),
+            (a, b) => panic!("{what}: {a:?} against {b:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_key_must_be_a_dict_key_for_its_value_to_be_skipped() {
+    for p in 2..=5 {
+        let g = decode_skipping(case(&format!("skip/not_a_key.p{p}")));
+        assert!(g.nodes().all(|n| n != Node::Skipped), "protocol {p}");
+    }
+}
+
+/// `PROTO 4` and `n` dicts nested through their second entry: `{KEY: None, "next": {KEY: None, "next": ...}}`.
+/// Skimming each `KEY` value reads on to its dict's SETITEMS, past every deeper dict.
+fn nested_siblings(n: usize) -> Vec<u8> {
+    let mut p = vec![0x80, 4];
+    for _ in 0..n {
+        p.extend_from_slice(b"}\x94(");
+        p.push(0x8c);
+        p.push(KEY.len() as u8);
+        p.extend_from_slice(KEY.as_bytes());
+        p.extend_from_slice(b"N\x8c\x04next");
+    }
+    p.extend_from_slice(b"}");
+    p.extend(vec![b'u'; n]);
+    p.push(b'.');
+    p
+}
+
+#[test]
+fn skimming_reads_at_most_as_many_opcodes_as_the_input_has_bytes() {
+    let work_for = |n: usize| {
+        let data = nested_siblings(n);
+        work::take();
+        let lean = decode_skipping(&data);
+        let spent = work::take();
+        let full = decode_default(&data).expect("decodes");
+        let plain = work::take();
+        let skipped = compare(&full, &lean, Expect::Either).expect("the same graph");
+        (spent, plain, data.len() as u64, skipped)
+    };
+    for n in [500, 2000] {
+        let (spent, plain, len, skipped) = work_for(n);
+        // Without a bound the skims alone would read n * n / 2 opcodes.
+        assert!(
+            spent <= plain + len,
+            "{n} dicts: {spent} steps, {plain} without skipping, {len} bytes"
+        );
+        assert!(skipped > 0 && skipped < n, "{n} dicts: {skipped} skipped");
+    }
+}
+
+#[test]
+fn rdagent_shaped_history_keeps_every_experiment_and_decision() {
+    for p in 2..=5 {
+        let name = format!("skip/rdagent_shape.p{p}");
+        let g = decode_skipping(case(&name));
+        let hist = g
+            .attr(&g.root, "hist")
+            .and_then(|h| g.items(h))
+            .expect("hist");
+        assert_eq!(hist.len(), 8, "{name}");
+        for (i, entry) in hist.iter().enumerate() {
+            let items = g.items(entry).expect("a tuple");
+            let path = g
+                .attr(&items[0], "workspace")
+                .and_then(|w| g.attr(w, "workspace_path"))
+                .expect("a workspace path");
+            assert_eq!(g.class_of(path).map(|c| c.1), Some("PosixPath"), "{name}");
+            assert_eq!(
+                g.attr(&items[1], "decision").and_then(Value::as_bool),
+                Some(i % 3 != 1),
+                "{name} entry {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn snapshots_shaped_like_rdagents_give_the_same_history_when_skipping() {
+    for protocol in 2..=5 {
+        let data = super::fixtures::fixture_snapshot(protocol, 12, protocol == 4);
+        let full = decode_default(&data).unwrap_or_else(|e| panic!("p{protocol}: {e}"));
+        let lean = decode_skipping(&data);
+        let skipped =
+            compare(&full, &lean, Expect::Skipped).unwrap_or_else(|e| panic!("p{protocol}: {e}"));
+        let history =
+            |g: &Graph| crate::session::history::read_history(g).expect("a loop snapshot");
+        let (plain, skipping) = (history(&full), history(&lean));
+        assert!(
+            skipped >= plain.len(),
+            "p{protocol}: {skipped} values skipped for {} entries",
+            plain.len()
+        );
+        assert_eq!(plain, skipping, "p{protocol}");
+    }
+}
