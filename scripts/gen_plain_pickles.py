@@ -244,8 +244,8 @@ SKIPPED = "based_experiments"
 
 def skip_cases():
     """Values under the key SKIPPED: objects first defined inside them and referred to later (so a decoder that
-    skips them must decode them after all), nesting, single-item dicts and lists (SETITEM, APPEND), sharing,
-    cycles, and the key where it is no dict key."""
+    skips them must decode them after all), nesting, single-item dicts and lists (SETITEM, APPEND: a list of one
+    item goes on after its first opcodes), sharing, cycles, and the key where it is no dict key."""
     cases = {}
     inner = Point(1, [2, 3])
     cases["later_reference"] = [{SKIPPED: [inner, Point(4, 5)], "after": inner}, inner]
@@ -262,6 +262,11 @@ def skip_cases():
     looped = []
     looped.append(looped)
     cases["cycles"] = [cycle, {SKIPPED: looped, "again": looped}, looped]
+
+    # Values that go on after their first opcodes: SETITEM into a dict, BUILD of an object, APPEND to a list,
+    # TUPLE2 of a pair; a set's items come in a batch (protocol 4 on) or as REDUCE arguments; a str is done.
+    cases["goes_on"] = [{SKIPPED: {"a": 1}}, {SKIPPED: Point(1, 2)}, {SKIPPED: [7]}, {SKIPPED: {5}},
+                        {SKIPPED: (1, [2])}, {SKIPPED: "text"}]
 
     cases["not_a_key"] = [[SKIPPED, [1, 2]], {"x": SKIPPED, "y": [3]}, (SKIPPED, {4: 5})]
 
@@ -289,10 +294,10 @@ def skip_cases():
     # every value decoded, one inside the other's decoding.
     def chain(n):
         prev = Point(0, None)
-        items = [{SKIPPED: [prev]}]
+        items = [{SKIPPED: [prev, 0]}]
         for i in range(1, n):
             prev = Point(i, prev)
-            items.append({SKIPPED: [prev]})
+            items.append({SKIPPED: [prev, i]})
         items.append(prev)
         return items
 

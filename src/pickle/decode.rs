@@ -219,8 +219,14 @@ struct Machine<'a> {
     announced_protocol: Option<u8>,
     /// The highest protocol among the opcodes seen (reported when the stream has no PROTO).
     opcode_protocol: u8,
-    /// Skipped values that store memo ids, by their first id (see `skip_value`).
-    deferred: BTreeMap<u64, Deferred>,
+    /// Every value skipped (`Slot::Skipped` holds its index here).
+    skips: Vec<Skip>,
+    /// The skipped values that store memo ids and are not decoded yet: their index, by their first id.
+    deferred: BTreeMap<u64, u32>,
+    /// Placeholders of skipped values on the stack (stack index, node, index in `skips`), lowest first. One
+    /// may only leave the stack as the value SETITEM(S) puts in a dict; anything else that takes, changes or
+    /// memoizes it decodes the value first (`unskip_from`).
+    placeholders: Vec<(usize, NodeId, u32)>,
     /// While a deferred value is decoded: the id its next MEMOIZE stores.
     fill_next: Option<u64>,
     /// How many deferred values are being decoded inside one another.
@@ -232,12 +238,14 @@ struct Machine<'a> {
     gave_up: bool,
 }
 
-/// A skipped value that stores memo ids: where its opcodes are, and the ids they store.
-#[derive(Clone, Copy, Debug)]
-struct Deferred {
+/// A skipped value: where its opcodes are, the memo ids they store, and the value once decoded.
+#[derive(Clone, Debug)]
+struct Skip {
     start: usize,
     end: usize,
+    first_id: u64,
     ids: u64,
+    value: Option<Value>,
 }
 
 /// How many deferred values may be decoded inside one another before skipping gives up.
@@ -262,7 +270,9 @@ impl<'a> Machine<'a> {
             memo,
             announced_protocol: None,
             opcode_protocol: 0,
+            skips: Vec::new(),
             deferred: BTreeMap::new(),
+            placeholders: Vec::new(),
             fill_next: None,
             nesting: 0,
             skim_budget: data.len(),
@@ -516,6 +526,7 @@ impl<'a> Machine<'a> {
                 self.stack.truncate(start);
             }
             op::DUP => {
+                self.unskip_from(self.stack.len().wrapping_sub(1))?;
                 let top = self.top()?.clone();
                 self.push(top)?;
             }
@@ -604,12 +615,14 @@ impl<'a> Machine<'a> {
                 if self.stack.len() == start {
                     return Err(self.error("OBJ without a class after its MARK".to_string()));
                 }
+                self.unskip_from(start)?;
                 let args = self.values_from(start + 1)?;
                 let cls = self.stack.pop().unwrap_or_default();
                 self.push_object(object(BuildKind::Inst, cls, args, Seq::default()))?;
             }
             op::BUILD => {
                 let state = self.pop()?;
+                self.unskip_from(self.stack.len().wrapping_sub(1))?;
                 if let Value::Node(id) = self.top()? {
                     if let Some(Slot::Object(i)) = self.graph.slots.get(id.0 as usize) {
                         self.graph.objects[*i as usize].state = Some(state);
@@ -853,6 +866,7 @@ impl<'a> Machine<'a> {
 
     #[inline]
     fn pop(&mut self) -> Result<Value> {
+        self.unskip_from(self.stack.len().wrapping_sub(1))?;
         if self.stack.len() <= self.fence() {
             return Err(self.underflow(1));
         }
@@ -890,6 +904,7 @@ impl<'a> Machine<'a> {
 
     /// Move `stack[start..]` into the values arena as a new sequence.
     fn values_from(&mut self, start: usize) -> Result<Seq> {
+        self.unskip_from(start)?;
         let mut seq = Seq::default();
         extend_seq(&mut self.graph.values, &mut seq, self.stack.drain(start..))
             .map_err(|e| self.too_many(e))?;
@@ -898,6 +913,7 @@ impl<'a> Machine<'a> {
 
     /// Move the key/value pairs `stack[start..]` into the pairs arena as a new sequence.
     fn pairs_from(&mut self, start: usize) -> Result<Seq> {
+        self.unskip_from(start)?;
         self.check_even(start)?;
         let mut seq = Seq::default();
         extend_seq(
@@ -939,6 +955,7 @@ impl<'a> Machine<'a> {
 
     /// APPEND, APPENDS, ADDITEMS: move `stack[start..]` into the list, set or object below them, in place.
     fn append_from(&mut self, start: usize) -> Result<()> {
+        self.unskip_from(start.wrapping_sub(1))?;
         let min_items = usize::from(self.opcode == op::APPEND);
         let target = self.target_below(start, min_items)?;
         let is_set_op = self.opcode == op::ADDITEMS;
@@ -959,6 +976,8 @@ impl<'a> Machine<'a> {
 
     /// SETITEM, SETITEMS: move the key/value pairs `stack[start..]` into the dict or object below them.
     fn setitems_from(&mut self, start: usize) -> Result<()> {
+        self.keep_skipped_values(start);
+        self.unskip_from(start.wrapping_sub(1))?;
         let min_items = if self.opcode == op::SETITEM { 2 } else { 0 };
         let target = self.target_below(start, min_items)?;
         self.check_even(start)?;
@@ -981,6 +1000,7 @@ impl<'a> Machine<'a> {
 
     #[inline]
     fn memo_put(&mut self, id: u64) -> Result<()> {
+        self.unskip_from(self.stack.len().wrapping_sub(1))?;
         let value = self.top()?.clone();
         match &mut self.fill_next {
             // A PUT that replaces an id could change what a deferred value's references mean when it is
@@ -1020,14 +1040,14 @@ impl<'a> Machine<'a> {
     #[cold]
     fn deferred_value(&mut self, id: u64) -> Result<Value> {
         while self.memo.get(id).is_none() {
-            let first = self
+            let index = self
                 .deferred
                 .range(..=id)
                 .next_back()
-                .filter(|(first, d)| id - **first < d.ids)
-                .map(|(first, _)| *first);
-            match first {
-                Some(first) => self.decode_deferred(first)?,
+                .map(|(_, &index)| index as usize)
+                .filter(|&i| id - self.skips[i].first_id < self.skips[i].ids);
+            match index {
+                Some(index) => self.decode_skipped(index)?,
                 None => break,
             }
         }
@@ -1102,31 +1122,84 @@ impl<'a> Machine<'a> {
         let Some(skimmed) = skimmed else {
             return Ok(());
         };
+        let index = self.index_u32(self.skips.len())?;
+        self.skips.push(Skip {
+            start: self.pos,
+            end: skimmed.end,
+            first_id,
+            ids: skimmed.ids,
+            value: None,
+        });
         if skimmed.ids > 0 {
-            self.deferred.insert(
-                first_id,
-                Deferred {
-                    start: self.pos,
-                    end: skimmed.end,
-                    ids: skimmed.ids,
-                },
-            );
+            self.deferred.insert(first_id, index);
             match &mut self.fill_next {
                 Some(next) => *next += skimmed.ids,
                 None => self.memo.reserve(skimmed.ids),
             }
         }
         self.pos = skimmed.end;
-        self.push_node(Slot::Skipped)
+        let placeholder = self.new_node(Slot::Skipped(index))?;
+        if let Value::Node(node) = placeholder {
+            self.placeholders.push((self.stack.len(), node, index));
+        }
+        self.push(placeholder)
     }
 
-    /// Decode the deferred value whose ids start at `first`, storing its objects under the ids set aside. Any
-    /// failure here (an error in its opcodes too) gives up skipping, so errors are reported by a plain decode,
-    /// exactly as without skipping.
-    fn decode_deferred(&mut self, first: u64) -> Result<()> {
-        let Some(region) = self.deferred.remove(&first) else {
+    /// Placeholders at stack index `start` or above are about to be taken, changed or memoized: decode their
+    /// values and put them there instead (the value went on where skimming took it to end: a list's one item, an
+    /// object's BUILD, a callable's REDUCE).
+    #[inline]
+    fn unskip_from(&mut self, start: usize) -> Result<()> {
+        match self.placeholders.last() {
+            Some(&(at, _, _)) if at >= start => self.unskip_each_from(start),
+            _ => Ok(()),
+        }
+    }
+
+    #[cold]
+    fn unskip_each_from(&mut self, start: usize) -> Result<()> {
+        while let Some(&(at, node, index)) = self.placeholders.last() {
+            if at < start {
+                break;
+            }
+            self.placeholders.pop();
+            // A placeholder POP took off the stack is gone: another value may stand at its index now.
+            if !matches!(self.stack.get(at), Some(Value::Node(n)) if *n == node) {
+                continue;
+            }
+            self.decode_skipped(index as usize)?;
+            match self.skips[index as usize].value.clone() {
+                Some(value) => self.stack[at] = value,
+                None => return Err(self.give_up()),
+            }
+        }
+        Ok(())
+    }
+
+    /// SETITEM(S) at `start` puts the placeholders among its items into a dict, as the values of their keys:
+    /// they stay placeholders.
+    #[inline]
+    fn keep_skipped_values(&mut self, start: usize) {
+        while let Some(&(at, _, _)) = self.placeholders.last() {
+            if at < start {
+                break;
+            }
+            self.placeholders.pop();
+        }
+    }
+
+    /// Decode the skipped value `index` (once), storing its objects under the ids set aside for them and keeping
+    /// the value. Any failure here (an error in its opcodes too) gives up skipping, so errors are reported by a
+    /// plain decode, exactly as without skipping.
+    fn decode_skipped(&mut self, index: usize) -> Result<()> {
+        let skip = &self.skips[index];
+        if skip.value.is_some() {
             return Ok(());
-        };
+        }
+        let (start, end, first, ids) = (skip.start, skip.end, skip.first_id, skip.ids);
+        if ids > 0 {
+            self.deferred.remove(&first);
+        }
         if self.nesting >= MAX_NESTING {
             return Err(self.give_up());
         }
@@ -1134,9 +1207,9 @@ impl<'a> Machine<'a> {
         let (stack_len, marks_len) = (self.stack.len(), self.marks.len());
         self.nesting += 1;
         self.fill_next = Some(first);
-        self.pos = region.start;
+        self.pos = start;
         let mut decoded = Ok(());
-        while decoded.is_ok() && self.pos < region.end {
+        while decoded.is_ok() && self.pos < end {
             self.op_start = self.pos;
             let code = self.data[self.pos];
             self.pos += 1;
@@ -1149,16 +1222,17 @@ impl<'a> Machine<'a> {
             };
         }
         let consistent = decoded.is_ok()
-            && self.pos == region.end
+            && self.pos == end
             && self.stack.len() == stack_len + 1
             && self.marks.len() == marks_len
-            && self.fill_next == Some(first + region.ids);
+            && self.fill_next == Some(first + ids)
+            && self.placeholders.last().is_none_or(|p| p.0 < stack_len);
         self.nesting -= 1;
         (self.pos, self.op_start, self.opcode, self.fill_next) = saved;
         if !consistent {
             return Err(self.give_up());
         }
-        self.stack.pop();
+        self.skips[index].value = self.stack.pop();
         Ok(())
     }
 

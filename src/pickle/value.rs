@@ -263,7 +263,8 @@ pub(crate) enum Slot {
     ByteArray(u32),
     Global(u32),
     Object(u32),
-    Skipped,
+    /// A skipped value (`Options::skip_values_of`): the decoder's index of it.
+    Skipped(u32),
 }
 
 /// Which arena a growing sequence lives in.
@@ -425,7 +426,7 @@ impl Graph {
             Slot::FrozenSet(seq) => Node::FrozenSet(self.items_of(seq)),
             Slot::Dict(seq) => Node::Dict(self.pairs_of(seq)),
             Slot::ByteArray(i) => Node::ByteArray(&self.byte_arrays[i as usize]),
-            Slot::Skipped => Node::Skipped,
+            Slot::Skipped(_) => Node::Skipped,
             Slot::Global(i) => {
                 let (module, name) = &self.globals[i as usize];
                 Node::Global { module, name }

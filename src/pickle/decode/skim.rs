@@ -1,10 +1,13 @@
 //! Finding where one value's opcodes end without building it.
 //!
-//! `skim` runs from the first opcode of a dict entry's value with nothing but a count of the stack entries above
-//! the entry's key, the open MARKs, and for each entry whether it came from the memo. It moves over every opcode
-//! until one takes the key off the stack (the dict's SETITEMS or SETITEM), and remembers the last point at which
-//! the value stood complete and alone above the key: the value is the opcodes from `start` to there. The
-//! decoder can then jump over them and decode them later, only if something refers to an object they define.
+//! `skim` runs from the first opcode of a dict entry's value with nothing but the stack entries above the entry's
+//! key (for each, whether it came from the memo) and the open MARKs. The value ends where it stands complete and
+//! alone above the key and the next opcode is not its MEMOIZE or PUT, a MARK (a batch of items for it) or a
+//! FRAME: there CPython writes the next key. A value that goes on after that point all the same (a list's one
+//! item APPENDed, an object's BUILD, a callable's REDUCE, a pair's TUPLE2) is no error: the decoder finds its
+//! placeholder taken or changed by something other than the dict's SETITEM(S) and decodes the value then
+//! (`Machine::unskip_from`). Otherwise the decoder jumps over the value and decodes it later only if something
+//! refers to an object it defines.
 //!
 //! Skimming is only a prediction, so anything it cannot be sure of gives `None` and the value is decoded as
 //! usual (which also reports whatever is wrong with it): an opcode that changes an object it did not create
@@ -33,8 +36,8 @@ pub(super) enum Closer {
 }
 
 /// Skim the value whose first opcode is at `start`; `next_id` is the id MEMOIZE would store next. Reads at most
-/// `budget` opcodes and keeps at most `max_depth` stack entries and MARKs. Returns how many opcodes it read (past
-/// the value too, up to the opcode that closed it) and the value, if skimming could predict it.
+/// `budget` opcodes and keeps at most `max_depth` stack entries and MARKs. Returns how many opcodes it read and
+/// the value, if skimming could predict it.
 pub(super) fn skim(
     data: &[u8],
     start: usize,
@@ -43,150 +46,44 @@ pub(super) fn skim(
     max_depth: usize,
     budget: usize,
 ) -> (usize, Option<Skimmed>) {
-    let mut pos = start;
-    // For each entry above the key: whether it is a memo reference (an object made elsewhere).
-    let mut from_memo: Vec<bool> = Vec::new();
-    // The entry counts at each open MARK.
-    let mut marks: Vec<usize> = Vec::new();
-    let mut next = next_id;
+    let mut skim = Skim {
+        data,
+        pos: start,
+        from_memo: Vec::with_capacity(64),
+        marks: Vec::with_capacity(16),
+        next: next_id,
+    };
     let mut complete: Option<(usize, u64)> = None;
     let mut opcodes = 0usize;
     let result = loop {
         if opcodes >= budget {
             break None;
         }
-        let Some(&code) = data.get(pos) else {
-            break None;
-        };
-        pos += 1;
         opcodes += 1;
-        let fence = marks.last().copied().unwrap_or(0);
-        let above = from_memo.len() - fence;
-        // Arguments first (`pos` moves past them); then the opcode's effect on the stack.
-        let effect = match code {
-            op::NONE
-            | op::NEWTRUE
-            | op::NEWFALSE
-            | op::EMPTY_TUPLE
-            | op::EMPTY_LIST
-            | op::EMPTY_DICT
-            | op::EMPTY_SET => Some(Effect::Push),
-            op::BININT1 => skip(&mut pos, 1, Effect::Push),
-            op::BININT2 => skip(&mut pos, 2, Effect::Push),
-            op::BININT => skip(&mut pos, 4, Effect::Push),
-            op::BINFLOAT => skip(&mut pos, 8, Effect::Push),
-            op::INT | op::LONG | op::FLOAT | op::STRING | op::UNICODE => {
-                line(data, &mut pos, Effect::Push)
-            }
-            op::GLOBAL => {
-                line(data, &mut pos, Effect::Push).and_then(|_| line(data, &mut pos, Effect::Push))
-            }
-            op::LONG1 | op::SHORT_BINSTRING | op::SHORT_BINUNICODE | op::SHORT_BINBYTES => {
-                sized(data, &mut pos, 1, Effect::Push)
-            }
-            op::LONG4 | op::BINSTRING | op::BINUNICODE | op::BINBYTES => {
-                sized(data, &mut pos, 4, Effect::Push)
-            }
-            op::BINUNICODE8 | op::BINBYTES8 | op::BYTEARRAY8 => {
-                sized(data, &mut pos, 8, Effect::Push)
-            }
-            op::BINGET => fixed(data, &mut pos, 1).map(Effect::Get),
-            op::LONG_BINGET => fixed(data, &mut pos, 4).map(Effect::Get),
-            op::GET => decimal(data, &mut pos).map(Effect::Get),
-            op::MEMOIZE => Some(Effect::Memo(next)),
-            op::BINPUT => fixed(data, &mut pos, 1).map(Effect::Memo),
-            op::LONG_BINPUT => fixed(data, &mut pos, 4).map(Effect::Memo),
-            op::PUT => decimal(data, &mut pos).map(Effect::Memo),
-            op::MARK => Some(Effect::Mark),
-            op::TUPLE | op::LIST | op::DICT | op::FROZENSET => Some(Effect::Collect(0)),
-            op::OBJ => Some(Effect::Collect(1)),
-            op::INST => line(data, &mut pos, Effect::Collect(0))
-                .and_then(|_| line(data, &mut pos, Effect::Collect(0))),
-            op::TUPLE1 => Some(Effect::Replace(1)),
-            op::TUPLE2 | op::STACK_GLOBAL | op::REDUCE | op::NEWOBJ => Some(Effect::Replace(2)),
-            op::TUPLE3 | op::NEWOBJ_EX => Some(Effect::Replace(3)),
-            op::APPEND | op::BUILD => Some(Effect::Change(1)),
-            op::SETITEM => Some(Effect::Change(2)),
-            op::APPENDS | op::ADDITEMS | op::SETITEMS => Some(Effect::ChangeToMark),
-            op::POP => Some(Effect::Pop),
-            op::POP_MARK => Some(Effect::PopMark),
-            op::FRAME => skip(&mut pos, 8, Effect::Nothing),
-            _ => None,
-        };
-        let Some(effect) = effect else { break None };
-        if pos > data.len() {
-            break None;
-        }
-        match effect {
-            Effect::Nothing => {}
-            Effect::Push => from_memo.push(false),
-            Effect::Get(id) => {
-                if id >= next {
-                    break None;
-                }
-                from_memo.push(true);
-            }
-            Effect::Memo(id) => {
-                if id != next || above == 0 {
-                    break None;
-                }
-                next += 1;
-            }
-            Effect::Mark => marks.push(from_memo.len()),
-            Effect::Collect(at_least) => {
-                let Some(mark) = marks.pop() else { break None };
-                if from_memo.len() - mark < at_least {
-                    break None;
-                }
-                from_memo.truncate(mark);
-                from_memo.push(false);
-            }
-            Effect::Replace(n) => {
-                if above < n {
-                    break None;
-                }
-                from_memo.truncate(from_memo.len() - n);
-                from_memo.push(false);
-            }
-            Effect::Change(n) => {
-                if marks.is_empty() && from_memo.len() == 1 && code == op::SETITEM {
-                    // SETITEM taking the value and its key: the value is closed.
-                    break (closer == Closer::Single).then_some(()).and(complete);
-                }
-                if above < n + 1 || from_memo[from_memo.len() - n - 1] {
-                    break None;
-                }
-                from_memo.truncate(from_memo.len() - n);
-            }
-            Effect::ChangeToMark => {
-                let Some(mark) = marks.pop() else {
-                    // The batch's own SETITEMS: the value and its key leave the stack.
-                    break (closer == Closer::Batch && code == op::SETITEMS)
-                        .then_some(())
-                        .and(complete);
+        match skim.step() {
+            Step::Went => {}
+            Step::Closed(code) => {
+                let expected = match closer {
+                    Closer::Batch => op::SETITEMS,
+                    Closer::Single => op::SETITEM,
                 };
-                if mark == 0 || from_memo[mark - 1] {
-                    break None;
-                }
-                from_memo.truncate(mark);
+                break (code == expected).then_some(()).and(complete);
             }
-            Effect::Pop => {
-                if above > 0 {
-                    from_memo.pop();
-                } else if marks.pop().is_none() {
-                    break None;
-                }
-            }
-            Effect::PopMark => {
-                let Some(mark) = marks.pop() else { break None };
-                from_memo.truncate(mark);
-            }
+            Step::Unsure => break None,
         }
-        if from_memo.len() > max_depth || marks.len() > max_depth {
+        if skim.from_memo.len() > max_depth || skim.marks.len() > max_depth {
             break None;
         }
-        if from_memo.len() == 1 && marks.is_empty() {
-            complete = Some((pos, next));
+        if skim.from_memo.len() == 1 && skim.marks.is_empty() {
+            complete = Some((skim.pos, skim.next));
+            // The value stands alone above its key. Its MEMOIZE or PUT, a MARK opening a batch of items for it,
+            // or a FRAME may follow; anything else is taken to start the next key, as CPython writes it.
+            match data.get(skim.pos) {
+                Some(
+                    &(op::MEMOIZE | op::BINPUT | op::LONG_BINPUT | op::PUT | op::MARK | op::FRAME),
+                ) => {}
+                _ => break complete,
+            }
         }
     };
     work::add(opcodes);
@@ -197,75 +94,220 @@ pub(super) fn skim(
     (opcodes, skimmed)
 }
 
-#[derive(Clone, Copy)]
-enum Effect {
-    Nothing,
-    /// A new value.
-    Push,
-    /// A memo reference to this id.
-    Get(u64),
-    /// Stores the top under this id.
-    Memo(u64),
-    Mark,
-    /// Takes everything above the last MARK (and at least this many values) and pushes one new value.
-    Collect(usize),
-    /// Takes this many values and pushes one new value.
-    Replace(usize),
-    /// Takes this many values and changes the one below them.
-    Change(usize),
-    /// Takes everything above the last MARK and changes the value below it.
-    ChangeToMark,
-    Pop,
-    PopMark,
+/// What one opcode did.
+enum Step {
+    Went,
+    /// This opcode (SETITEM or SETITEMS) took the value and its key off the stack.
+    Closed(u8),
+    /// Skimming cannot say what the value is.
+    Unsure,
 }
 
-fn skip(pos: &mut usize, n: usize, effect: Effect) -> Option<Effect> {
-    *pos = pos.checked_add(n)?;
-    Some(effect)
+struct Skim<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// For each stack entry above the key: whether it is a memo reference (an object made elsewhere).
+    from_memo: Vec<bool>,
+    /// The entry counts at each open MARK.
+    marks: Vec<usize>,
+    /// The id the next MEMOIZE stores.
+    next: u64,
 }
 
-/// A little-endian unsigned argument of `n` bytes (1 or 4).
-fn fixed(data: &[u8], pos: &mut usize, n: usize) -> Option<u64> {
-    let bytes = data.get(*pos..pos.checked_add(n)?)?;
-    *pos += n;
-    Some(
-        bytes
-            .iter()
-            .rev()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
-    )
-}
-
-/// A payload with a little-endian length of `width` bytes before it.
-fn sized(data: &[u8], pos: &mut usize, width: usize, effect: Effect) -> Option<Effect> {
-    let len = fixed8(data, pos, width)?;
-    let len = usize::try_from(len).ok()?;
-    *pos = pos.checked_add(len)?;
-    Some(effect)
-}
-
-fn fixed8(data: &[u8], pos: &mut usize, width: usize) -> Option<u64> {
-    if width == 4 {
-        // BINSTRING's and LONG4's lengths are signed: a negative one is the decoder's error to report.
-        let len = fixed(data, pos, 4)?;
-        return (len < 0x8000_0000).then_some(len);
+impl Skim<'_> {
+    fn step(&mut self) -> Step {
+        let Some(&code) = self.data.get(self.pos) else {
+            return Step::Unsure;
+        };
+        self.pos += 1;
+        let went = match code {
+            op::NONE
+            | op::NEWTRUE
+            | op::NEWFALSE
+            | op::EMPTY_TUPLE
+            | op::EMPTY_LIST
+            | op::EMPTY_DICT
+            | op::EMPTY_SET => self.push(false),
+            op::BININT1 => self.skip(1) && self.push(false),
+            op::BININT2 => self.skip(2) && self.push(false),
+            op::BININT => self.skip(4) && self.push(false),
+            op::BINFLOAT => self.skip(8) && self.push(false),
+            op::INT | op::LONG | op::FLOAT | op::STRING | op::UNICODE => {
+                self.line().is_some() && self.push(false)
+            }
+            op::GLOBAL => self.line().is_some() && self.line().is_some() && self.push(false),
+            op::SHORT_BINUNICODE | op::SHORT_BINSTRING | op::SHORT_BINBYTES | op::LONG1 => {
+                self.payload(1) && self.push(false)
+            }
+            op::BINUNICODE | op::BINSTRING | op::BINBYTES | op::LONG4 => {
+                self.payload(4) && self.push(false)
+            }
+            op::BINUNICODE8 | op::BINBYTES8 | op::BYTEARRAY8 => self.payload(8) && self.push(false),
+            op::BINGET => self.arg(1).is_some_and(|id| self.get(id)),
+            op::LONG_BINGET => self.arg(4).is_some_and(|id| self.get(id)),
+            op::GET => self.decimal().is_some_and(|id| self.get(id)),
+            op::MEMOIZE => self.memo(self.next),
+            op::BINPUT => self.arg(1).is_some_and(|id| self.memo(id)),
+            op::LONG_BINPUT => self.arg(4).is_some_and(|id| self.memo(id)),
+            op::PUT => self.decimal().is_some_and(|id| self.memo(id)),
+            op::MARK => {
+                self.marks.push(self.from_memo.len());
+                true
+            }
+            op::TUPLE | op::LIST | op::DICT | op::FROZENSET => self.collect(0),
+            op::OBJ => self.collect(1),
+            op::INST => self.line().is_some() && self.line().is_some() && self.collect(0),
+            op::TUPLE1 => self.replace(1),
+            op::TUPLE2 | op::STACK_GLOBAL | op::REDUCE | op::NEWOBJ => self.replace(2),
+            op::TUPLE3 | op::NEWOBJ_EX => self.replace(3),
+            op::APPEND | op::BUILD => self.change(1),
+            op::SETITEM => {
+                if self.marks.is_empty() && self.from_memo.len() == 1 {
+                    return Step::Closed(code);
+                }
+                self.change(2)
+            }
+            op::APPENDS | op::ADDITEMS | op::SETITEMS => {
+                let Some(mark) = self.marks.pop() else {
+                    // A MARK opened before the key: its SETITEMS takes the value and the key.
+                    return Step::Closed(code);
+                };
+                // The changed value is the one below the MARK, above the MARK before, and made here.
+                let fence = self.marks.last().copied().unwrap_or(0);
+                let made_here = mark > fence && !self.from_memo[mark - 1];
+                self.from_memo.truncate(mark);
+                made_here
+            }
+            op::POP => {
+                if self.above() > 0 {
+                    self.from_memo.pop();
+                    true
+                } else {
+                    self.marks.pop().is_some()
+                }
+            }
+            op::POP_MARK => match self.marks.pop() {
+                Some(mark) => {
+                    self.from_memo.truncate(mark);
+                    true
+                }
+                None => false,
+            },
+            op::FRAME => self.skip(8),
+            _ => false,
+        };
+        if went && self.pos <= self.data.len() {
+            Step::Went
+        } else {
+            Step::Unsure
+        }
     }
-    fixed(data, pos, width)
-}
 
-/// A text argument ending at the next newline.
-fn line(data: &[u8], pos: &mut usize, effect: Effect) -> Option<Effect> {
-    let rest = data.get(*pos..)?;
-    let len = rest.iter().position(|&b| b == b'\n')?;
-    *pos += len + 1;
-    Some(effect)
-}
+    /// Entries above the last MARK.
+    #[inline]
+    fn above(&self) -> usize {
+        self.from_memo.len() - self.marks.last().copied().unwrap_or(0)
+    }
 
-/// A decimal memo id ending at the next newline (GET and PUT of protocol 0).
-fn decimal(data: &[u8], pos: &mut usize) -> Option<u64> {
-    let rest = data.get(*pos..)?;
-    let len = rest.iter().position(|&b| b == b'\n')?;
-    let id = super::text::parse_decimal_index(&rest[..len])?;
-    *pos += len + 1;
-    Some(id)
+    #[inline]
+    fn push(&mut self, from_memo: bool) -> bool {
+        self.from_memo.push(from_memo);
+        true
+    }
+
+    /// A GET of `id`: only ids stored before are expected.
+    #[inline]
+    fn get(&mut self, id: u64) -> bool {
+        id < self.next && self.push(true)
+    }
+
+    /// A MEMOIZE or PUT of `id`: ids must count up one by one, and something must be there to store.
+    #[inline]
+    fn memo(&mut self, id: u64) -> bool {
+        let ok = id == self.next && self.above() > 0;
+        self.next += 1;
+        ok
+    }
+
+    /// Everything above the last MARK (and at least `at_least` values) becomes one new value.
+    fn collect(&mut self, at_least: usize) -> bool {
+        match self.marks.pop() {
+            Some(mark) if self.from_memo.len() - mark >= at_least => {
+                self.from_memo.truncate(mark);
+                self.push(false)
+            }
+            _ => false,
+        }
+    }
+
+    /// `n` values become one new value.
+    #[inline]
+    fn replace(&mut self, n: usize) -> bool {
+        if self.above() < n {
+            return false;
+        }
+        self.from_memo.truncate(self.from_memo.len() - n);
+        self.push(false)
+    }
+
+    /// `n` values change the value below them, which must be made here.
+    #[inline]
+    fn change(&mut self, n: usize) -> bool {
+        if self.above() < n + 1 || self.from_memo[self.from_memo.len() - n - 1] {
+            return false;
+        }
+        self.from_memo.truncate(self.from_memo.len() - n);
+        true
+    }
+
+    #[inline]
+    fn skip(&mut self, n: usize) -> bool {
+        self.pos += n;
+        true
+    }
+
+    /// A little-endian unsigned argument of `n` bytes (1 or 4).
+    #[inline]
+    fn arg(&mut self, n: usize) -> Option<u64> {
+        let bytes = self.data.get(self.pos..self.pos + n)?;
+        self.pos += n;
+        Some(match *bytes {
+            [b] => u64::from(b),
+            [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+            _ => return None,
+        })
+    }
+
+    /// A payload after its little-endian length of `width` bytes (1, 4 or 8).
+    #[inline]
+    fn payload(&mut self, width: usize) -> bool {
+        let bytes = self.data.get(self.pos..self.pos + width);
+        let len = match bytes {
+            Some(&[b]) => u64::from(b),
+            // BINSTRING's and LONG4's lengths are signed: a negative one is the decoder's error to report.
+            Some(&[a, b, c, d]) => u64::from(i32::from_le_bytes([a, b, c, d]).max(-1) as u32),
+            Some(b) if b.len() == 8 => b.iter().rev().fold(0, |acc, &x| (acc << 8) | u64::from(x)),
+            _ => return false,
+        };
+        match usize::try_from(len) {
+            Ok(len) if len <= self.data.len() && len != u32::MAX as usize => {
+                self.pos += width + len;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A text argument ending at the next newline.
+    fn line(&mut self) -> Option<&[u8]> {
+        let rest = self.data.get(self.pos..)?;
+        let len = rest.iter().position(|&b| b == b'\n')?;
+        self.pos += len + 1;
+        Some(&rest[..len])
+    }
+
+    /// A decimal memo id ending at the next newline (GET and PUT of protocol 0).
+    fn decimal(&mut self) -> Option<u64> {
+        self.line().and_then(super::text::parse_decimal_index)
+    }
 }

@@ -25,11 +25,12 @@ fn decode_skipping(data: &[u8]) -> Graph {
 /// How the value under a skipped key must look in the graph decoded with skipping.
 #[derive(Clone, Copy, PartialEq)]
 enum Expect {
-    /// Always `Node::Skipped` (what CPython writes can always be skimmed).
+    /// Always `Node::Skipped`.
     Skipped,
     /// Never skipped: skimming cannot predict it, or skipping gave up.
     Decoded,
-    /// Skipped until skimming has read its share of the input, decoded after.
+    /// Skipped or decoded: a value that went on where skimming took it to end (a list of one item, appended
+    /// after the list's first opcodes) is decoded, and so is any once skimming has read its share of the input.
     Either,
 }
 
@@ -166,24 +167,32 @@ fn every_pickle_cpython_writes_decodes_alike_but_for_the_skipped_values() {
             if name.ends_with(".p0") || name.ends_with(".p1") || name.contains("chain_of_40") {
                 Expect::Decoded
             } else {
-                Expect::Skipped
+                Expect::Either
             };
         let skipped = compare(&full, &lean, expect).unwrap_or_else(|e| panic!("{name}: {e}"));
         if name.starts_with("skip/") {
             skipped_in_skip_cases.insert(name.clone(), skipped);
         }
     }
-    // The comparison is not vacuous: values were skipped where the key is a dict key.
+    // The comparison is not vacuous: these values, and only these, were skipped. A list of one item is not
+    // (its APPEND comes after the list's first opcodes); a single GET is.
     for (name, count) in &skipped_in_skip_cases {
         let expected = match name.rsplit_once('.').map(|(stem, _)| stem) {
             _ if name.ends_with(".p0") || name.ends_with(".p1") => 0,
             Some("skip/later_reference") => 1,
-            Some("skip/single_item") => 2,
-            // The outer value, and the inner one when `middle` is decoded for the reference after it.
-            Some("skip/nested") => 2,
-            Some("skip/cycles") => 2,
+            // `{KEY: only}`, not `{KEY: [only]}`.
+            Some("skip/single_item") => 1,
+            // The outer value; inside `middle`, `[deep]` is a list of one item.
+            Some("skip/nested") => 1,
+            // `cycle`'s reference to itself; `looped` is a list of one item.
+            Some("skip/cycles") => 1,
             Some("skip/not_a_key") => 0,
-            Some("skip/rdagent_shape") => 9,
+            // The str; the dict, the object, the list and the pair are decoded where they go on, and so is the
+            // set where its items are REDUCE arguments (protocols 2 and 3; from 4 on they come in a batch).
+            Some("skip/goes_on") if name.ends_with(".p2") || name.ends_with(".p3") => 1,
+            Some("skip/goes_on") => 2,
+            // The current experiment's list and those of the seven experiments after the first.
+            Some("skip/rdagent_shape") => 8,
             Some("skip/chain_of_8") => 8,
             Some("skip/chain_of_40") => 0,
             other => panic!("no expected count for {other:?}"),
@@ -191,6 +200,18 @@ fn every_pickle_cpython_writes_decodes_alike_but_for_the_skipped_values() {
         assert_eq!(*count, expected, "{name}: values skipped");
     }
     assert_eq!(skipped_in_skip_cases.len(), skip_case_names().len());
+}
+
+#[test]
+fn lists_of_several_items_are_always_skipped() {
+    for p in 2..=5 {
+        for stem in ["skip/later_reference", "skip/chain_of_8"] {
+            let name = format!("{stem}.p{p}");
+            let full = decode_default(case(&name)).expect("decodes");
+            compare(&full, &decode_skipping(case(&name)), Expect::Skipped)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
 }
 
 #[test]
@@ -214,7 +235,6 @@ fn skipping_gives_up_and_decodes_everything_when_deferred_values_nest_too_deep()
     for p in 2..=5 {
         let name = format!("skip/chain_of_40.p{p}");
         let lean = decode_skipping(case(&name));
-        assert!(lean.nodes().all(|n| n != Node::Skipped), "{name}");
         let full = decode_default(case(&name)).expect("decodes");
         compare(&full, &lean, Expect::Decoded).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
@@ -259,7 +279,6 @@ fn values_skimming_cannot_predict_are_decoded_as_usual() {
         let full = decode(&data, &Options::default());
         match (full, lean) {
             (Ok(full), Ok(lean)) => {
-                assert!(lean.nodes().all(|n| n != Node::Skipped), "{what}");
                 compare(&full, &lean, Expect::Decoded).unwrap_or_else(|e| panic!("{what}: {e}"));
             }
             (Err(a), Err(b)) => assert_eq!(a, b, "{what}: the same error"),
@@ -271,13 +290,16 @@ fn values_skimming_cannot_predict_are_decoded_as_usual() {
 #[test]
 fn the_key_must_be_a_dict_key_for_its_value_to_be_skipped() {
     for p in 2..=5 {
-        let g = decode_skipping(case(&format!("skip/not_a_key.p{p}")));
-        assert!(g.nodes().all(|n| n != Node::Skipped), "protocol {p}");
+        let name = format!("skip/not_a_key.p{p}");
+        let full = decode_default(case(&name)).expect("decodes");
+        compare(&full, &decode_skipping(case(&name)), Expect::Decoded)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 
-/// `PROTO 4` and `n` dicts nested through their second entry: `{KEY: None, "next": {KEY: None, "next": ...}}`.
-/// Skimming each `KEY` value reads on to its dict's SETITEMS, past every deeper dict.
+/// `PROTO 4` and `n` dicts nested through their second entry, whose key is a tuple:
+/// `{KEY: None, (1, 2, 3, 4): {KEY: None, (1, 2, 3, 4): ...}}`. The tuple's MARK could open a batch of items for
+/// the `KEY` value, so skimming that value reads on to its dict's SETITEMS, past every deeper dict.
 fn nested_siblings(n: usize) -> Vec<u8> {
     let mut p = vec![0x80, 4];
     for _ in 0..n {
@@ -285,7 +307,7 @@ fn nested_siblings(n: usize) -> Vec<u8> {
         p.push(0x8c);
         p.push(KEY.len() as u8);
         p.extend_from_slice(KEY.as_bytes());
-        p.extend_from_slice(b"N\x8c\x04next");
+        p.extend_from_slice(b"N(K\x01K\x02K\x03K\x04t");
     }
     p.extend_from_slice(b"}");
     p.extend(vec![b'u'; n]);
@@ -349,12 +371,13 @@ fn snapshots_shaped_like_rdagents_give_the_same_history_when_skipping() {
         let full = decode_default(&data).unwrap_or_else(|e| panic!("p{protocol}: {e}"));
         let lean = decode_skipping(&data);
         let skipped =
-            compare(&full, &lean, Expect::Skipped).unwrap_or_else(|e| panic!("p{protocol}: {e}"));
+            compare(&full, &lean, Expect::Either).unwrap_or_else(|e| panic!("p{protocol}: {e}"));
         let history =
             |g: &Graph| crate::session::history::read_history(g).expect("a loop snapshot");
         let (plain, skipping) = (history(&full), history(&lean));
+        // Every experiment's list but those of one item (the first factor loop's baseline alone).
         assert!(
-            skipped >= plain.len(),
+            skipped + 2 >= plain.len(),
             "p{protocol}: {skipped} values skipped for {} entries",
             plain.len()
         );
