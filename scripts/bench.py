@@ -5,7 +5,8 @@ Usage: bench.py RD_CHAIN_BINARY DATA_DIR [--runs N] [--baseline OLD_BINARY] [--o
 
 DATA_DIR holds the project roots `scripts/fixtures bench` writes (`hundred`: 100 loops, last snapshot about 3 MB;
 `blobs`: 20 loops of numpy-like blobs, about 21 MB) and those `bench_fixtures.py` writes (`small` 0.3 MB, `huge`
-100 MB, `loops10`, `loops500`, `loops1000`). For each log, every command runs N times (default 11), interleaved:
+100 MB, `loops10`, `loops500`, `loops1000`). For each log, every command runs N times (default 11), interleaved,
+in a new order each round (seeded, so the same in every run):
 
 - `resolve LOG`: rd-chain's whole resolution, no signing key at hand (no ARTIFACT_SIGNING_KEY, a HOME without
   ~/.rdagent/artifact_signing.key);
@@ -28,6 +29,7 @@ another command's passes when it is over it by less than the interquartile range
 import glob
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -191,8 +193,14 @@ def main():
         commands["python3 C unpickler"] = ([python, os.path.join(HERE, "bench_reference.py"), snap], no_key, True)
         times = {label: [] for label in commands}
         outputs = {}
+        order = list(commands.items())
+        shuffler = random.Random(name)
         for _ in range(runs):
-            for label, (argv, env, capture) in commands.items():
+            # A new order each round (the same in every run of the benchmark), so no command always runs right
+            # after the same one: in a fixed order, the command after the CPython reference, which frees over
+            # 100 MiB as it exits, ran slower than the same work elsewhere in the round.
+            shuffler.shuffle(order)
+            for label, (argv, env, capture) in order:
                 t, out = measure(argv, env, capture)
                 times[label].append(t)
                 if capture:
