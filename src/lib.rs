@@ -189,6 +189,7 @@ fn run(
             let json = query.json;
             let kind = query.kind.unwrap_or_default();
             let verify = if query.verify {
+                crate::session::snapshot::refuse_mismatches();
                 session::Verify::Required
             } else {
                 session::Verify::No

@@ -834,7 +834,7 @@ fn snapshot_releasing(
         )
     };
     let (graph, history) = decoded?;
-    if let Signature::Mismatch { key_source } = &signature {
+    if let (Signature::Mismatch { key_source }, false) = (&signature, mismatches_refused()) {
         log::warn!(
             "snapshot {}: its HMAC does not match the key from {key_source}: the file was changed after RD-Agent \
              wrote it, or it was signed with another key (it is read anyway; nothing in it is run)",
@@ -852,6 +852,19 @@ fn snapshot_releasing(
     };
     discard(graph);
     Ok(read)
+}
+
+/// Set when a snapshot whose signature does not verify is refused, not read (see `refuse_mismatches`).
+static MISMATCH_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For a command that refuses a snapshot whose signature does not verify (`resolve --verify`): the reader then
+/// does not warn that it reads such a snapshot anyway, since the command's error says what is wrong with it.
+pub fn refuse_mismatches() {
+    MISMATCH_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn mismatches_refused() -> bool {
+    MISMATCH_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Set once a command will exit right after reading (see `skip_freeing_graphs`).

@@ -788,6 +788,20 @@ fn resolve_checks_the_signature_only_when_asked_and_then_strictly() {
             && err.contains("__session__"),
         "{err}"
     );
+    // Refused, so no warning that it is read anyway; `inspect` reads it anyway, and warns.
+    assert!(!err.contains("read anyway"), "{err}");
+    let (_, err) = expect_code(
+        rd_chain(&s.root)
+            .env("HOME", home.path())
+            .env("ARTIFACT_SIGNING_KEY", "not the key RD-Agent used")
+            .arg("inspect")
+            .arg(s.log_dir()),
+        0,
+    );
+    assert!(
+        err.contains("does not match") && err.contains("read anyway"),
+        "{err}"
+    );
     // No key at all: a usage error saying where the key comes from.
     let (out, err) = expect_code(
         rd_chain(&s.root)
