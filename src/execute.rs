@@ -419,8 +419,8 @@ fn run_phases(
     );
     if hook_on {
         let report = HookReport::read_from(&live_report, report_offset);
-        if result.is_ok() && report.used == 0 {
-            log::warn!("{}", factors_never_used(&report));
+        if result.is_ok() && !report.factors_reached_training() {
+            log::warn!("the model phase finished, but {}", report.outcome());
         }
         record.hook_report = Some(report);
         if std::fs::symlink_metadata(&live_report).is_err() {
@@ -992,25 +992,6 @@ fn until_stopped<T: Send + 'static>(
     }
 }
 
-/// The warning for a model phase that finished without the factors ever reaching RD-Agent's model runner.
-fn factors_never_used(report: &HookReport) -> String {
-    let why = if report.armed == 0 {
-        format!(
-            "the hook was never armed: no process imported {} with rd-chain's sitecustomize loaded (is site \
-             disabled, e.g. python -S or -I, or PYTHONPATH reset?)",
-            contract::TARGET_MODULE
-        )
-    } else {
-        "the model runner was patched but never developed a model experiment (did every loop fail before \
-         training?)"
-            .to_string()
-    };
-    format!(
-        "the model phase finished, but rd-chain's hook never handed the SOTA factors to RD-Agent's model \
-         runner: {why}; the model phase did not train on them"
-    )
-}
-
 fn stopped(stop: Stop, kind: PhaseKind, log_dir: Option<&Path>, record: &RunRecord) -> Error {
     let logs = match log_dir {
         Some(d) => format!("; rdagent's log: {}", d.display()),
@@ -1201,14 +1182,12 @@ pub fn summary(plan: &Plan, record: &RunRecord, report: &str) -> String {
         None => out.push_str("  SOTA   not resolved\n"),
     }
     if let Some(report) = &record.hook_report {
-        let line = match (report.used, report.shape) {
-            (0, _) => format!("WARNING: {}", factors_never_used(report)),
-            (n, Some((rows, columns))) => format!(
-                "the SOTA factors ({rows} rows x {columns} columns) reached RD-Agent's model runner {n} time(s)"
-            ),
-            (n, None) => format!("the SOTA factors reached RD-Agent's model runner {n} time(s)"),
+        let warning = if report.factors_reached_training() {
+            ""
+        } else {
+            "WARNING: "
         };
-        out.push_str(&format!("  hook   {line}\n"));
+        out.push_str(&format!("  hook   {warning}{}\n", report.outcome()));
         if report.base_features_dropped > 0 {
             out.push_str(&format!(
                 "  hook   {}=false: the base features were left out of {} model experiment(s)\n",
@@ -1225,14 +1204,9 @@ pub fn summary(plan: &Plan, record: &RunRecord, report: &str) -> String {
     }
     for (attempts, file) in earlier_hook_reports(record, &plan.hook_dir.join(contract::REPORT_FILE))
     {
-        let report = HookReport::read(&file);
-        let what = match (report.armed, report.used) {
-            (0, _) => "the hook was never armed".to_string(),
-            (_, 0) => "the hook was armed, the factors never reached the model runner".to_string(),
-            (_, n) => format!("the factors reached the model runner {n} time(s)"),
-        };
         out.push_str(&format!(
-            "  hook   earlier {attempts}: {what}; its report is kept in {}\n",
+            "  hook   earlier {attempts}: {}; its report is kept in {}\n",
+            HookReport::read(&file).outcome(),
             file.display()
         ));
     }

@@ -22,6 +22,48 @@ pub struct HookReport {
 }
 
 impl HookReport {
+    /// Whether the SOTA factors reached RD-Agent's model runner.
+    pub fn factors_reached_training(&self) -> bool {
+        self.used > 0
+    }
+
+    /// Whether, how often and in what shape the SOTA factors reached RD-Agent's model runner, and why not when
+    /// they did not: the one wording of the warning, the chain's summary and the report page.
+    pub fn outcome(&self) -> String {
+        let processes = |n: usize| format!("{n} rdagent process{}", if n == 1 { "" } else { "es" });
+        if self.factors_reached_training() {
+            let times = match self.used {
+                1 => "once".to_string(),
+                n => format!("{n} times"),
+            };
+            let shape = self
+                .shape
+                .map(|(rows, columns)| format!(" (the last: {rows} rows x {columns} columns)"))
+                .unwrap_or_default();
+            return format!(
+                "rd-chain's hook handed the SOTA factors to RD-Agent's model runner {times}{shape}, armed in {}",
+                processes(self.armed)
+            );
+        }
+        let why = if self.armed == 0 {
+            format!(
+                "it was never armed: no process imported {} with rd-chain's sitecustomize loaded (is site disabled, \
+                 e.g. python -S or -I, or PYTHONPATH reset?)",
+                contract::TARGET_MODULE
+            )
+        } else {
+            format!(
+                "it was armed in {}, but the model runner never developed a model experiment (did every loop fail \
+                 before training?)",
+                processes(self.armed)
+            )
+        };
+        format!(
+            "rd-chain's hook never handed the SOTA factors to RD-Agent's model runner: {why}; the model phase did \
+             not train on them"
+        )
+    }
+
     /// Read the report the hook appended to (`armed\t<pid>\t<path>`, `used\t<pid>\t<rows>\t<cols>\t<path>`,
     /// `base_features\t<pid>\tdropped\t<n>`, `template\t<pid>\t<reason>`). A missing file means nothing was
     /// reported; lines of other shapes are ignored.
@@ -134,5 +176,47 @@ mod tests {
              \"template_problem\":\"first \\u001b[31mreason\"}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_outcome_says_whether_the_factors_reached_training_and_why_not() {
+        let used = HookReport {
+            armed: 2,
+            used: 3,
+            shape: Some((245_000, 21)),
+            ..HookReport::default()
+        };
+        assert!(used.factors_reached_training());
+        assert_eq!(
+            used.outcome(),
+            "rd-chain's hook handed the SOTA factors to RD-Agent's model runner 3 times (the last: 245000 rows \
+             x 21 columns), armed in 2 rdagent processes"
+        );
+        let once = HookReport {
+            armed: 1,
+            used: 1,
+            ..HookReport::default()
+        };
+        assert!(once
+            .outcome()
+            .ends_with("model runner once, armed in 1 rdagent process"));
+        let idle = HookReport {
+            armed: 1,
+            ..HookReport::default()
+        };
+        assert!(!idle.factors_reached_training());
+        let text = idle.outcome();
+        assert!(
+            text.starts_with("rd-chain's hook never handed the SOTA factors to RD-Agent's model runner: it was armed in 1 rdagent process, but the model runner never developed")
+                && text.ends_with("; the model phase did not train on them"),
+            "{text}"
+        );
+        let never = HookReport::default().outcome();
+        assert!(
+            never.contains("it was never armed: no process imported")
+                && never.contains(contract::TARGET_MODULE)
+                && never.contains("PYTHONPATH reset?"),
+            "{never}"
+        );
     }
 }

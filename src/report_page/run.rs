@@ -147,39 +147,13 @@ fn what_ran(s: &mut String, run: &RunPage) {
 
 /// Whether the model phase really trained on the SOTA factors, as the hook reported it.
 fn hook_summary(s: &mut String, h: &HookReport) {
-    let times = |n: usize| {
-        if n == 1 {
-            "once".to_string()
-        } else {
-            format!("{n} times")
-        }
-    };
-    let processes = |n: usize| format!("{n} rdagent process{}", if n == 1 { "" } else { "es" });
     s.push_str("<h3>Hook</h3>");
-    if h.armed == 0 {
-        s.push_str(
-            "<p class=\"warn\">The hook was never armed (no process of the model phase loaded it): the model \
-             phase did not train on the SOTA factors.</p>",
-        );
-    } else if h.used == 0 {
-        let _ = write!(
-            s,
-            "<p class=\"warn\">The hook was armed in {} but never handed the SOTA factors over: the model phase \
-             did not train on them.</p>",
-            processes(h.armed)
-        );
+    let class = if h.factors_reached_training() {
+        ""
     } else {
-        let shape = h
-            .shape
-            .map(|(r, c)| format!(" (the last: {r} rows × {c} columns)"))
-            .unwrap_or_default();
-        let _ = write!(
-            s,
-            "<p>The hook handed the SOTA factors to the model phase's training {}{shape}, armed in {}.</p>",
-            times(h.used),
-            processes(h.armed)
-        );
-    }
+        " class=\"warn\""
+    };
+    let _ = write!(s, "<p{class}>{}.</p>", html::text(&h.outcome()));
     if h.base_features_dropped > 0 {
         let _ = write!(
             s,

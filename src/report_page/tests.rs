@@ -36,7 +36,7 @@ fn the_hook_says_whether_the_model_phase_trained_on_the_factors_and_each_attempt
         .contains("<td><code>log/rd-chain/20260114-161452.hook.attempt-1/report.tsv</code></td>"));
     assert!(page.contains("<td><code>log/rd-chain/20260114-161452.hook/report.tsv</code></td>"));
     assert!(
-        page.contains("handed the SOTA factors to the model phase's training 6 times (the last: 245000 rows × 21 columns), armed in 6 rdagent processes."),
+        page.contains("<p>rd-chain's hook handed the SOTA factors to RD-Agent's model runner 6 times (the last: 245000 rows x 21 columns), armed in 6 rdagent processes.</p>"),
         "{page}"
     );
     assert!(!page.contains("class=\"warn\""));
@@ -50,13 +50,13 @@ fn the_hook_says_whether_the_model_phase_trained_on_the_factors_and_each_attempt
     }));
     let page = page_of(&run);
     assert!(page.contains(
-        "<p class=\"warn\">The hook was armed in 1 rdagent process but never handed the SOTA factors over"
-    ));
+        "<p class=\"warn\">rd-chain's hook never handed the SOTA factors to RD-Agent's model runner: it was armed in 1 rdagent process,"
+    ), "{page}");
     assert!(page.contains("Base features left out of 2 model experiments"));
     assert!(page.contains("cannot train without the base features: no $close"));
     // Never armed at all: said so.
     run.hook = Some(Box::new(HookReport::default()));
-    assert!(page_of(&run).contains("<p class=\"warn\">The hook was never armed"));
+    assert!(page_of(&run).contains("model runner: it was never armed"));
     // No hook report (hook off, or a record from before reports): no section, no column.
     run.hook = None;
     for a in &mut run.attempts {

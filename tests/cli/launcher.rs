@@ -191,7 +191,9 @@ fn the_model_phase_child_has_the_hook_and_reports_the_factors_used() {
     if trained {
         assert_eq!(used, 1, "one model loop, one hand-over");
         assert!(
-            err.contains("reached RD-Agent's model runner 1 time(s)"),
+            err.contains(
+                "hook   rd-chain's hook handed the SOTA factors to RD-Agent's model runner once"
+            ),
             "{err}"
         );
     } else {

@@ -423,10 +423,11 @@ fn the_chain_writes_its_report_and_report_redraws_it_by_run_id() {
         2,
         "one attempt per phase"
     );
-    // The hook: whether the model phase trained on the factors, and the model attempt's report file.
+    // The hook: whether the model phase trained on the factors (once per model loop), and the model attempt's
+    // report file.
     assert!(
         page.contains(
-            "<h3>Hook</h3><p>The hook handed the SOTA factors to the model phase's training"
+            "<h3>Hook</h3><p>rd-chain's hook handed the SOTA factors to RD-Agent's model runner 2 times (the last: 20 rows x 4 columns), armed in 1 rdagent process.</p>"
         ),
         "{page}"
     );
