@@ -234,6 +234,8 @@ struct Machine<'a> {
     /// Opcodes skimming may still read over the whole decode (as many as the input has bytes: the cost stays
     /// linear whatever the input).
     skim_budget: usize,
+    /// The buffers skimming works in.
+    scratch: skim::Scratch,
     /// Set when skipping cannot go on consistently: the error then only means "decode without skipping".
     gave_up: bool,
 }
@@ -276,6 +278,7 @@ impl<'a> Machine<'a> {
             fill_next: None,
             nesting: 0,
             skim_budget: data.len(),
+            scratch: skim::Scratch::default(),
             gave_up: false,
         }
     }
@@ -1117,6 +1120,7 @@ impl<'a> Machine<'a> {
             closer,
             room,
             self.skim_budget,
+            &mut self.scratch,
         );
         self.skim_budget = self.skim_budget.saturating_sub(read);
         let Some(skimmed) = skimmed else {

@@ -35,6 +35,15 @@ pub(super) enum Closer {
     Single,
 }
 
+/// The stack and MARK buffers `skim` works in, kept by the decoder from one skimmed value to the next (so a skim
+/// allocates nothing): one flag per stack entry above the key (whether it came from the memo), one entry count per
+/// open MARK.
+#[derive(Default)]
+pub(super) struct Scratch {
+    from_memo: Vec<bool>,
+    marks: Vec<usize>,
+}
+
 /// Skim the value whose first opcode is at `start`; `next_id` is the id MEMOIZE would store next. Reads at most
 /// `budget` opcodes and keeps at most `max_depth` stack entries and MARKs. Returns how many opcodes it read and
 /// the value, if skimming could predict it.
@@ -45,269 +54,311 @@ pub(super) fn skim(
     closer: Closer,
     max_depth: usize,
     budget: usize,
+    scratch: &mut Scratch,
 ) -> (usize, Option<Skimmed>) {
-    let mut skim = Skim {
+    // One slot more than the limit: an entry past it is written, then found too deep.
+    for buffer_len in [scratch.from_memo.len(), scratch.marks.len()] {
+        if buffer_len <= max_depth {
+            scratch.from_memo.resize(max_depth + 1, false);
+            scratch.marks.resize(max_depth + 1, 0);
+            break;
+        }
+    }
+    let closing = match closer {
+        Closer::Batch => op::SETITEMS,
+        Closer::Single => op::SETITEM,
+    };
+    let (opcodes, end) = run(
         data,
-        pos: start,
-        from_memo: Vec::with_capacity(64),
-        marks: Vec::with_capacity(16),
-        next: next_id,
-    };
-    let mut complete: Option<(usize, u64)> = None;
-    let mut opcodes = 0usize;
-    let result = loop {
-        if opcodes >= budget {
-            break None;
-        }
-        opcodes += 1;
-        match skim.step() {
-            Step::Went => {}
-            Step::Closed(code) => {
-                let expected = match closer {
-                    Closer::Batch => op::SETITEMS,
-                    Closer::Single => op::SETITEM,
-                };
-                break (code == expected).then_some(()).and(complete);
-            }
-            Step::Unsure => break None,
-        }
-        if skim.from_memo.len() > max_depth || skim.marks.len() > max_depth {
-            break None;
-        }
-        if skim.from_memo.len() == 1 && skim.marks.is_empty() {
-            complete = Some((skim.pos, skim.next));
-            // The value stands alone above its key. Its MEMOIZE or PUT, a MARK opening a batch of items for it,
-            // or a FRAME may follow; anything else is taken to start the next key, as CPython writes it.
-            match data.get(skim.pos) {
-                Some(
-                    &(op::MEMOIZE | op::BINPUT | op::LONG_BINPUT | op::PUT | op::MARK | op::FRAME),
-                ) => {}
-                _ => break complete,
-            }
-        }
-    };
+        start,
+        next_id,
+        closing,
+        max_depth,
+        budget,
+        &mut scratch.from_memo,
+        &mut scratch.marks,
+    );
     work::add(opcodes);
-    let skimmed = result.map(|(end, after)| Skimmed {
+    let skimmed = end.map(|(end, after)| Skimmed {
         end,
         ids: after - next_id,
     });
     (opcodes, skimmed)
 }
 
-/// What one opcode did.
-enum Step {
-    Went,
-    /// This opcode (SETITEM or SETITEMS) took the value and its key off the stack.
-    Closed(u8),
-    /// Skimming cannot say what the value is.
-    Unsure,
-}
-
-struct Skim<'a> {
-    data: &'a [u8],
-    pos: usize,
-    /// For each stack entry above the key: whether it is a memo reference (an object made elsewhere).
-    from_memo: Vec<bool>,
-    /// The entry counts at each open MARK.
-    marks: Vec<usize>,
-    /// The id the next MEMOIZE stores.
-    next: u64,
-}
-
-impl Skim<'_> {
-    fn step(&mut self) -> Step {
-        let Some(&code) = self.data.get(self.pos) else {
-            return Step::Unsure;
+/// The skim itself, on locals: returns the opcodes read and, for a predicted value, the offset past it and the
+/// next memo id there. `from_memo` and `marks` hold at least `max_depth + 1` entries.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    data: &[u8],
+    start: usize,
+    next_id: u64,
+    closing: u8,
+    max_depth: usize,
+    budget: usize,
+    from_memo: &mut [bool],
+    marks: &mut [usize],
+) -> (usize, Option<(usize, u64)>) {
+    let mut pos = start;
+    let mut next = next_id;
+    // Stack entries above the key, and open MARKs.
+    let (mut len, mut open) = (0usize, 0usize);
+    let mut complete: Option<(usize, u64)> = None;
+    let mut opcodes = 0usize;
+    // Each arm of the loop below either goes on to the next opcode or ends the skim with this.
+    macro_rules! unsure {
+        () => {
+            return (opcodes, None)
         };
-        self.pos += 1;
-        let went = match code {
+    }
+    macro_rules! check {
+        ($ok:expr) => {
+            if !$ok {
+                unsure!();
+            }
+        };
+    }
+    macro_rules! push {
+        ($memo:expr) => {{
+            from_memo[len] = $memo;
+            len += 1;
+            if len > max_depth {
+                unsure!();
+            }
+        }};
+    }
+    // Entries above the last MARK.
+    macro_rules! above {
+        () => {
+            len - if open > 0 { marks[open - 1] } else { 0 }
+        };
+    }
+    loop {
+        if opcodes >= budget {
+            unsure!();
+        }
+        opcodes += 1;
+        let Some(&code) = data.get(pos) else {
+            unsure!();
+        };
+        pos += 1;
+        match code {
             op::NONE
             | op::NEWTRUE
             | op::NEWFALSE
             | op::EMPTY_TUPLE
             | op::EMPTY_LIST
             | op::EMPTY_DICT
-            | op::EMPTY_SET => self.push(false),
-            op::BININT1 => self.skip(1) && self.push(false),
-            op::BININT2 => self.skip(2) && self.push(false),
-            op::BININT => self.skip(4) && self.push(false),
-            op::BINFLOAT => self.skip(8) && self.push(false),
-            op::INT | op::LONG | op::FLOAT | op::STRING | op::UNICODE => {
-                self.line().is_some() && self.push(false)
+            | op::EMPTY_SET => push!(false),
+            op::BININT1 => {
+                pos += 1;
+                push!(false)
             }
-            op::GLOBAL => self.line().is_some() && self.line().is_some() && self.push(false),
+            op::BININT2 => {
+                pos += 2;
+                push!(false)
+            }
+            op::BININT => {
+                pos += 4;
+                push!(false)
+            }
+            op::BINFLOAT => {
+                pos += 8;
+                push!(false)
+            }
+            op::INT | op::LONG | op::FLOAT | op::STRING | op::UNICODE => {
+                check!(line(data, &mut pos).is_some());
+                push!(false)
+            }
+            op::GLOBAL => {
+                check!(line(data, &mut pos).is_some() && line(data, &mut pos).is_some());
+                push!(false)
+            }
             op::SHORT_BINUNICODE | op::SHORT_BINSTRING | op::SHORT_BINBYTES | op::LONG1 => {
-                self.payload(1) && self.push(false)
+                check!(payload(data, &mut pos, 1));
+                push!(false)
             }
             op::BINUNICODE | op::BINSTRING | op::BINBYTES | op::LONG4 => {
-                self.payload(4) && self.push(false)
+                check!(payload(data, &mut pos, 4));
+                push!(false)
             }
-            op::BINUNICODE8 | op::BINBYTES8 | op::BYTEARRAY8 => self.payload(8) && self.push(false),
-            op::BINGET => self.arg(1).is_some_and(|id| self.get(id)),
-            op::LONG_BINGET => self.arg(4).is_some_and(|id| self.get(id)),
-            op::GET => self.decimal().is_some_and(|id| self.get(id)),
-            op::MEMOIZE => self.memo(self.next),
-            op::BINPUT => self.arg(1).is_some_and(|id| self.memo(id)),
-            op::LONG_BINPUT => self.arg(4).is_some_and(|id| self.memo(id)),
-            op::PUT => self.decimal().is_some_and(|id| self.memo(id)),
-            op::MARK => {
-                self.marks.push(self.from_memo.len());
-                true
+            op::BINUNICODE8 | op::BINBYTES8 | op::BYTEARRAY8 => {
+                check!(payload(data, &mut pos, 8));
+                push!(false)
             }
-            op::TUPLE | op::LIST | op::DICT | op::FROZENSET => self.collect(0),
-            op::OBJ => self.collect(1),
-            op::INST => self.line().is_some() && self.line().is_some() && self.collect(0),
-            op::TUPLE1 => self.replace(1),
-            op::TUPLE2 | op::STACK_GLOBAL | op::REDUCE | op::NEWOBJ => self.replace(2),
-            op::TUPLE3 | op::NEWOBJ_EX => self.replace(3),
-            op::APPEND | op::BUILD => self.change(1),
-            op::SETITEM => {
-                if self.marks.is_empty() && self.from_memo.len() == 1 {
-                    return Step::Closed(code);
+            // Only ids stored before are expected.
+            op::LONG_BINGET => {
+                // A batch of list items (`based_experiments`) is mostly a run of these: read it in one go.
+                loop {
+                    let Some(&[a, b, c, d]) = data.get(pos..pos + 4) else {
+                        unsure!();
+                    };
+                    pos += 4;
+                    check!(u64::from(u32::from_le_bytes([a, b, c, d])) < next);
+                    push!(true);
+                    if open == 0 || data.get(pos) != Some(&op::LONG_BINGET) || opcodes >= budget {
+                        break;
+                    }
+                    pos += 1;
+                    opcodes += 1;
                 }
-                self.change(2)
+            }
+            op::BINGET => {
+                let Some(&id) = data.get(pos) else {
+                    unsure!();
+                };
+                pos += 1;
+                check!(u64::from(id) < next);
+                push!(true)
+            }
+            op::GET => {
+                check!(memo_arg(data, &mut pos, code).is_some_and(|id| id < next));
+                push!(true)
+            }
+            op::MEMOIZE | op::BINPUT | op::LONG_BINPUT | op::PUT => {
+                // Ids must count up one by one, and something must be there to store.
+                let id = if code == op::MEMOIZE {
+                    Some(next)
+                } else {
+                    memo_arg(data, &mut pos, code)
+                };
+                check!(id == Some(next) && above!() > 0);
+                next += 1;
+            }
+            op::MARK => {
+                marks[open] = len;
+                open += 1;
+                if open > max_depth {
+                    unsure!();
+                }
+            }
+            op::TUPLE | op::LIST | op::DICT | op::FROZENSET | op::OBJ | op::INST => {
+                // Everything above the last MARK (for OBJ at least the class) becomes one new value.
+                if code == op::INST {
+                    check!(line(data, &mut pos).is_some() && line(data, &mut pos).is_some());
+                }
+                let at_least = usize::from(code == op::OBJ);
+                check!(open > 0 && len - marks[open - 1] >= at_least);
+                open -= 1;
+                len = marks[open];
+                push!(false)
+            }
+            op::TUPLE1
+            | op::TUPLE2
+            | op::STACK_GLOBAL
+            | op::REDUCE
+            | op::NEWOBJ
+            | op::TUPLE3
+            | op::NEWOBJ_EX => {
+                // `n` values become one new value.
+                let n = match code {
+                    op::TUPLE1 => 1,
+                    op::TUPLE3 | op::NEWOBJ_EX => 3,
+                    _ => 2,
+                };
+                check!(above!() >= n);
+                len -= n;
+                push!(false)
+            }
+            op::APPEND | op::BUILD | op::SETITEM => {
+                if code == op::SETITEM && open == 0 && len == 1 {
+                    // The value and its key are taken by this SETITEM.
+                    return (opcodes, (code == closing).then_some(()).and(complete));
+                }
+                // `n` values change the value below them, which must be made here.
+                let n = if code == op::SETITEM { 2 } else { 1 };
+                check!(above!() > n && !from_memo[len - n - 1]);
+                len -= n;
             }
             op::APPENDS | op::ADDITEMS | op::SETITEMS => {
-                let Some(mark) = self.marks.pop() else {
+                if open == 0 {
                     // A MARK opened before the key: its SETITEMS takes the value and the key.
-                    return Step::Closed(code);
-                };
+                    return (opcodes, (code == closing).then_some(()).and(complete));
+                }
+                open -= 1;
+                let mark = marks[open];
                 // The changed value is the one below the MARK, above the MARK before, and made here.
-                let fence = self.marks.last().copied().unwrap_or(0);
-                let made_here = mark > fence && !self.from_memo[mark - 1];
-                self.from_memo.truncate(mark);
-                made_here
+                let fence = if open > 0 { marks[open - 1] } else { 0 };
+                check!(mark > fence && !from_memo[mark - 1]);
+                len = mark;
             }
             op::POP => {
-                if self.above() > 0 {
-                    self.from_memo.pop();
-                    true
+                if above!() > 0 {
+                    len -= 1;
                 } else {
-                    self.marks.pop().is_some()
+                    check!(open > 0);
+                    open -= 1;
                 }
             }
-            op::POP_MARK => match self.marks.pop() {
-                Some(mark) => {
-                    self.from_memo.truncate(mark);
-                    true
-                }
-                None => false,
-            },
-            op::FRAME => self.skip(8),
-            _ => false,
-        };
-        if went && self.pos <= self.data.len() {
-            Step::Went
-        } else {
-            Step::Unsure
-        }
-    }
-
-    /// Entries above the last MARK.
-    #[inline]
-    fn above(&self) -> usize {
-        self.from_memo.len() - self.marks.last().copied().unwrap_or(0)
-    }
-
-    #[inline]
-    fn push(&mut self, from_memo: bool) -> bool {
-        self.from_memo.push(from_memo);
-        true
-    }
-
-    /// A GET of `id`: only ids stored before are expected.
-    #[inline]
-    fn get(&mut self, id: u64) -> bool {
-        id < self.next && self.push(true)
-    }
-
-    /// A MEMOIZE or PUT of `id`: ids must count up one by one, and something must be there to store.
-    #[inline]
-    fn memo(&mut self, id: u64) -> bool {
-        let ok = id == self.next && self.above() > 0;
-        self.next += 1;
-        ok
-    }
-
-    /// Everything above the last MARK (and at least `at_least` values) becomes one new value.
-    fn collect(&mut self, at_least: usize) -> bool {
-        match self.marks.pop() {
-            Some(mark) if self.from_memo.len() - mark >= at_least => {
-                self.from_memo.truncate(mark);
-                self.push(false)
+            op::POP_MARK => {
+                check!(open > 0);
+                open -= 1;
+                len = marks[open];
             }
-            _ => false,
+            op::FRAME => pos += 8,
+            _ => unsure!(),
         }
-    }
-
-    /// `n` values become one new value.
-    #[inline]
-    fn replace(&mut self, n: usize) -> bool {
-        if self.above() < n {
-            return false;
+        if pos > data.len() {
+            unsure!();
         }
-        self.from_memo.truncate(self.from_memo.len() - n);
-        self.push(false)
-    }
-
-    /// `n` values change the value below them, which must be made here.
-    #[inline]
-    fn change(&mut self, n: usize) -> bool {
-        if self.above() < n + 1 || self.from_memo[self.from_memo.len() - n - 1] {
-            return false;
-        }
-        self.from_memo.truncate(self.from_memo.len() - n);
-        true
-    }
-
-    #[inline]
-    fn skip(&mut self, n: usize) -> bool {
-        self.pos += n;
-        true
-    }
-
-    /// A little-endian unsigned argument of `n` bytes (1 or 4).
-    #[inline]
-    fn arg(&mut self, n: usize) -> Option<u64> {
-        let bytes = self.data.get(self.pos..self.pos + n)?;
-        self.pos += n;
-        Some(match *bytes {
-            [b] => u64::from(b),
-            [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
-            _ => return None,
-        })
-    }
-
-    /// A payload after its little-endian length of `width` bytes (1, 4 or 8).
-    #[inline]
-    fn payload(&mut self, width: usize) -> bool {
-        let bytes = self.data.get(self.pos..self.pos + width);
-        let len = match bytes {
-            Some(&[b]) => u64::from(b),
-            // BINSTRING's and LONG4's lengths are signed: a negative one is the decoder's error to report.
-            Some(&[a, b, c, d]) => u64::from(i32::from_le_bytes([a, b, c, d]).max(-1) as u32),
-            Some(b) if b.len() == 8 => b.iter().rev().fold(0, |acc, &x| (acc << 8) | u64::from(x)),
-            _ => return false,
-        };
-        match usize::try_from(len) {
-            Ok(len) if len <= self.data.len() && len != u32::MAX as usize => {
-                self.pos += width + len;
-                true
+        if len == 1 && open == 0 {
+            complete = Some((pos, next));
+            // The value stands alone above its key. Its MEMOIZE or PUT, a MARK opening a batch of items for it,
+            // or a FRAME may follow; anything else is taken to start the next key, as CPython writes it.
+            match data.get(pos) {
+                Some(
+                    &(op::MEMOIZE | op::BINPUT | op::LONG_BINPUT | op::PUT | op::MARK | op::FRAME),
+                ) => {}
+                _ => return (opcodes, complete),
             }
-            _ => false,
         }
     }
+}
 
-    /// A text argument ending at the next newline.
-    fn line(&mut self) -> Option<&[u8]> {
-        let rest = self.data.get(self.pos..)?;
-        let len = rest.iter().position(|&b| b == b'\n')?;
-        self.pos += len + 1;
-        Some(&rest[..len])
+/// The id argument of BINGET, LONG_BINGET or GET (or their PUTs): 1 or 4 little-endian bytes, or a decimal line.
+#[inline]
+fn memo_arg(data: &[u8], pos: &mut usize, code: u8) -> Option<u64> {
+    match code {
+        op::BINGET | op::BINPUT => {
+            let b = *data.get(*pos)?;
+            *pos += 1;
+            Some(u64::from(b))
+        }
+        op::LONG_BINGET | op::LONG_BINPUT => {
+            let bytes = data.get(*pos..*pos + 4)?;
+            *pos += 4;
+            Some(u64::from(u32::from_le_bytes([
+                bytes[0], bytes[1], bytes[2], bytes[3],
+            ])))
+        }
+        _ => line(data, pos).and_then(super::text::parse_decimal_index),
     }
+}
 
-    /// A decimal memo id ending at the next newline (GET and PUT of protocol 0).
-    fn decimal(&mut self) -> Option<u64> {
-        self.line().and_then(super::text::parse_decimal_index)
+/// A payload after its little-endian length of `width` bytes (1, 4 or 8).
+#[inline]
+fn payload(data: &[u8], pos: &mut usize, width: usize) -> bool {
+    let bytes = data.get(*pos..*pos + width);
+    let len = match bytes {
+        Some(&[b]) => u64::from(b),
+        // BINSTRING's and LONG4's lengths are signed: a negative one is the decoder's error to report.
+        Some(&[a, b, c, d]) => u64::from(i32::from_le_bytes([a, b, c, d]).max(-1) as u32),
+        Some(b) if b.len() == 8 => b.iter().rev().fold(0, |acc, &x| (acc << 8) | u64::from(x)),
+        _ => return false,
+    };
+    match usize::try_from(len) {
+        Ok(len) if len <= data.len() && len != u32::MAX as usize => {
+            *pos += width + len;
+            true
+        }
+        _ => false,
     }
+}
+
+/// A text argument ending at the next newline.
+fn line<'d>(data: &'d [u8], pos: &mut usize) -> Option<&'d [u8]> {
+    let rest = data.get(*pos..)?;
+    let len = rest.iter().position(|&b| b == b'\n')?;
+    *pos += len + 1;
+    Some(&rest[..len])
 }
