@@ -233,6 +233,13 @@ fn join_posix(segments: &[&str]) -> String {
 
 /// `PurePosixPath` normalisation: collapse separators, drop `.` segments, keep exactly `//` as a root.
 fn normalise_posix(path: &str) -> String {
+    if is_normal_posix(path) {
+        return path.to_string();
+    }
+    normalised_posix(path)
+}
+
+fn normalised_posix(path: &str) -> String {
     let leading = path.bytes().take_while(|b| *b == b'/').count();
     let root = match leading {
         0 => "",
@@ -249,6 +256,20 @@ fn normalise_posix(path: &str) -> String {
     } else {
         joined
     }
+}
+
+/// Whether `normalise_posix` would give `path` back as it is (the common case, checked without allocating): a
+/// root of at most two separators, then segments that are neither empty nor `.`; or `.` alone.
+fn is_normal_posix(path: &str) -> bool {
+    if path == "." {
+        return true;
+    }
+    let leading = path.bytes().take_while(|b| *b == b'/').count();
+    let rest = &path[leading..];
+    if leading > 2 || (rest.is_empty() && leading == 0) {
+        return false;
+    }
+    rest.is_empty() || rest.split('/').all(|s| !s.is_empty() && s != ".")
 }
 
 /// Split a Windows path into (drive, root, rest): `F:\a` -> (`F:`, `\`, `a`); `\\srv\share\a` -> (`\\srv\share`,
@@ -355,6 +376,30 @@ mod tests {
 
     fn windows(parts: &[&str]) -> String {
         join(PathFlavour::Windows, parts)
+    }
+
+    #[test]
+    fn a_posix_path_is_taken_as_it_is_exactly_when_normalising_would_not_change_it() {
+        let segments = ["", ".", "..", "a", "bc", "d.e"];
+        let mut checked = 0;
+        for leading in 0..4 {
+            for n in 0..4u32 {
+                for pick in 0..segments.len().pow(n) {
+                    let parts: Vec<&str> = (0..n)
+                        .map(|i| segments[pick / segments.len().pow(i) % segments.len()])
+                        .collect();
+                    let path = format!("{}{}", "/".repeat(leading), parts.join("/"));
+                    assert_eq!(
+                        is_normal_posix(&path),
+                        normalised_posix(&path) == path,
+                        "{path:?}"
+                    );
+                    assert_eq!(normalise_posix(&path), normalised_posix(&path), "{path:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
     }
 
     #[test]
