@@ -8,7 +8,7 @@ use crate::pickle::{decode, Options};
 use crate::work;
 
 use super::history::{read_history, HistoryEntry, NotALoop};
-use super::snapshot::{KEEP_BYTES_UP_TO, KEEP_STR_UP_TO, SKIP_VALUES_OF};
+use super::snapshot::{HISTORY_SKIPS, KEEP_BYTES_UP_TO, KEEP_STR_UP_TO};
 
 const FACTOR_MODULE: &str = "rdagent.scenarios.qlib.experiment.factor_experiment";
 
@@ -18,7 +18,7 @@ pub(crate) fn extract(data: &[u8]) -> (Result<Vec<HistoryEntry>, NotALoop>, u64)
     let options = Options {
         keep_bytes_up_to: KEEP_BYTES_UP_TO,
         keep_str_up_to: KEEP_STR_UP_TO,
-        skip_values_of: SKIP_VALUES_OF,
+        skip_values_of: HISTORY_SKIPS,
         ..Options::default()
     };
     let graph = decode(data, &options).expect("the shape decodes");

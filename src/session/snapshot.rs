@@ -40,6 +40,18 @@ pub const KEEP_STR_UP_TO: usize = 4096;
 /// loops (half the opcodes of a 1,000-loop snapshot). An experiment they define first is decoded when something
 /// else refers to it.
 pub const SKIP_VALUES_OF: &[&str] = &["based_experiments"];
+/// What the history reader (`read_snapshot`: resolve, inspect's tables, list, live progress) skims as well: it
+/// takes each entry's classes, workspace path, result and decision, never an experiment's tasks, their code,
+/// the per-task results nor the trace's parent links (a quarter of a 1,000-loop snapshot's opcodes). `details`
+/// decodes these where it needs them (the SOTA's factors and code).
+pub const HISTORY_SKIPS: &[&str] = &[
+    "based_experiments",
+    "sub_tasks",
+    "sub_workspace_list",
+    "sub_results",
+    "file_dict",
+    "dag_parent",
+];
 
 /// One snapshot file: `<session>/<loop>/<step>_<name>`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -798,7 +810,7 @@ fn snapshot_releasing(
     let options = Options {
         keep_bytes_up_to: KEEP_BYTES_UP_TO,
         keep_str_up_to: KEEP_STR_UP_TO,
-        skip_values_of: SKIP_VALUES_OF,
+        skip_values_of: HISTORY_SKIPS,
         ..Options::default()
     };
     // The HMAC (SHA-256 over the whole payload) and the decoding each read every byte: with a key and a signed

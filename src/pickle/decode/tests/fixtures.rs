@@ -13,8 +13,11 @@ const SIGNED_HEADER_LEN: usize = 25 + 32;
 /// `fixtures snapshot` output, with a signed envelope removed.
 pub(super) fn fixture_snapshot(protocol: u8, loops: u32, signed: bool) -> Vec<u8> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fixtures");
+    // Tests run in parallel and may ask for the same snapshot: each call writes its own file.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out_file = std::env::temp_dir().join(format!(
-        "rd-chain-pickle-test-{}-p{protocol}-l{loops}-{signed}",
+        "rd-chain-pickle-test-{}-{call}-p{protocol}-l{loops}-{signed}",
         std::process::id()
     ));
     let mut cmd = Command::new("python3");

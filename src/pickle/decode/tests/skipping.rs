@@ -38,11 +38,22 @@ enum Expect {
 /// values and nodes everywhere, each node of `full` matched to exactly one node of `lean` (so shared references
 /// and cycles are kept), except the values under a skipped key. Returns how many values were skipped.
 fn compare(full: &Graph, lean: &Graph, expect: Expect) -> Result<usize, String> {
+    compare_keys(full, lean, expect, &[KEY]).map(|by_key| by_key.values().sum())
+}
+
+/// `compare` for the values under any of `keys`; returns how many were skipped under each key.
+fn compare_keys(
+    full: &Graph,
+    lean: &Graph,
+    expect: Expect,
+    keys: &[&str],
+) -> Result<HashMap<String, usize>, String> {
     let mut walk = Walk {
         lean,
         expect,
+        keys,
         todo: vec![(full.root.clone(), lean.root.clone(), "root".to_string())],
-        skipped: 0,
+        skipped: HashMap::new(),
     };
     let mut matched: HashMap<NodeId, NodeId> = HashMap::new();
     while let Some((a, b, path)) = walk.todo.pop() {
@@ -98,8 +109,9 @@ fn compare(full: &Graph, lean: &Graph, expect: Expect) -> Result<usize, String> 
 struct Walk<'g> {
     lean: &'g Graph,
     expect: Expect,
+    keys: &'g [&'g str],
     todo: Vec<(Value, Value, String)>,
-    skipped: usize,
+    skipped: HashMap<String, usize>,
 }
 
 impl Walk<'_> {
@@ -123,10 +135,15 @@ impl Walk<'_> {
             return Err(format!("{at}: {} pairs against {}", x.len(), y.len()));
         }
         for (i, ((ka, va), (kb, vb))) in x.iter().zip(y).enumerate() {
-            let under_key = ka.as_str() == Some(KEY);
+            let under_key = ka.as_str().is_some_and(|k| self.keys.contains(&k));
             let skipped = matches!(vb, Value::Node(id) if self.lean.node(*id) == Node::Skipped);
             match (under_key, skipped, self.expect) {
-                (true, true, Expect::Skipped | Expect::Either) => self.skipped += 1,
+                (true, true, Expect::Skipped | Expect::Either) => {
+                    *self
+                        .skipped
+                        .entry(ka.as_str().unwrap_or_default().to_string())
+                        .or_default() += 1
+                }
                 (true, true, Expect::Decoded) => {
                     return Err(format!("{at}[{i}]: skipped, expected decoded"))
                 }
@@ -382,5 +399,36 @@ fn snapshots_shaped_like_rdagents_give_the_same_history_when_skipping() {
             plain.len()
         );
         assert_eq!(plain, skipping, "p{protocol}");
+    }
+}
+
+#[test]
+fn the_history_readers_skims_leave_the_history_as_it_is_and_skip_what_they_list() {
+    use crate::session::snapshot::HISTORY_SKIPS;
+    let history_reader = Options {
+        skip_values_of: HISTORY_SKIPS,
+        ..Options::default()
+    };
+    for protocol in 2..=5 {
+        for signed in [false, true] {
+            let at = format!("p{protocol} signed={signed}");
+            let data = super::fixtures::fixture_snapshot(protocol, 12, signed);
+            let full = decode_default(&data).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let lean = decode(&data, &history_reader).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let skipped = compare_keys(&full, &lean, Expect::Either, HISTORY_SKIPS)
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+            let history =
+                |g: &Graph| crate::session::history::read_history(g).expect("a loop snapshot");
+            assert_eq!(history(&full), history(&lean), "{at}");
+            // Every experiment's tasks, workspaces and per-task results; the trace's parent links (once).
+            // `file_dict` holds one file, so its dict goes on after its first opcodes (SETITEM) and is
+            // decoded: skimming it costs two opcodes.
+            let count = |key: &str| skipped.get(key).copied().unwrap_or(0);
+            for key in ["sub_tasks", "sub_workspace_list", "sub_results"] {
+                assert!(count(key) >= 12, "{at}: {key} skipped {} times", count(key));
+            }
+            assert_eq!(count("dag_parent"), 1, "{at}");
+            assert!(count("based_experiments") >= 10, "{at}");
+        }
     }
 }
