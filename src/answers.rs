@@ -802,6 +802,7 @@ pub fn chain_answers(
         signing_key: plan.signing_key.clone(),
         verify: crate::session::Verify::WithKeyAtHand,
         project_root: root,
+        reading: crate::session::Reading::Everything,
     };
     let factor_root = record
         .phases

@@ -311,6 +311,7 @@ fn resolve_factor_log(
         verify: crate::session::Verify::WithKeyAtHand,
         // rdagent ran in the phase's cwd: a relative WORKSPACE_PATH is relative to that, wherever the log is.
         project_root: Some(phase.cwd.clone()),
+        reading: crate::session::Reading::Everything,
     };
     resolve_or_stop(req, record)
 }

@@ -170,6 +170,7 @@ fn resolve_request(
         signing_key,
         verify,
         project_root: None,
+        reading: session::Reading::Everything,
     })
 }
 
@@ -207,6 +208,16 @@ fn run(
                     print_bytes(&line)
                 };
             }
+            // The path alone needs no metrics: skimming each experiment's result is a sixth of a long run's
+            // snapshot. `--json` shows them.
+            let req = resolve::ResolveRequest {
+                reading: if json {
+                    session::Reading::Everything
+                } else {
+                    session::Reading::WithoutMetrics
+                },
+                ..req
+            };
             let resolve::Inspection {
                 survey,
                 pick,

@@ -87,6 +87,7 @@ fn summarize_run(
         signing_key: None,
         verify: crate::session::Verify::WithKeyAtHand,
         project_root: None,
+        reading: crate::session::Reading::Everything,
     };
     if !path.join(SESSION_DIR).is_dir() {
         return Err(format!("no {SESSION_DIR} directory"));

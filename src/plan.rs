@@ -229,6 +229,7 @@ pub fn build(
                 signing_key: signing_key.clone(),
                 verify: crate::session::Verify::WithKeyAtHand,
                 project_root: None,
+                reading: crate::session::Reading::Everything,
             };
             match resolve::resolve(&req) {
                 Ok(r) => SotaState::Resolved(Box::new(r)),

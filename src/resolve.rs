@@ -106,6 +106,8 @@ pub struct ResolveRequest {
     /// The directory RD-Agent ran in, when the caller knows it; `None`: derived from the log dir
     /// (see `project_root_of`).
     pub project_root: Option<PathBuf>,
+    /// Whether the history's metrics are read (`Reading::WithoutMetrics` only where nothing shows them).
+    pub reading: session::Reading,
 }
 
 impl ResolveRequest {
@@ -118,6 +120,7 @@ impl ResolveRequest {
             signing_key: None,
             verify: Verify::default(),
             project_root: None,
+            reading: session::Reading::Everything,
         }
     }
 }
@@ -662,7 +665,7 @@ pub fn survey(req: &ResolveRequest) -> crate::Result<Survey> {
             path = newest;
         }
     }
-    let mut session = session::load(&path, req.signing_key.as_ref())?;
+    let mut session = session::load_reading(&path, req.signing_key.as_ref(), req.reading)?;
     req.verify
         .apply(&mut session.snapshot.signature, &session.snapshot.path)?;
     let project_root = match &req.project_root {

@@ -137,6 +137,7 @@ impl ReadContext {
             signing_key: self.signing_key.clone(),
             verify: crate::session::Verify::WithKeyAtHand,
             project_root: project_root.map(Path::to_path_buf),
+            reading: crate::session::Reading::Everything,
         }
     }
 }

@@ -52,6 +52,37 @@ pub const HISTORY_SKIPS: &[&str] = &[
     "file_dict",
     "dag_parent",
 ];
+/// `HISTORY_SKIPS` and each experiment's result (`running_info` from RD-Agent 0.7, `result` before): a pandas
+/// Series of metrics, a sixth of a 1,000-loop snapshot's opcodes, skimmed when the command shows no metrics.
+pub const HISTORY_SKIPS_WITHOUT_METRICS: &[&str] = &[
+    "based_experiments",
+    "sub_tasks",
+    "sub_workspace_list",
+    "sub_results",
+    "file_dict",
+    "dag_parent",
+    "running_info",
+    "result",
+];
+
+/// Whether the history's metrics are read: `resolve` without `--json` prints a path and needs none (every
+/// entry's `metrics` is then `None`); everything else reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reading {
+    #[default]
+    Everything,
+    WithoutMetrics,
+}
+
+impl Reading {
+    /// The keys the history reader skims.
+    pub fn skips(self) -> &'static [&'static str] {
+        match self {
+            Reading::Everything => HISTORY_SKIPS,
+            Reading::WithoutMetrics => HISTORY_SKIPS_WITHOUT_METRICS,
+        }
+    }
+}
 
 /// One snapshot file: `<session>/<loop>/<step>_<name>`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -720,7 +751,16 @@ pub struct ReadSnapshot {
 /// Read, unwrap and decode one snapshot file, and take its history; the error is the reason, for a warning.
 /// Files larger than `MAX_SNAPSHOT_BYTES` are refused.
 pub fn read_snapshot(path: &Path, key: Option<&SigningKey>) -> Result<ReadSnapshot, String> {
-    read_snapshot_within(path, key, MAX_SNAPSHOT_BYTES)
+    read_snapshot_within(path, key, MAX_SNAPSHOT_BYTES, Reading::Everything)
+}
+
+/// `read_snapshot`, reading the history's metrics or not.
+pub fn read_snapshot_reading(
+    path: &Path,
+    key: Option<&SigningKey>,
+    reading: Reading,
+) -> Result<ReadSnapshot, String> {
+    read_snapshot_within(path, key, MAX_SNAPSHOT_BYTES, reading)
 }
 
 /// `read_snapshot` with the size limit given. Reads at most the size the file had when it was opened: a file
@@ -729,12 +769,13 @@ pub fn read_snapshot_within(
     path: &Path,
     key: Option<&SigningKey>,
     limit: u64,
+    reading: Reading,
 ) -> Result<ReadSnapshot, String> {
     let data = read_capped(path, limit)?;
     if data.is_empty() {
         return Err("empty file (0 bytes): being written, or cut short".to_string());
     }
-    let read = snapshot_releasing(&data, key, path, &|n| data.release_before(n));
+    let read = snapshot_releasing(&data, key, path, reading, &|n| data.release_before(n));
     if !data.changed() {
         return read;
     }
@@ -748,7 +789,7 @@ pub fn read_snapshot_within(
     if data.is_empty() {
         return Err("empty file (0 bytes): being written, or cut short".to_string());
     }
-    snapshot_from_bytes(&data, key, path)
+    snapshot_releasing(&data, key, path, reading, &|_| {})
 }
 
 fn open_capped(path: &Path, limit: u64) -> Result<(fs::File, fs::Metadata), String> {
@@ -794,7 +835,7 @@ pub fn snapshot_from_bytes(
     key: Option<&SigningKey>,
     path: &Path,
 ) -> Result<ReadSnapshot, String> {
-    snapshot_releasing(data, key, path, &|_| {})
+    snapshot_releasing(data, key, path, Reading::Everything, &|_| {})
 }
 
 /// `snapshot_from_bytes`, calling `release(n)` whenever no byte of `data` before `n` will be read again by the
@@ -803,6 +844,7 @@ fn snapshot_releasing(
     data: &[u8],
     key: Option<&SigningKey>,
     path: &Path,
+    reading: Reading,
     release: &(dyn Fn(usize) + Sync),
 ) -> Result<ReadSnapshot, String> {
     let envelope = open_envelope(data)?;
@@ -810,7 +852,7 @@ fn snapshot_releasing(
     let options = Options {
         keep_bytes_up_to: KEEP_BYTES_UP_TO,
         keep_str_up_to: KEEP_STR_UP_TO,
-        skip_values_of: HISTORY_SKIPS,
+        skip_values_of: reading.skips(),
         ..Options::default()
     };
     // The HMAC (SHA-256 over the whole payload) and the decoding each read every byte: with a key and a signed
@@ -1582,9 +1624,10 @@ mod tests {
         let path = dir.join("0_x");
         fs::write(&path, &data).unwrap();
         let n = data.len() as u64;
-        let read = read_snapshot_within(&path, None, n).expect("at the limit it is read");
+        let read = read_snapshot_within(&path, None, n, Reading::Everything)
+            .expect("at the limit it is read");
         assert_eq!((read.bytes, read.history.len()), (n, 2));
-        let reason = read_snapshot_within(&path, None, n - 1).unwrap_err();
+        let reason = read_snapshot_within(&path, None, n - 1, Reading::Everything).unwrap_err();
         assert!(
             reason.contains(&format!("{n} bytes"))
                 && reason.contains(&format!("{}-byte limit", n - 1)),
@@ -1598,9 +1641,9 @@ mod tests {
             5,
             |file| {
                 if file.step == 1 {
-                    read_snapshot_within(&path, None, n - 1)
+                    read_snapshot_within(&path, None, n - 1, Reading::Everything)
                 } else {
-                    read_snapshot_within(&path, None, n)
+                    read_snapshot_within(&path, None, n, Reading::Everything)
                 }
             },
             |r| r.history.len(),

@@ -1,22 +1,30 @@
 //! Finding where one value's opcodes end without building it.
 //!
 //! `skim` runs from the first opcode of a dict entry's value with nothing but the stack entries above the entry's
-//! key (for each, whether it came from the memo) and the open MARKs. The value ends where it stands complete and
-//! alone above the key and the next opcode is not its MEMOIZE or PUT, a MARK (a batch of items for it) or a
-//! FRAME: there CPython writes the next key. A value that goes on after that point all the same (a list's one
-//! item APPENDed, an object's BUILD, a callable's REDUCE, a pair's TUPLE2) is no error: the decoder finds its
-//! placeholder taken or changed by something other than the dict's SETITEM(S) and decodes the value then
-//! (`Machine::unskip_from`). Otherwise the decoder jumps over the value and decodes it later only if something
-//! refers to an object it defines.
+//! key (for each, whether it came from the memo) and the open MARKs. The value may end wherever it stands
+//! complete and alone above the key. Skimming reads on from there while the value may still go on: through a
+//! batch of items or arguments whose MARK opens right above it (or above the one value on it, an object's state
+//! before its BUILD), and up to `LOOK_AHEAD` opcodes more (MEMOIZE, PUT and FRAME not counted: a class, then its
+//! arguments and NEWOBJ or REDUCE); if the value stands alone again, that is its new end, and if not, the
+//! opcodes after its last end start the next key, as CPython writes it. A value that goes on after its predicted
+//! end all the same (a list's item APPENDed further on, an object's BUILD after a long state) is no error: the
+//! decoder finds its placeholder taken or changed by something other than the dict's SETITEM(S) and decodes the
+//! value then (`Machine::unskip_from`). Otherwise the decoder jumps over the value and decodes it later only if
+//! something refers to an object it defines.
 //!
-//! Skimming is only a prediction, so anything it cannot be sure of gives `None` and the value is decoded as
-//! usual (which also reports whatever is wrong with it): an opcode that changes an object it did not create
-//! (APPEND, SETITEM, BUILD on a memo reference), memo ids that do not count up one by one, DUP, PROTO, STOP,
-//! opcodes that need the writer's context, a GET of an id not stored yet, a value closed by anything but the
-//! dict's own SETITEM(S), or more than `budget` opcodes read.
+//! Skimming is only a prediction, so anything it cannot be sure of before the value first stands complete gives
+//! `None` and the value is decoded as usual (which also reports whatever is wrong with it): an opcode that
+//! changes an object it did not create (APPEND, SETITEM, BUILD on a memo reference), memo ids that do not count
+//! up one by one, DUP, PROTO, STOP, opcodes that need the writer's context, a GET of an id not stored yet, a
+//! value closed by anything but the dict's own SETITEM(S), or more than `budget` opcodes read. After that point
+//! the same things end the skim at the value's last end.
 
 use super::opcodes as op;
 use crate::work;
+
+/// How many opcodes past the point where a value stands complete skimming reads to see whether it goes on
+/// (NEWOBJ of a class with empty arguments takes 2, a numpy array's REDUCE 6).
+const LOOK_AHEAD: usize = 8;
 
 /// One skimmed value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,11 +112,16 @@ fn run(
     // Stack entries above the key, and open MARKs.
     let (mut len, mut open) = (0usize, 0usize);
     let mut complete: Option<(usize, u64)> = None;
+    // Opcodes read since the value last stood alone, not counting MEMOIZE, PUT and FRAME; none are counted
+    // once a MARK opens right above it.
+    let (mut ahead, mut goes_on) = (0usize, false);
     let mut opcodes = 0usize;
     // Each arm of the loop below either goes on to the next opcode or ends the skim with this.
+    // Past a complete value, what skimming cannot follow may be the next key (or the value going on, which the
+    // decoder finds): the value ends where it last stood alone.
     macro_rules! unsure {
         () => {
-            return (opcodes, None)
+            return (opcodes, complete)
         };
     }
     macro_rules! check {
@@ -303,13 +316,23 @@ fn run(
         }
         if len == 1 && open == 0 {
             complete = Some((pos, next));
-            // The value stands alone above its key. Its MEMOIZE or PUT, a MARK opening a batch of items for it,
-            // or a FRAME may follow; anything else is taken to start the next key, as CPython writes it.
-            match data.get(pos) {
-                Some(
-                    &(op::MEMOIZE | op::BINPUT | op::LONG_BINPUT | op::PUT | op::MARK | op::FRAME),
-                ) => {}
-                _ => return (opcodes, complete),
+            (ahead, goes_on) = (0, false);
+        } else if complete.is_some() && !goes_on {
+            if code == op::MARK && len <= 2 && open == 1 {
+                // A batch of items or arguments for the value, or of items for the one value above it (an
+                // object's state, before its BUILD): it most likely goes on.
+                goes_on = true;
+            } else if !matches!(
+                code,
+                op::MEMOIZE | op::BINPUT | op::LONG_BINPUT | op::PUT | op::FRAME
+            ) {
+                // Past a complete value, a few opcodes may still belong to it (a class, then its arguments and
+                // NEWOBJ or REDUCE); if it does not stand alone again within LOOK_AHEAD, they start the next
+                // key.
+                ahead += 1;
+                if ahead > LOOK_AHEAD {
+                    return (opcodes, complete);
+                }
             }
         }
     }

@@ -191,25 +191,24 @@ fn every_pickle_cpython_writes_decodes_alike_but_for_the_skipped_values() {
             skipped_in_skip_cases.insert(name.clone(), skipped);
         }
     }
-    // The comparison is not vacuous: these values, and only these, were skipped. A list of one item is not
-    // (its APPEND comes after the list's first opcodes); a single GET is.
+    // The comparison is not vacuous: these values, and only these, were skipped. A value that goes on within a
+    // few opcodes of where it first stands complete is skipped whole (a list's one short item APPENDed, an
+    // object's NEWOBJ and BUILD); one that goes on further is not (a list of one object with a state).
     for (name, count) in &skipped_in_skip_cases {
         let expected = match name.rsplit_once('.').map(|(stem, _)| stem) {
             _ if name.ends_with(".p0") || name.ends_with(".p1") => 0,
             Some("skip/later_reference") => 1,
-            // `{KEY: only}`, not `{KEY: [only]}`.
+            // `{KEY: only}`, not `{KEY: [only]}` (the object's state comes before the list's APPEND).
             Some("skip/single_item") => 1,
-            // The outer value; inside `middle`, `[deep]` is a list of one item.
+            // The outer value; inside `middle`, `[deep]` is a list of one object with a state.
             Some("skip/nested") => 1,
-            // `cycle`'s reference to itself; `looped` is a list of one item.
-            Some("skip/cycles") => 1,
+            // `cycle`'s reference to itself and `looped`, a list whose one item is itself.
+            Some("skip/cycles") => 2,
             Some("skip/not_a_key") => 0,
-            // The str; the dict, the object, the list and the pair are decoded where they go on, and so is the
-            // set where its items are REDUCE arguments (protocols 2 and 3; from 4 on they come in a batch).
-            Some("skip/goes_on") if name.ends_with(".p2") || name.ends_with(".p3") => 1,
-            Some("skip/goes_on") => 2,
-            // The current experiment's list and those of the seven experiments after the first.
-            Some("skip/rdagent_shape") => 8,
+            // All six: the str, and the dict, the object, the list, the set and the pair that go on.
+            Some("skip/goes_on") => 6,
+            // Every experiment's list: the first one's holds its baseline alone.
+            Some("skip/rdagent_shape") => 9,
             Some("skip/chain_of_8") => 8,
             Some("skip/chain_of_40") => 0,
             other => panic!("no expected count for {other:?}"),
@@ -420,15 +419,67 @@ fn the_history_readers_skims_leave_the_history_as_it_is_and_skip_what_they_list(
             let history =
                 |g: &Graph| crate::session::history::read_history(g).expect("a loop snapshot");
             assert_eq!(history(&full), history(&lean), "{at}");
-            // Every experiment's tasks, workspaces and per-task results; the trace's parent links (once).
-            // `file_dict` holds one file, so its dict goes on after its first opcodes (SETITEM) and is
-            // decoded: skimming it costs two opcodes.
+            // Every experiment's tasks, workspaces, per-task results and files; the trace's parent links (once).
             let count = |key: &str| skipped.get(key).copied().unwrap_or(0);
-            for key in ["sub_tasks", "sub_workspace_list", "sub_results"] {
+            for key in [
+                "sub_tasks",
+                "sub_workspace_list",
+                "sub_results",
+                "file_dict",
+            ] {
                 assert!(count(key) >= 12, "{at}: {key} skipped {} times", count(key));
             }
             assert_eq!(count("dag_parent"), 1, "{at}");
             assert!(count("based_experiments") >= 10, "{at}");
         }
+    }
+}
+
+#[test]
+fn without_metrics_the_history_is_the_same_but_for_the_metrics_and_each_result_is_skimmed() {
+    use crate::session::snapshot::Reading;
+    let options = |reading: Reading| Options {
+        skip_values_of: reading.skips(),
+        ..Options::default()
+    };
+    for protocol in 2..=5 {
+        let at = format!("p{protocol}");
+        let data = super::fixtures::fixture_snapshot(protocol, 12, protocol == 5);
+        let history = |reading: Reading| {
+            let graph = decode(&data, &options(reading)).unwrap_or_else(|e| panic!("{at}: {e}"));
+            crate::session::history::read_history(&graph).expect("a loop snapshot")
+        };
+        let (all, lean) = (
+            history(Reading::Everything),
+            history(Reading::WithoutMetrics),
+        );
+        let with_metrics = all.iter().filter(|e| e.metrics.is_some()).count();
+        assert!(
+            with_metrics >= 10,
+            "{at}: {with_metrics} entries with metrics"
+        );
+        assert!(lean.iter().all(|e| e.metrics.is_none()), "{at}");
+        let without = |h: &[crate::session::HistoryEntry]| {
+            h.iter()
+                .map(|e| crate::session::HistoryEntry {
+                    metrics: None,
+                    ..e.clone()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(without(&all), lean, "{at}");
+        // Each experiment's result is skimmed, not decoded and dropped.
+        let full = decode_default(&data).expect("decodes");
+        let leaner = decode(&data, &options(Reading::WithoutMetrics)).expect("decodes");
+        let skipped = compare_keys(
+            &full,
+            &leaner,
+            Expect::Either,
+            Reading::WithoutMetrics.skips(),
+        )
+        .unwrap_or_else(|e| panic!("{at}: {e}"));
+        let results = skipped.get("running_info").copied().unwrap_or(0)
+            + skipped.get("result").copied().unwrap_or(0);
+        assert!(results >= with_metrics, "{at}: {skipped:?}");
     }
 }
