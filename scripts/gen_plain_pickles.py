@@ -270,6 +270,9 @@ def skip_cases():
 
     cases["not_a_key"] = [[SKIPPED, [1, 2]], {"x": SKIPPED, "y": [3]}, (SKIPPED, {4: 5})]
 
+    # A tuple of 1,500 items: 1,500 entries on the skimming stack at once, deeper than skimming's first buffers.
+    cases["deep_tuple"] = [{SKIPPED: tuple(range(1500)), "after": 1}]
+
     # RD-Agent's shape: each experiment lists the accepted ones before it after a fresh baseline; the current
     # loop's experiment (with every accepted one in its list) is written before the history.
     accepted, hist = [], []

@@ -43,9 +43,9 @@ pub(super) enum Closer {
     Single,
 }
 
-/// The stack and MARK buffers `skim` works in, kept by the decoder from one skimmed value to the next (so a skim
-/// allocates nothing): one flag per stack entry above the key (whether it came from the memo), one entry count per
-/// open MARK.
+/// The stack and MARK buffers `skim` works in, kept by the decoder from one skimmed value to the next (a skim
+/// allocates only when a value goes deeper than any before): one flag per stack entry above the key (whether it
+/// came from the memo), one entry count per open MARK.
 #[derive(Default)]
 pub(super) struct Scratch {
     from_memo: Vec<bool>,
@@ -64,28 +64,35 @@ pub(super) fn skim(
     budget: usize,
     scratch: &mut Scratch,
 ) -> (usize, Option<Skimmed>) {
-    // One slot more than the limit: an entry past it is written, then found too deep.
-    for buffer_len in [scratch.from_memo.len(), scratch.marks.len()] {
-        if buffer_len <= max_depth {
-            scratch.from_memo.resize(max_depth + 1, false);
-            scratch.marks.resize(max_depth + 1, 0);
-            break;
+    // The buffers start small and are made as deep as `max_depth` allows only when a value goes deeper (the skim
+    // then starts again): most values sit a few entries deep, and the buffers are kept from one value to the next.
+    let mut depth = max_depth.min(INITIAL_DEPTH);
+    // Opcodes read by a run that went too deep for the buffers: counted against the budget all the same.
+    let mut wasted = 0;
+    let (opcodes, end) = loop {
+        if scratch.from_memo.len() <= depth {
+            scratch.from_memo.resize(depth + 1, false);
+            scratch.marks.resize(depth + 1, 0);
         }
-    }
-    let closing = match closer {
-        Closer::Batch => op::SETITEMS,
-        Closer::Single => op::SETITEM,
+        let deepest = scratch.from_memo.len().min(scratch.marks.len()) - 1;
+        let limit = deepest.min(max_depth);
+        match run(
+            data,
+            start,
+            next_id,
+            closer,
+            limit,
+            budget - wasted,
+            &mut scratch.from_memo,
+            &mut scratch.marks,
+        ) {
+            Deeper(read, _) if limit < max_depth => {
+                wasted = read;
+                depth = max_depth;
+            }
+            Deeper(read, end) | Ran(read, end) => break (wasted + read, end),
+        }
     };
-    let (opcodes, end) = run(
-        data,
-        start,
-        next_id,
-        closing,
-        max_depth,
-        budget,
-        &mut scratch.from_memo,
-        &mut scratch.marks,
-    );
     work::add(opcodes);
     let skimmed = end.map(|(end, after)| Skimmed {
         end,
@@ -94,19 +101,35 @@ pub(super) fn skim(
     (opcodes, skimmed)
 }
 
-/// The skim itself, on locals: returns the opcodes read and, for a predicted value, the offset past it and the
-/// next memo id there. `from_memo` and `marks` hold at least `max_depth + 1` entries.
+/// How deep the skim buffers are at first.
+const INITIAL_DEPTH: usize = 1024;
+
+/// What one run of the skim came to.
+enum Run {
+    /// The opcodes read and, for a predicted value, the offset past it and the next memo id there.
+    Ran(usize, Option<(usize, u64)>),
+    /// The stack went deeper than `max_depth` (after reading this many opcodes); the value, if it stood complete
+    /// before, ends there.
+    Deeper(usize, Option<(usize, u64)>),
+}
+use Run::{Deeper, Ran};
+
+/// The skim itself, on locals. `from_memo` and `marks` hold at least `max_depth + 1` entries.
 #[allow(clippy::too_many_arguments)]
 fn run(
     data: &[u8],
     start: usize,
     next_id: u64,
-    closing: u8,
+    closer: Closer,
     max_depth: usize,
     budget: usize,
     from_memo: &mut [bool],
     marks: &mut [usize],
-) -> (usize, Option<(usize, u64)>) {
+) -> Run {
+    let closing = match closer {
+        Closer::Batch => op::SETITEMS,
+        Closer::Single => op::SETITEM,
+    };
     let mut pos = start;
     let mut next = next_id;
     // Stack entries above the key, and open MARKs.
@@ -121,7 +144,12 @@ fn run(
     // decoder finds): the value ends where it last stood alone.
     macro_rules! unsure {
         () => {
-            return (opcodes, complete)
+            return Ran(opcodes, complete)
+        };
+    }
+    macro_rules! too_deep {
+        () => {
+            return Deeper(opcodes, complete)
         };
     }
     macro_rules! check {
@@ -136,7 +164,7 @@ fn run(
             from_memo[len] = $memo;
             len += 1;
             if len > max_depth {
-                unsure!();
+                too_deep!();
             }
         }};
     }
@@ -242,7 +270,7 @@ fn run(
                 marks[open] = len;
                 open += 1;
                 if open > max_depth {
-                    unsure!();
+                    too_deep!();
                 }
             }
             op::TUPLE | op::LIST | op::DICT | op::FROZENSET | op::OBJ | op::INST => {
@@ -276,7 +304,7 @@ fn run(
             op::APPEND | op::BUILD | op::SETITEM => {
                 if code == op::SETITEM && open == 0 && len == 1 {
                     // The value and its key are taken by this SETITEM.
-                    return (opcodes, (code == closing).then_some(()).and(complete));
+                    return Ran(opcodes, (code == closing).then_some(()).and(complete));
                 }
                 // `n` values change the value below them, which must be made here.
                 let n = if code == op::SETITEM { 2 } else { 1 };
@@ -286,7 +314,7 @@ fn run(
             op::APPENDS | op::ADDITEMS | op::SETITEMS => {
                 if open == 0 {
                     // A MARK opened before the key: its SETITEMS takes the value and the key.
-                    return (opcodes, (code == closing).then_some(()).and(complete));
+                    return Ran(opcodes, (code == closing).then_some(()).and(complete));
                 }
                 open -= 1;
                 let mark = marks[open];
@@ -331,7 +359,7 @@ fn run(
                 // key.
                 ahead += 1;
                 if ahead > LOOK_AHEAD {
-                    return (opcodes, complete);
+                    return Ran(opcodes, complete);
                 }
             }
         }
