@@ -42,8 +42,9 @@ pub const KEEP_STR_UP_TO: usize = 4096;
 pub const SKIP_VALUES_OF: &[&str] = &["based_experiments"];
 /// What the history reader (`read_snapshot`: resolve, inspect's tables, list, live progress) skims as well: it
 /// takes each entry's classes, workspace path, result and decision, never an experiment's tasks, their code,
-/// the per-task results nor the trace's parent links (a quarter of a 1,000-loop snapshot's opcodes). `details`
-/// decodes these where it needs them (the SOTA's factors and code).
+/// the per-task results, the trace's parent links, nor the loop's own bookkeeping (`loop_trace`: the start and
+/// end of every step; `timer`, `tracker`): together about two fifths of a 1,000-loop snapshot's opcodes.
+/// `details` decodes the tasks and code where it needs them (the SOTA's factors).
 pub const HISTORY_SKIPS: &[&str] = &[
     "based_experiments",
     "sub_tasks",
@@ -51,6 +52,9 @@ pub const HISTORY_SKIPS: &[&str] = &[
     "sub_results",
     "file_dict",
     "dag_parent",
+    "loop_trace",
+    "timer",
+    "tracker",
 ];
 /// `HISTORY_SKIPS` and each experiment's result (`running_info` from RD-Agent 0.7, `result` before): a pandas
 /// Series of metrics, a sixth of a 1,000-loop snapshot's opcodes, skimmed when the command shows no metrics.
@@ -63,6 +67,9 @@ pub const HISTORY_SKIPS_WITHOUT_METRICS: &[&str] = &[
     "dag_parent",
     "running_info",
     "result",
+    "loop_trace",
+    "timer",
+    "tracker",
 ];
 
 /// Whether the history's metrics are read: `resolve` without `--json` prints a path and needs none (every
