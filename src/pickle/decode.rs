@@ -43,7 +43,7 @@ mod skim;
 pub(crate) mod tests;
 pub(crate) mod text;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::value::{
@@ -222,7 +222,7 @@ struct Machine<'a> {
     /// Every value skipped (`Slot::Skipped` holds its index here).
     skips: Vec<Skip>,
     /// The skipped values that store memo ids and are not decoded yet: their index, by their first id.
-    deferred: BTreeMap<u64, u32>,
+    deferred: Deferred,
     /// Placeholders of skipped values on the stack (stack index, node, index in `skips`), lowest first. One
     /// may only leave the stack as the value SETITEM(S) puts in a dict; anything else that takes, changes or
     /// memoizes it decodes the value first (`unskip_from`).
@@ -250,6 +250,45 @@ struct Skip {
     value: Option<Value>,
 }
 
+/// The skipped values not decoded yet, by their first memo id: a vector sorted by id. Values are skipped in the
+/// order of their ids in the main decode, so inserting is mostly a push (a value skipped inside a deferred one
+/// takes ids set aside earlier and goes in its place); removing, when a value is decoded after all, is rare.
+#[derive(Default)]
+struct Deferred(Vec<(u64, u32)>);
+
+impl Deferred {
+    fn insert(&mut self, first_id: u64, index: u32) {
+        match self.0.last() {
+            Some(&(last, _)) if last >= first_id => {
+                let at = self.0.partition_point(|&(id, _)| id < first_id);
+                if self.0.get(at).is_some_and(|&(id, _)| id == first_id) {
+                    self.0[at].1 = index;
+                } else {
+                    self.0.insert(at, (first_id, index));
+                }
+            }
+            _ => self.0.push((first_id, index)),
+        }
+    }
+
+    fn remove(&mut self, first_id: u64) {
+        let at = self.0.partition_point(|&(id, _)| id < first_id);
+        if self.0.get(at).is_some_and(|&(id, _)| id == first_id) {
+            self.0.remove(at);
+        }
+    }
+
+    /// The value with the highest first id at or below `id`.
+    fn at_or_before(&self, id: u64) -> Option<u32> {
+        let after = self.0.partition_point(|&(first, _)| first <= id);
+        after.checked_sub(1).map(|at| self.0[at].1)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// How many deferred values may be decoded inside one another before skipping gives up.
 const MAX_NESTING: usize = 32;
 
@@ -273,7 +312,7 @@ impl<'a> Machine<'a> {
             announced_protocol: None,
             opcode_protocol: 0,
             skips: Vec::new(),
-            deferred: BTreeMap::new(),
+            deferred: Deferred::default(),
             placeholders: Vec::new(),
             fill_next: None,
             nesting: 0,
@@ -1045,9 +1084,8 @@ impl<'a> Machine<'a> {
         while self.memo.get(id).is_none() {
             let index = self
                 .deferred
-                .range(..=id)
-                .next_back()
-                .map(|(_, &index)| index as usize)
+                .at_or_before(id)
+                .map(|index| index as usize)
                 .filter(|&i| id - self.skips[i].first_id < self.skips[i].ids);
             match index {
                 Some(index) => self.decode_skipped(index)?,
@@ -1202,7 +1240,7 @@ impl<'a> Machine<'a> {
         }
         let (start, end, first, ids) = (skip.start, skip.end, skip.first_id, skip.ids);
         if ids > 0 {
-            self.deferred.remove(&first);
+            self.deferred.remove(first);
         }
         if self.nesting >= MAX_NESTING {
             return Err(self.give_up());

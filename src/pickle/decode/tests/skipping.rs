@@ -487,3 +487,31 @@ fn without_metrics_the_history_is_the_same_but_for_the_metrics_and_each_result_i
         assert!(results >= with_metrics, "{at}: {skipped:?}");
     }
 }
+
+#[test]
+fn the_deferred_values_are_found_by_the_highest_first_id_at_or_below_an_id() {
+    use crate::pickle::decode::Deferred;
+    let mut d = Deferred::default();
+    assert!(d.is_empty() && d.at_or_before(5).is_none());
+    // In order (the main decode), then one taking ids set aside before the last (a deferred decode).
+    d.insert(10, 0);
+    d.insert(20, 1);
+    d.insert(40, 2);
+    d.insert(25, 3);
+    assert_eq!(d.at_or_before(9), None);
+    assert_eq!(d.at_or_before(10), Some(0));
+    assert_eq!(d.at_or_before(24), Some(1));
+    assert_eq!(d.at_or_before(25), Some(3));
+    assert_eq!(d.at_or_before(39), Some(3));
+    assert_eq!(d.at_or_before(u64::MAX), Some(2));
+    // The same first id again replaces the index; removing an id not there changes nothing.
+    d.insert(20, 4);
+    assert_eq!(d.at_or_before(21), Some(4));
+    d.remove(21);
+    d.remove(25);
+    assert_eq!(d.at_or_before(30), Some(4));
+    d.remove(10);
+    d.remove(20);
+    d.remove(40);
+    assert!(d.is_empty());
+}
