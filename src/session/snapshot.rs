@@ -45,32 +45,24 @@ pub const SKIP_VALUES_OF: &[&str] = &["based_experiments"];
 /// the per-task results, the trace's parent links, nor the loop's own bookkeeping (`loop_trace`: the start and
 /// end of every step; `timer`, `tracker`): together about two fifths of a 1,000-loop snapshot's opcodes.
 /// `details` decodes the tasks and code where it needs them (the SOTA's factors).
-pub const HISTORY_SKIPS: &[&str] = &[
-    "based_experiments",
-    "sub_tasks",
-    "sub_workspace_list",
-    "sub_results",
-    "file_dict",
-    "dag_parent",
-    "loop_trace",
-    "timer",
-    "tracker",
-];
+pub const HISTORY_SKIPS: &[&str] = HISTORY_SKIPS_WITHOUT_METRICS.split_at(METRICS_KEYS).1;
 /// `HISTORY_SKIPS` and each experiment's result (`running_info` from RD-Agent 0.7, `result` before): a pandas
 /// Series of metrics, a sixth of a 1,000-loop snapshot's opcodes, skimmed when the command shows no metrics.
 pub const HISTORY_SKIPS_WITHOUT_METRICS: &[&str] = &[
+    "running_info",
+    "result",
     "based_experiments",
     "sub_tasks",
     "sub_workspace_list",
     "sub_results",
     "file_dict",
     "dag_parent",
-    "running_info",
-    "result",
     "loop_trace",
     "timer",
     "tracker",
 ];
+/// How many of `HISTORY_SKIPS_WITHOUT_METRICS`'s keys, first, hold the metrics.
+const METRICS_KEYS: usize = 2;
 
 /// Whether the history's metrics are read: `resolve` without `--json` prints a path and needs none (every
 /// entry's `metrics` is then `None`); everything else reads them.

@@ -442,6 +442,11 @@ fn the_history_readers_skims_leave_the_history_as_it_is_and_skip_what_they_list(
 #[test]
 fn without_metrics_the_history_is_the_same_but_for_the_metrics_and_each_result_is_skimmed() {
     use crate::session::snapshot::Reading;
+    // The two lists differ by the result keys alone.
+    let (all, lean) = (Reading::Everything.skips(), Reading::WithoutMetrics.skips());
+    assert!(all.iter().all(|k| lean.contains(k)));
+    let extra: Vec<&&str> = lean.iter().filter(|k| !all.contains(k)).collect();
+    assert_eq!(extra, [&"running_info", &"result"]);
     let options = |reading: Reading| Options {
         skip_values_of: reading.skips(),
         ..Options::default()
