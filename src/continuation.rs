@@ -119,13 +119,16 @@ pub fn prepare(from: &Path, k: u32, key: Option<&SigningKey>, allow_legacy: bool
     if snapshot_keys(from).is_empty() {
         return Ok(Plan::Fresh);
     }
-    let found = session::load(&from.join(SESSION_DIR), key).map_err(|e| match e {
-        Error::Resolution(m) => Error::Resolution(format!(
-            "cannot continue from {}: {m}; nothing was written",
-            from.display()
-        )),
-        other => other,
-    })?;
+    let found =
+        session::load(&from.join(SESSION_DIR), key, session::Reading::Everything).map_err(|e| {
+            match e {
+                Error::Resolution(m) => Error::Resolution(format!(
+                    "cannot continue from {}: {m}; nothing was written",
+                    from.display()
+                )),
+                other => other,
+            }
+        })?;
     let snap = &found.snapshot;
     let legacy = match &snap.signature {
         Signature::Verified { .. } => false,

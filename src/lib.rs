@@ -195,7 +195,7 @@ fn run(
             } else {
                 session::Verify::No
             };
-            let req = resolve_request(query, env, verify)?;
+            let mut req = resolve_request(query, env, verify)?;
             if kind == answers::Kind::Model {
                 let run = answers::read_run(&req)?;
                 let workspace =
@@ -210,14 +210,9 @@ fn run(
             }
             // The path alone needs no metrics: skimming each experiment's result is a sixth of a long run's
             // snapshot. `--json` shows them.
-            let req = resolve::ResolveRequest {
-                reading: if json {
-                    session::Reading::Everything
-                } else {
-                    session::Reading::WithoutMetrics
-                },
-                ..req
-            };
+            if !json {
+                req.reading = session::Reading::WithoutMetrics;
+            }
             let resolve::Inspection {
                 survey,
                 pick,

@@ -665,7 +665,7 @@ pub fn survey(req: &ResolveRequest) -> crate::Result<Survey> {
             path = newest;
         }
     }
-    let mut session = session::load_reading(&path, req.signing_key.as_ref(), req.reading)?;
+    let mut session = session::load(&path, req.signing_key.as_ref(), req.reading)?;
     req.verify
         .apply(&mut session.snapshot.signature, &session.snapshot.path)?;
     let project_root = match &req.project_root {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::events::LoopCounts;
-use crate::session::snapshot::{parse_loop_name, parse_step_name, read_snapshot};
+use crate::session::snapshot::{parse_loop_name, parse_step_name, read_snapshot, Reading};
 use crate::session::HistoryEntry;
 
 /// A listing is trusted only when it was taken this long after the folder's modification time: a change in
@@ -292,7 +292,7 @@ impl SessionWatcher {
         let (_, name) = self.loops.get(&id)?.last_step()?;
         let path = self.session_dir.join(id.to_string()).join(name);
         self.work.decodes += 1;
-        match read_snapshot(&path, None) {
+        match read_snapshot(&path, None, Reading::Everything) {
             Ok(read) => Some(read.history),
             Err(why) => {
                 log::debug!("progress: cannot read {} yet: {why}", path.display());

@@ -25,9 +25,7 @@ pub use signature::{Signature, SigningKey, Verify};
 pub use snapshot::{Input, SnapshotFile, SESSION_DIR};
 
 pub use snapshot::Reading;
-use snapshot::{
-    choose_in, locate, read_snapshot_reading, snapshot_names, ReadSnapshot, SessionListing,
-};
+use snapshot::{choose_in, locate, read_snapshot, snapshot_names, ReadSnapshot, SessionListing};
 
 /// The snapshot a history was read from.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,17 +126,9 @@ fn info(path: &Path, loop_id: Option<u64>, step: Option<u64>, read: &ReadSnapsho
 }
 
 /// Read the history of a log directory, its `__session__` directory, or one snapshot file (`path` absolute);
-/// signed snapshots are checked against `key` when one is given.
-pub fn load(path: &Path, key: Option<&SigningKey>) -> crate::Result<Session> {
-    load_reading(path, key, Reading::Everything)
-}
-
-/// `load`, reading the history's metrics or not (`Reading::WithoutMetrics`: every entry's `metrics` is `None`).
-pub fn load_reading(
-    path: &Path,
-    key: Option<&SigningKey>,
-    reading: Reading,
-) -> crate::Result<Session> {
+/// signed snapshots are checked against `key` when one is given. `Reading::WithoutMetrics`: every entry's
+/// `metrics` is `None`.
+pub fn load(path: &Path, key: Option<&SigningKey>, reading: Reading) -> crate::Result<Session> {
     match locate(path)? {
         Input::File {
             log_dir,
@@ -146,7 +136,7 @@ pub fn load_reading(
             loop_id,
             step,
         } => {
-            let read = read_snapshot_reading(&path, key, reading).map_err(|reason| {
+            let read = read_snapshot(&path, key, reading).map_err(|reason| {
                 crate::Error::resolution(format!(
                     "cannot use snapshot {}: {reason}",
                     path.display()
@@ -180,7 +170,7 @@ pub fn load_reading(
             let choice = choose_in(
                 &mut listing,
                 loop_dirs,
-                |file| read_snapshot_reading(&file.path, key, reading),
+                |file| read_snapshot(&file.path, key, reading),
                 |read| read.history.len(),
             );
             let skipped: Vec<Skipped> = choice

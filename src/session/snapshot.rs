@@ -747,14 +747,9 @@ pub struct ReadSnapshot {
     pub history: Vec<HistoryEntry>,
 }
 
-/// Read, unwrap and decode one snapshot file, and take its history; the error is the reason, for a warning.
-/// Files larger than `MAX_SNAPSHOT_BYTES` are refused.
-pub fn read_snapshot(path: &Path, key: Option<&SigningKey>) -> Result<ReadSnapshot, String> {
-    read_snapshot_within(path, key, MAX_SNAPSHOT_BYTES, Reading::Everything)
-}
-
-/// `read_snapshot`, reading the history's metrics or not.
-pub fn read_snapshot_reading(
+/// Read, unwrap and decode one snapshot file, and take its history (with its metrics or not: `reading`); the
+/// error is the reason, for a warning. Files larger than `MAX_SNAPSHOT_BYTES` are refused.
+pub fn read_snapshot(
     path: &Path,
     key: Option<&SigningKey>,
     reading: Reading,
@@ -1672,13 +1667,19 @@ mod tests {
         let dir = temp_dir("read");
         let empty = dir.join("0_x");
         fs::write(&empty, b"").unwrap();
-        assert!(read_snapshot(&empty, None).unwrap_err().contains("empty"));
-        assert!(read_snapshot(&dir.join("missing"), None)
+        assert!(read_snapshot(&empty, None, Reading::Everything)
             .unwrap_err()
-            .contains("cannot read"));
+            .contains("empty"));
+        assert!(
+            read_snapshot(&dir.join("missing"), None, Reading::Everything)
+                .unwrap_err()
+                .contains("cannot read")
+        );
         let cut = dir.join("1_x");
         fs::write(&cut, &SIGNED_MAGIC[..20]).unwrap();
-        assert!(read_snapshot(&cut, None).unwrap_err().contains("cut short"));
+        assert!(read_snapshot(&cut, None, Reading::Everything)
+            .unwrap_err()
+            .contains("cut short"));
         fs::remove_dir_all(&dir).unwrap();
     }
 }
