@@ -192,7 +192,7 @@ fn run(
             | op::EMPTY_DICT
             | op::EMPTY_SET => push!(false),
             // One arm per argument size: one arm choosing the size with a match made the whole resolve at 1,000
-            // loops run 2.6 M instructions more.
+            // loops run 2.8 M instructions more (97.4 M against 94.6 M).
             op::BININT1 => {
                 pos += 1;
                 push!(false)
