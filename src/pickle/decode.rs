@@ -95,18 +95,76 @@ type Result<T> = std::result::Result<T, Box<PickleError>>;
 /// entries stored (hostile input, or a hand-written PUT) goes to a map instead, so the memory stays
 /// proportional to the number of PUTs whatever the ids are. An id lives in exactly one of the two: one stored in
 /// the map stays there even after the vector has grown past it, so growing never moves or rescans entries.
+///
+/// The ids a skipped value's opcodes store are set aside (`reserve`) and take no slot in the vector: an id after
+/// such a run sits as many slots earlier as ids were set aside before it. Most of a long snapshot's ids are
+/// skipped values' (150,000 of 180,000 at 1,000 loops), and a slot each would be most of the decoder's memory,
+/// every page of it written once. A deferred value decoded after all stores its objects in slots of its run's
+/// own (`filled`).
 #[derive(Default)]
 struct Memo {
     dense: Vec<Option<Value>>,
     sparse: HashMap<u64, Value>,
     /// The number of distinct ids stored (what MEMOIZE uses as its id), counting the ids of deferred values.
     count: u64,
+    /// The runs of ids set aside, in id order: (first id, how many, how many set aside up to its end).
+    aside: Vec<(u64, u64, u64)>,
+    /// For each run, the objects stored under its ids once its value is decoded (`None` until then).
+    filled: Vec<Option<Vec<Option<Value>>>>,
+    /// The run the last id looked up between runs fell in or after (references come in clusters).
+    near: std::cell::Cell<usize>,
+}
+
+/// Where the memo keeps an id: a slot of its vector (or the map of scattered ids), or a set-aside run and the id's
+/// offset in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    Slot(u64),
+    Aside(usize, u64),
 }
 
 impl Memo {
     /// The dense part may grow to this many slots: twice the entries plus a small constant.
     fn dense_limit(&self) -> u64 {
         self.count.saturating_mul(2).saturating_add(1024)
+    }
+
+    /// How many ids were set aside in all.
+    fn aside_total(&self) -> u64 {
+        self.aside.last().map_or(0, |run| run.2)
+    }
+
+    #[inline]
+    fn place(&self, id: u64) -> Place {
+        let Some(&(first, n, total)) = self.aside.last() else {
+            return Place::Slot(id);
+        };
+        // The ids stored since the last run (the object being decoded) and those before the first run (classes,
+        // keys) are the common references: neither needs a search.
+        if id >= first + n {
+            return Place::Slot(id - total);
+        }
+        if id < self.aside[0].0 {
+            return Place::Slot(id);
+        }
+        let near = self.near.get();
+        let found = |run: usize| {
+            self.aside.get(run).is_some_and(|r| r.0 <= id)
+                && self.aside.get(run + 1).is_none_or(|r| id < r.0)
+        };
+        let run = if found(near) {
+            near
+        } else {
+            let run = self.aside.partition_point(|run| run.0 <= id) - 1;
+            self.near.set(run);
+            run
+        };
+        let (first, n, total) = self.aside[run];
+        if id < first + n {
+            Place::Aside(run, id - first)
+        } else {
+            Place::Slot(id - total)
+        }
     }
 
     fn put(&mut self, id: u64, value: Value) {
@@ -117,26 +175,37 @@ impl Memo {
                 return;
             }
         }
+        let slot = match self.place(id) {
+            Place::Slot(slot) => slot,
+            Place::Aside(run, at) => {
+                // Its id was counted when it was set aside.
+                self.fill_at(run, at, value);
+                return;
+            }
+        };
         let dense_len = self.dense.len() as u64;
-        if id == dense_len && id < self.dense_limit() {
+        if slot == dense_len && slot < self.dense_limit() {
             // The common case (CPython's ids count up from 0): one more slot.
             work::add(1);
             self.dense.push(Some(value));
             self.count += 1;
             return;
         }
-        if id > dense_len && id < self.dense_limit() {
+        if slot > dense_len && slot < self.dense_limit() {
             // Fill only up to the id: the vector's capacity still grows geometrically (amortized O(1) per PUT),
             // but slots past the highest id are neither written nor, for a large memo, ever made resident. The
             // slots filled over a whole decode stay below the final limit.
-            let wanted = id + 1;
+            let wanted = slot + 1;
             let before = self.dense.len();
             self.dense
                 .resize(usize::try_from(wanted).unwrap_or(before), None);
             work::add(self.dense.len() - before);
         }
-        if let Some(slot) = usize::try_from(id).ok().and_then(|i| self.dense.get_mut(i)) {
-            if slot.replace(value).is_none() {
+        if let Some(entry) = usize::try_from(slot)
+            .ok()
+            .and_then(|i| self.dense.get_mut(i))
+        {
+            if entry.replace(value).is_none() {
                 self.count += 1;
             }
         } else if self.sparse.insert(id, value).is_none() {
@@ -144,36 +213,56 @@ impl Memo {
         }
     }
 
-    /// Whether the ids are exactly `0..count`, all in the dense part (what CPython writes): only then can the ids
-    /// of a skipped value be set aside.
+    /// Whether the ids are exactly `0..count`, all in the dense part or set aside (what CPython writes): only then
+    /// can the ids of a skipped value be set aside.
     fn is_dense(&self) -> bool {
-        self.sparse.is_empty() && self.dense.len() as u64 == self.count
+        self.sparse.is_empty() && self.dense.len() as u64 + self.aside_total() == self.count
     }
 
-    /// Set aside the next `n` ids for a deferred value.
+    /// Set aside the next `n` ids for a deferred value (only while `is_dense`).
     fn reserve(&mut self, n: u64) {
-        let n = usize::try_from(n).unwrap_or(usize::MAX);
-        self.dense.resize(self.dense.len().saturating_add(n), None);
-        work::add(n);
-        self.count = self.dense.len() as u64;
+        work::add(1);
+        let total = self.aside_total().saturating_add(n);
+        self.aside.push((self.count, n, total));
+        self.filled.push(None);
+        self.count = self.count.saturating_add(n);
     }
 
     /// Store a deferred value's object under an id set aside for it. False if the id was not set aside.
     fn fill(&mut self, id: u64, value: Value) -> bool {
-        match usize::try_from(id).ok().and_then(|i| self.dense.get_mut(i)) {
-            Some(slot) => {
-                *slot = Some(value);
+        match self.place(id) {
+            Place::Aside(run, at) => {
+                self.fill_at(run, at, value);
                 true
             }
-            None => false,
+            Place::Slot(_) => false,
+        }
+    }
+
+    /// The run's slots are made when its first object is stored: as many as the ids it holds, which its value's
+    /// opcodes (all in the input) stored, so no more than the input's length.
+    fn fill_at(&mut self, run: usize, at: u64, value: Value) {
+        let n = self.aside[run].1;
+        let slots = self.filled[run].get_or_insert_with(|| {
+            work::add(usize::try_from(n).unwrap_or(usize::MAX));
+            vec![None; usize::try_from(n).unwrap_or(0)]
+        });
+        if let Some(slot) = usize::try_from(at).ok().and_then(|i| slots.get_mut(i)) {
+            *slot = Some(value);
         }
     }
 
     #[inline]
     fn get(&self, id: u64) -> Option<&Value> {
-        match usize::try_from(id).ok().and_then(|i| self.dense.get(i)) {
-            Some(Some(value)) => Some(value),
-            _ => self.sparse.get(&id),
+        match self.place(id) {
+            Place::Slot(slot) => match usize::try_from(slot).ok().and_then(|i| self.dense.get(i)) {
+                Some(Some(value)) => Some(value),
+                _ => self.sparse.get(&id),
+            },
+            Place::Aside(run, at) => self.filled[run]
+                .as_ref()
+                .and_then(|slots| slots.get(usize::try_from(at).ok()?))
+                .and_then(Option::as_ref),
         }
     }
 }

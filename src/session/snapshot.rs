@@ -41,10 +41,11 @@ pub const KEEP_STR_UP_TO: usize = 4096;
 /// else refers to it.
 pub const SKIP_VALUES_OF: &[&str] = &["based_experiments"];
 /// What the history reader (`read_snapshot`: resolve, inspect's tables, list, live progress) skims as well: it
-/// takes each entry's classes, workspace path, result and decision, never an experiment's tasks, their code,
-/// the per-task results, the trace's parent links, nor the loop's own bookkeeping (`loop_trace`: the start and
-/// end of every step; `timer`, `tracker`): together about two fifths of a 1,000-loop snapshot's opcodes.
-/// `details` decodes the tasks and code where it needs them (the SOTA's factors).
+/// takes each entry's classes, workspace path, result and decision, never an experiment's hypothesis (its
+/// presence alone tells an entry's items apart), tasks, their code, the per-task results, the trace's parent
+/// links, nor the loop's own bookkeeping (`loop_trace`: the start and end of every step; `timer`, `tracker`):
+/// together about two fifths of a 1,000-loop snapshot's opcodes (a hypothesis is about 45 opcodes more an
+/// entry). `details` decodes the hypothesis, tasks and code where it needs them (the SOTA's factors).
 pub const HISTORY_SKIPS: &[&str] = HISTORY_SKIPS_WITHOUT_METRICS.split_at(METRICS_KEYS).1;
 /// `HISTORY_SKIPS` and each experiment's result (`running_info` from RD-Agent 0.7, `result` before): a pandas
 /// Series of metrics, a sixth of a 1,000-loop snapshot's opcodes, skimmed when the command shows no metrics.
@@ -52,6 +53,7 @@ pub const HISTORY_SKIPS_WITHOUT_METRICS: &[&str] = &[
     "running_info",
     "result",
     "based_experiments",
+    "hypothesis",
     "sub_tasks",
     "sub_workspace_list",
     "sub_results",

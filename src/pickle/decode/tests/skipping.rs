@@ -420,9 +420,10 @@ fn the_history_readers_skims_leave_the_history_as_it_is_and_skip_what_they_list(
             let history =
                 |g: &Graph| crate::session::history::read_history(g).expect("a loop snapshot");
             assert_eq!(history(&full), history(&lean), "{at}");
-            // Every experiment's tasks, workspaces, per-task results and files; the trace's parent links (once).
+            // Every experiment's hypothesis, tasks, workspaces, per-task results and files.
             let count = |key: &str| skipped.get(key).copied().unwrap_or(0);
             for key in [
+                "hypothesis",
                 "sub_tasks",
                 "sub_workspace_list",
                 "sub_results",
@@ -519,4 +520,60 @@ fn the_deferred_values_are_found_by_the_highest_first_id_at_or_below_an_id() {
     d.remove(20);
     d.remove(40);
     assert!(d.is_empty());
+}
+
+#[test]
+fn the_memo_keeps_no_slots_for_ids_set_aside_and_finds_every_id_around_them() {
+    use crate::pickle::decode::Memo;
+    // Ids 0..3 stored, 3..103 set aside, 103..105 stored, 105..1105 set aside, then 1105..1108 stored: the ids a
+    // decode of CPython's output stores around two skipped values.
+    let mut memo = Memo::default();
+    let stored = |id: u64| Value::Int(id as i64);
+    for id in 0..3 {
+        memo.put(id, stored(id));
+    }
+    assert!(memo.is_dense());
+    memo.reserve(100);
+    for id in 103..105 {
+        memo.put(id, stored(id));
+    }
+    memo.reserve(1000);
+    for id in 1105..1108 {
+        memo.put(id, stored(id));
+    }
+    assert_eq!(memo.count, 1108);
+    assert_eq!(
+        memo.dense.len(),
+        8,
+        "one slot per id stored, none per id set aside"
+    );
+    assert!(memo.is_dense());
+    // Looked up in every order (the lookup remembers the run it last searched).
+    let ids: Vec<u64> = (0..1110)
+        .chain((0..1110).rev())
+        .chain([104, 3, 1104, 50, 103, 2, 1107])
+        .collect();
+    for id in ids {
+        let expected = match id {
+            0..=2 | 103..=104 | 1105..=1107 => Some(stored(id)),
+            _ => None,
+        };
+        assert_eq!(memo.get(id), expected.as_ref(), "id {id}");
+    }
+    // A deferred value decoded after all stores its objects under its ids; only set-aside ids take them.
+    assert!(memo.fill(3, Value::Int(-3)));
+    assert!(memo.fill(1104, Value::Int(-1104)));
+    assert!(
+        !memo.fill(104, Value::Int(0)),
+        "104 was stored, not set aside"
+    );
+    assert!(!memo.fill(1108, Value::Int(0)), "1108 is past every run");
+    assert_eq!(memo.get(3), Some(&Value::Int(-3)));
+    assert_eq!(memo.get(1104), Some(&Value::Int(-1104)));
+    assert_eq!(memo.get(4), None, "the run's other ids are still set aside");
+    assert_eq!(memo.get(104), Some(&stored(104)));
+    assert_eq!((memo.count, memo.dense.len()), (1108, 8));
+    // The next stored id lands in the next slot.
+    memo.put(1108, stored(1108));
+    assert_eq!((memo.get(1108), memo.dense.len()), (Some(&stored(1108)), 9));
 }
