@@ -109,8 +109,9 @@ struct Memo {
     count: u64,
     /// The runs of ids set aside, in id order: (first id, how many, how many set aside up to its end).
     aside: Vec<(u64, u64, u64)>,
-    /// For each run, the objects stored under its ids once its value is decoded (`None` until then).
-    filled: Vec<Option<Vec<Option<Value>>>>,
+    /// The runs whose value was decoded after all (by run index, in order), with the objects stored under their
+    /// ids: a few runs of thousands.
+    filled: Vec<(usize, Vec<Option<Value>>)>,
     /// The run the last id looked up between runs fell in or after (references come in clusters).
     near: std::cell::Cell<usize>,
 }
@@ -224,7 +225,6 @@ impl Memo {
         work::add(1);
         let total = self.aside_total().saturating_add(n);
         self.aside.push((self.count, n, total));
-        self.filled.push(None);
         self.count = self.count.saturating_add(n);
     }
 
@@ -242,12 +242,19 @@ impl Memo {
     /// The run's slots are made when its first object is stored: as many as the ids it holds, which its value's
     /// opcodes (all in the input) stored, so no more than the input's length.
     fn fill_at(&mut self, run: usize, at: u64, value: Value) {
-        let n = self.aside[run].1;
-        let slots = self.filled[run].get_or_insert_with(|| {
-            work::add(usize::try_from(n).unwrap_or(usize::MAX));
-            vec![None; usize::try_from(n).unwrap_or(0)]
-        });
-        if let Some(slot) = usize::try_from(at).ok().and_then(|i| slots.get_mut(i)) {
+        let index = match self.filled.binary_search_by_key(&run, |(r, _)| *r) {
+            Ok(index) => index,
+            Err(index) => {
+                let n = usize::try_from(self.aside[run].1).unwrap_or(0);
+                work::add(n);
+                self.filled.insert(index, (run, vec![None; n]));
+                index
+            }
+        };
+        if let Some(slot) = usize::try_from(at)
+            .ok()
+            .and_then(|i| self.filled[index].1.get_mut(i))
+        {
             *slot = Some(value);
         }
     }
@@ -259,10 +266,13 @@ impl Memo {
                 Some(Some(value)) => Some(value),
                 _ => self.sparse.get(&id),
             },
-            Place::Aside(run, at) => self.filled[run]
-                .as_ref()
-                .and_then(|slots| slots.get(usize::try_from(at).ok()?))
-                .and_then(Option::as_ref),
+            Place::Aside(run, at) => {
+                let index = self.filled.binary_search_by_key(&run, |(r, _)| *r).ok()?;
+                self.filled[index]
+                    .1
+                    .get(usize::try_from(at).ok()?)?
+                    .as_ref()
+            }
         }
     }
 }
@@ -284,6 +294,21 @@ fn reserve_by_input(len: usize, graph: &mut Graph, memo: &mut Memo) {
     reserve(&mut graph.objects, 640, len);
     reserve(&mut memo.dense, 160, len);
 }
+
+/// Room reserved for the skipped values' records when values are skipped, the same way (a skipped value per
+/// 5 KB of a 1,000-loop snapshot, so these rarely grow and are never copied into fresh pages as they do).
+fn reserve_skips_by_input(len: usize, machine: &mut Machine) {
+    fn reserve<T>(v: &mut Vec<T>, len: usize) {
+        let cap = RESERVE_CAP_BYTES / std::mem::size_of::<T>().max(1);
+        v.reserve((len / SKIP_INPUT_BYTES).min(cap));
+    }
+    reserve(&mut machine.skips, len);
+    reserve(&mut machine.deferred.0, len);
+    reserve(&mut machine.memo.aside, len);
+}
+
+/// Input bytes per skipped value reserved for (`reserve_skips_by_input`).
+const SKIP_INPUT_BYTES: usize = 4096;
 
 /// The most address space `reserve_by_input` reserves for one arena.
 const RESERVE_CAP_BYTES: usize = 64 << 20;
@@ -386,7 +411,7 @@ impl<'a> Machine<'a> {
         let mut graph = Graph::default();
         let mut memo = Memo::default();
         reserve_by_input(data.len(), &mut graph, &mut memo);
-        Machine {
+        let mut machine = Machine {
             data,
             done,
             next_report: REPORT_EVERY,
@@ -408,7 +433,11 @@ impl<'a> Machine<'a> {
             skim_budget: data.len(),
             scratch: skim::Scratch::default(),
             gave_up: false,
+        };
+        if !opts.skip_values_of.is_empty() {
+            reserve_skips_by_input(data.len(), &mut machine);
         }
+        machine
     }
 
     /// Run up to STOP, which sets the graph's root.

@@ -125,7 +125,7 @@ pub fn read_history(graph: &Graph) -> Result<Vec<HistoryEntry>, NotALoop> {
     // What is read from an experiment or a feedback is worked out once per object, however many entries
     // share it, and every byte copied into the history is charged to a budget proportional to the input.
     let mut budget = CopyBudget::for_input(graph.input_len);
-    let mut seen = Seen::default();
+    let mut seen = Seen::for_entries(hist.len());
     let mut entries = Vec::with_capacity(hist.len());
     for (index, item) in hist.iter().enumerate() {
         let roles = roles(graph, item, &mut seen.roles);
@@ -163,6 +163,19 @@ struct Seen {
     metrics: HashMap<NodeId, Option<Metrics>>,
     /// The role of each item object of an entry.
     roles: HashMap<NodeId, Role>,
+}
+
+impl Seen {
+    /// Maps that hold what `n` entries of (at most) three items need without growing: every table a map grows
+    /// out of is fresh memory written once and dropped.
+    fn for_entries(n: usize) -> Self {
+        Seen {
+            experiments: HashMap::with_capacity(n),
+            decisions: HashMap::with_capacity(n),
+            metrics: HashMap::with_capacity(n),
+            roles: HashMap::with_capacity(n.saturating_mul(3)),
+        }
+    }
 }
 
 /// What an entry takes from its experiment.

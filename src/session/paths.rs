@@ -210,14 +210,14 @@ pub fn guess_flavour(segments: &[&str]) -> PathFlavour {
 /// Join segments like `os.path.join` of `flavour`, then normalise like `pathlib` (`str(PurePath(...))`).
 pub fn join(flavour: PathFlavour, segments: &[&str]) -> String {
     match flavour {
-        PathFlavour::Posix => normalise_posix(&join_posix(segments)),
+        PathFlavour::Posix => normalise_posix(join_posix(segments)),
         PathFlavour::Windows => normalise_windows(&join_windows(segments)),
     }
 }
 
 /// `posixpath.join`: a segment starting with `/` restarts the path.
 fn join_posix(segments: &[&str]) -> String {
-    let mut path = String::new();
+    let mut path = String::with_capacity(segments.iter().map(|s| s.len() + 1).sum());
     for segment in segments {
         if segment.starts_with('/') {
             path = (*segment).to_string();
@@ -232,11 +232,11 @@ fn join_posix(segments: &[&str]) -> String {
 }
 
 /// `PurePosixPath` normalisation: collapse separators, drop `.` segments, keep exactly `//` as a root.
-fn normalise_posix(path: &str) -> String {
-    if is_normal_posix(path) {
-        return path.to_string();
+fn normalise_posix(path: String) -> String {
+    if is_normal_posix(&path) {
+        return path;
     }
-    normalised_posix(path)
+    normalised_posix(&path)
 }
 
 fn normalised_posix(path: &str) -> String {
@@ -394,7 +394,11 @@ mod tests {
                         normalised_posix(&path) == path,
                         "{path:?}"
                     );
-                    assert_eq!(normalise_posix(&path), normalised_posix(&path), "{path:?}");
+                    assert_eq!(
+                        normalise_posix(path.clone()),
+                        normalised_posix(&path),
+                        "{path:?}"
+                    );
                     checked += 1;
                 }
             }
