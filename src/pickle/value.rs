@@ -15,6 +15,35 @@ use std::rc::Rc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u32);
 
+/// A map by node: node ids are the decoder's own arena indices, never chosen by the input, so they need no
+/// hash that resists chosen keys; a multiplication spreads them (SipHash was a tenth of reading a 1,000-loop
+/// history).
+pub type NodeMap<V> = HashMap<NodeId, V, std::hash::BuildHasherDefault<NodeHasher>>;
+
+/// The hash of `NodeMap`: each word multiplied into the state by an odd constant (as rustc's FxHash).
+#[derive(Default)]
+pub struct NodeHasher(u64);
+
+impl std::hash::Hasher for NodeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
 /// A str shared between values (the memo hands out the same one): a thin pointer, so a `Value` stays two words.
 pub type SharedStr = Rc<Box<str>>;
 
@@ -372,7 +401,7 @@ pub struct Graph {
     /// by hand). Readers of the graph bound what they copy out of it by this.
     pub input_len: usize,
     /// Key indexes built on first lookup, one per dict node looked into (see `KeyIndex`).
-    pub(crate) key_index: RefCell<HashMap<NodeId, Rc<KeyIndex>>>,
+    pub(crate) key_index: RefCell<NodeMap<Rc<KeyIndex>>>,
 }
 
 /// An object's parts, for building a graph by hand with `Graph::add_object`.
@@ -745,6 +774,25 @@ impl Value {
 mod tests {
     use super::*;
     use crate::pickle::decode::tests::support::ok;
+
+    #[test]
+    fn node_ids_hash_apart_in_their_low_bits_and_a_node_map_finds_each() {
+        use std::hash::BuildHasher;
+        let hasher = std::hash::BuildHasherDefault::<NodeHasher>::default();
+        // Sequential ids (what the decoder hands out) land in distinct buckets of a 1,024-bucket table.
+        let buckets: std::collections::BTreeSet<u64> = (0..1024)
+            .map(|i| hasher.hash_one(NodeId(i)) & 1023)
+            .collect();
+        assert_eq!(buckets.len(), 1024);
+        let hashes: std::collections::BTreeSet<u64> =
+            (0..100_000).map(|i| hasher.hash_one(NodeId(i))).collect();
+        assert_eq!(hashes.len(), 100_000);
+        let mut map: NodeMap<u32> = NodeMap::default();
+        for i in (0..50_000).step_by(7) {
+            map.insert(NodeId(i), i * 2);
+        }
+        assert!((0..50_000).all(|i| map.get(&NodeId(i)).copied() == (i % 7 == 0).then_some(i * 2)));
+    }
 
     #[test]
     fn a_value_is_two_words_and_short_strs_fit_in_it() {

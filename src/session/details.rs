@@ -7,7 +7,6 @@
 //! and never follows `based_experiments`. Text and values are data from the snapshot: they are returned as they
 //! are, for the caller to escape where it prints them.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::json::Json;
@@ -211,7 +210,7 @@ pub fn read_details(graph: &Graph) -> Vec<ExperimentDetail> {
     else {
         return Vec::new();
     };
-    let mut cache = HashMap::new();
+    let mut cache = crate::pickle::value::NodeMap::default();
     hist.iter()
         .enumerate()
         .map(|(index, item)| {

@@ -12,9 +12,10 @@
 //! exponentially when expanded). Never touches the file system: where a recorded path lives now is `resolve`'s
 //! question.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use crate::pickle::{Graph, NodeId, Value};
+use crate::pickle::value::NodeMap;
+use crate::pickle::{Graph, Value};
 
 use super::metrics::{series_metrics_within, CopyBudget, Exhausted, Metrics};
 use super::numpy::scalar_bool;
@@ -120,7 +121,7 @@ pub fn read_history(graph: &Graph) -> Result<Vec<HistoryEntry>, NotALoop> {
     let owners = if recorded.is_empty() {
         step_output_loops(graph, root)
     } else {
-        HashMap::new()
+        NodeMap::default()
     };
     // What is read from an experiment or a feedback is worked out once per object, however many entries
     // share it, and every byte copied into the history is charged to a budget proportional to the input.
@@ -157,12 +158,12 @@ pub fn read_history(graph: &Graph) -> Result<Vec<HistoryEntry>, NotALoop> {
 /// What was read from each experiment and feedback object already (by node).
 #[derive(Default)]
 struct Seen {
-    experiments: HashMap<NodeId, Experiment>,
-    decisions: HashMap<NodeId, Option<bool>>,
+    experiments: NodeMap<Experiment>,
+    decisions: NodeMap<Option<bool>>,
     /// Metrics by result (Series) node: experiments that are distinct objects may share one result.
-    metrics: HashMap<NodeId, Option<Metrics>>,
+    metrics: NodeMap<Option<Metrics>>,
     /// The role of each item object of an entry.
-    roles: HashMap<NodeId, Role>,
+    roles: NodeMap<Role>,
 }
 
 impl Seen {
@@ -170,10 +171,10 @@ impl Seen {
     /// out of is fresh memory written once and dropped.
     fn for_entries(n: usize) -> Self {
         Seen {
-            experiments: HashMap::with_capacity(n),
-            decisions: HashMap::with_capacity(n),
-            metrics: HashMap::with_capacity(n),
-            roles: HashMap::with_capacity(n.saturating_mul(3)),
+            experiments: NodeMap::with_capacity_and_hasher(n, Default::default()),
+            decisions: NodeMap::with_capacity_and_hasher(n, Default::default()),
+            metrics: NodeMap::with_capacity_and_hasher(n, Default::default()),
+            roles: NodeMap::with_capacity_and_hasher(n.saturating_mul(3), Default::default()),
         }
     }
 }
@@ -192,8 +193,8 @@ const MAX_OUTPUT_ITEMS: usize = 8;
 
 /// Every object that is a step output in `loop.loop_prev_out[<int loop id>][<step name>]` (or directly inside
 /// such an output's list, tuple or dict), with its loop; `None` when it appears under two loops.
-fn step_output_loops(graph: &Graph, root: &Value) -> HashMap<NodeId, Option<u64>> {
-    let mut owners: HashMap<NodeId, Option<u64>> = HashMap::new();
+fn step_output_loops(graph: &Graph, root: &Value) -> NodeMap<Option<u64>> {
+    let mut owners: NodeMap<Option<u64>> = NodeMap::default();
     let Some(prev) = graph.attr(root, "loop_prev_out") else {
         return owners;
     };
@@ -296,7 +297,7 @@ fn role_of(graph: &Graph, item: &Value) -> Role {
 pub(crate) fn roles<'g>(
     graph: &'g Graph,
     item: &'g Value,
-    cache: &mut HashMap<NodeId, Role>,
+    cache: &mut NodeMap<Role>,
 ) -> Result<Roles<'g>, String> {
     let Some(items) = graph.items(item) else {
         return Err(format!(
