@@ -220,7 +220,8 @@ fn join_posix(segments: &[&str]) -> String {
     let mut path = String::with_capacity(segments.iter().map(|s| s.len() + 1).sum());
     for segment in segments {
         if segment.starts_with('/') {
-            path = (*segment).to_string();
+            path.clear();
+            path.push_str(segment);
         } else if path.is_empty() || path.ends_with('/') {
             path.push_str(segment);
         } else {
@@ -269,7 +270,11 @@ fn is_normal_posix(path: &str) -> bool {
     if leading > 2 || (rest.is_empty() && leading == 0) {
         return false;
     }
-    rest.is_empty() || rest.split('/').all(|s| !s.is_empty() && s != ".")
+    rest.is_empty()
+        || rest
+            .as_bytes()
+            .split(|b| *b == b'/')
+            .all(|s| !s.is_empty() && s != b".")
 }
 
 /// Split a Windows path into (drive, root, rest): `F:\a` -> (`F:`, `\`, `a`); `\\srv\share\a` -> (`\\srv\share`,
