@@ -164,6 +164,9 @@ struct Seen {
     metrics: NodeMap<Option<Metrics>>,
     /// The role of each item object of an entry.
     roles: NodeMap<Role>,
+    /// `module.qualname` of the experiments' classes, by where the two strs are in the graph (a run's
+    /// experiments have a few classes: each name is formatted once).
+    class_names: Vec<((usize, usize, usize, usize), String)>,
 }
 
 impl Seen {
@@ -175,9 +178,31 @@ impl Seen {
             decisions: NodeMap::with_capacity_and_hasher(n, Default::default()),
             metrics: NodeMap::with_capacity_and_hasher(n, Default::default()),
             roles: NodeMap::with_capacity_and_hasher(n.saturating_mul(3), Default::default()),
+            class_names: Vec::new(),
         }
     }
+
+    /// `module.qualname`, formatted once for each class (found again by the addresses of its two strs).
+    fn class_name(&mut self, module: &str, name: &str) -> String {
+        let key = (
+            module.as_ptr() as usize,
+            module.len(),
+            name.as_ptr() as usize,
+            name.len(),
+        );
+        if let Some((_, known)) = self.class_names.iter().find(|(k, _)| *k == key) {
+            return known.clone();
+        }
+        let formatted = format!("{module}.{name}");
+        if self.class_names.len() < MAX_CLASS_NAMES {
+            self.class_names.push((key, formatted.clone()));
+        }
+        formatted
+    }
 }
+
+/// The most class names `Seen` keeps.
+const MAX_CLASS_NAMES: usize = 16;
 
 /// What an entry takes from its experiment.
 #[derive(Clone, Default)]
@@ -452,7 +477,7 @@ fn read_experiment(
         _ => None,
     };
     Ok(Experiment {
-        class: class_parts.map(|(m, n)| format!("{m}.{n}")),
+        class: class_parts.map(|(m, n)| seen.class_name(m, n)),
         kind: class_parts.map(|(_, n)| ExperimentKind::from_class_name(n)),
         workspace,
         metrics,
