@@ -109,9 +109,9 @@ struct Memo {
     count: u64,
     /// The runs of ids set aside, in id order: (first id, how many, how many set aside up to its end).
     aside: Vec<(u64, u64, u64)>,
-    /// The runs whose value was decoded after all (by run index, in order), with the objects stored under their
-    /// ids: a few runs of thousands.
-    filled: Vec<(usize, Vec<Option<Value>>)>,
+    /// The runs whose value was decoded after all (by run index), with the objects stored under their ids: a few
+    /// runs of thousands for CPython's output, and found in logarithmic time however many there are.
+    filled: std::collections::BTreeMap<usize, Vec<Option<Value>>>,
     /// The run the last id looked up between runs fell in or after (references come in clusters).
     near: std::cell::Cell<usize>,
 }
@@ -242,19 +242,13 @@ impl Memo {
     /// The run's slots are made when its first object is stored: as many as the ids it holds, which its value's
     /// opcodes (all in the input) stored, so no more than the input's length.
     fn fill_at(&mut self, run: usize, at: u64, value: Value) {
-        let index = match self.filled.binary_search_by_key(&run, |(r, _)| *r) {
-            Ok(index) => index,
-            Err(index) => {
-                let n = usize::try_from(self.aside[run].1).unwrap_or(0);
-                work::add(n);
-                self.filled.insert(index, (run, vec![None; n]));
-                index
-            }
-        };
-        if let Some(slot) = usize::try_from(at)
-            .ok()
-            .and_then(|i| self.filled[index].1.get_mut(i))
-        {
+        let n = self.aside[run].1;
+        let slots = self.filled.entry(run).or_insert_with(|| {
+            let n = usize::try_from(n).unwrap_or(0);
+            work::add(n);
+            vec![None; n]
+        });
+        if let Some(slot) = usize::try_from(at).ok().and_then(|i| slots.get_mut(i)) {
             *slot = Some(value);
         }
     }
@@ -266,13 +260,11 @@ impl Memo {
                 Some(Some(value)) => Some(value),
                 _ => self.sparse.get(&id),
             },
-            Place::Aside(run, at) => {
-                let index = self.filled.binary_search_by_key(&run, |(r, _)| *r).ok()?;
-                self.filled[index]
-                    .1
-                    .get(usize::try_from(at).ok()?)?
-                    .as_ref()
-            }
+            Place::Aside(run, at) => self
+                .filled
+                .get(&run)?
+                .get(usize::try_from(at).ok()?)?
+                .as_ref(),
         }
     }
 }
@@ -303,7 +295,6 @@ fn reserve_skips_by_input(len: usize, machine: &mut Machine) {
         v.reserve((len / SKIP_INPUT_BYTES).min(cap));
     }
     reserve(&mut machine.skips, len);
-    reserve(&mut machine.deferred.0, len);
     reserve(&mut machine.memo.aside, len);
 }
 
@@ -364,38 +355,25 @@ struct Skip {
     value: Option<Value>,
 }
 
-/// The skipped values not decoded yet, by their first memo id: a vector sorted by id. Values are skipped in the
-/// order of their ids in the main decode, so inserting is mostly a push (a value skipped inside a deferred one
-/// takes ids set aside earlier and goes in its place); removing, when a value is decoded after all, is rare.
+/// The skipped values not decoded yet, by their first memo id. A map, not a vector kept sorted: values skipped
+/// inside a deferred one go between the others and a value decoded after all leaves from anywhere, so in a vector
+/// both move every entry after them, and input can make that quadratic (a million values skipped, then each
+/// referred to in turn).
 #[derive(Default)]
-struct Deferred(Vec<(u64, u32)>);
+struct Deferred(std::collections::BTreeMap<u64, u32>);
 
 impl Deferred {
     fn insert(&mut self, first_id: u64, index: u32) {
-        match self.0.last() {
-            Some(&(last, _)) if last >= first_id => {
-                let at = self.0.partition_point(|&(id, _)| id < first_id);
-                if self.0.get(at).is_some_and(|&(id, _)| id == first_id) {
-                    self.0[at].1 = index;
-                } else {
-                    self.0.insert(at, (first_id, index));
-                }
-            }
-            _ => self.0.push((first_id, index)),
-        }
+        self.0.insert(first_id, index);
     }
 
     fn remove(&mut self, first_id: u64) {
-        let at = self.0.partition_point(|&(id, _)| id < first_id);
-        if self.0.get(at).is_some_and(|&(id, _)| id == first_id) {
-            self.0.remove(at);
-        }
+        self.0.remove(&first_id);
     }
 
     /// The value with the highest first id at or below `id`.
     fn at_or_before(&self, id: u64) -> Option<u32> {
-        let after = self.0.partition_point(|&(first, _)| first <= id);
-        after.checked_sub(1).map(|at| self.0[at].1)
+        self.0.range(..=id).next_back().map(|(_, index)| *index)
     }
 
     fn is_empty(&self) -> bool {
