@@ -295,6 +295,7 @@ fn reserve_skips_by_input(len: usize, machine: &mut Machine) {
         v.reserve((len / SKIP_INPUT_BYTES).min(cap));
     }
     reserve(&mut machine.skips, len);
+    reserve(&mut machine.deferred.ordered, len);
     reserve(&mut machine.memo.aside, len);
 }
 
@@ -355,29 +356,71 @@ struct Skip {
     value: Option<Value>,
 }
 
-/// The skipped values not decoded yet, by their first memo id. A map, not a vector kept sorted: values skipped
-/// inside a deferred one go between the others and a value decoded after all leaves from anywhere, so in a vector
-/// both move every entry after them, and input can make that quadratic (a million values skipped, then each
+/// The skipped values not decoded yet, by their first memo id. The values the main decode skips come in the order
+/// of their ids and go at the end of a vector (a push each); one decoded after all is marked there, not removed.
+/// The values skipped while a deferred one is decoded take ids set aside earlier and go in a map. Nothing ever
+/// moves the entries after it, which input could otherwise make quadratic (a million values skipped, then each
 /// referred to in turn).
+///
+/// The values not decoded yet never overlap: a value is skipped inside another only while that one is being
+/// decoded, after it left. So the one that may hold an id is the one with the highest first id at or below it,
+/// in the vector or in the map; and when that one in the vector was decoded, no earlier one there holds the id
+/// (the main decode's values follow one another), only one in the map may.
 #[derive(Default)]
-struct Deferred(std::collections::BTreeMap<u64, u32>);
+struct Deferred {
+    /// The main decode's skipped values in order: (first id, index in `skips`, or `DECODED`).
+    ordered: Vec<(u64, u32)>,
+    /// The values skipped inside deferred ones.
+    nested: std::collections::BTreeMap<u64, u32>,
+    /// How many entries of `ordered` are not decoded yet.
+    waiting: usize,
+}
+
+/// An entry of `Deferred::ordered` whose value was decoded.
+const DECODED: u32 = u32::MAX;
 
 impl Deferred {
-    fn insert(&mut self, first_id: u64, index: u32) {
-        self.0.insert(first_id, index);
+    /// A value skipped by the main decode (`nested` false) or inside a deferred one.
+    fn insert(&mut self, first_id: u64, index: u32, nested: bool) {
+        let in_order = self.ordered.last().is_none_or(|&(last, _)| last < first_id);
+        if nested || !in_order {
+            self.nested.insert(first_id, index);
+        } else {
+            self.ordered.push((first_id, index));
+            self.waiting += 1;
+        }
     }
 
     fn remove(&mut self, first_id: u64) {
-        self.0.remove(&first_id);
+        if self.nested.remove(&first_id).is_some() {
+            return;
+        }
+        let at = self.ordered.partition_point(|&(id, _)| id < first_id);
+        if let Some(entry) = self.ordered.get_mut(at) {
+            if entry.0 == first_id && entry.1 != DECODED {
+                entry.1 = DECODED;
+                self.waiting -= 1;
+            }
+        }
     }
 
-    /// The value with the highest first id at or below `id`.
+    /// The value that may hold `id`: the one with the highest first id at or below it (the caller checks that it
+    /// holds `id`).
     fn at_or_before(&self, id: u64) -> Option<u32> {
-        self.0.range(..=id).next_back().map(|(_, index)| *index)
+        let after = self.ordered.partition_point(|&(first, _)| first <= id);
+        let ordered = after
+            .checked_sub(1)
+            .map(|at| self.ordered[at])
+            .filter(|&(_, index)| index != DECODED);
+        let nested = self.nested.range(..=id).next_back().map(|(&f, &i)| (f, i));
+        match (ordered, nested) {
+            (Some(a), Some(b)) => Some(if a.0 >= b.0 { a.1 } else { b.1 }),
+            (a, b) => a.or(b).map(|(_, index)| index),
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.waiting == 0 && self.nested.is_empty()
     }
 }
 
@@ -1269,7 +1312,8 @@ impl<'a> Machine<'a> {
             value: None,
         });
         if skimmed.ids > 0 {
-            self.deferred.insert(first_id, index);
+            self.deferred
+                .insert(first_id, index, self.fill_next.is_some());
             match &mut self.fill_next {
                 Some(next) => *next += skimmed.ids,
                 None => self.memo.reserve(skimmed.ids),

@@ -499,27 +499,38 @@ fn the_deferred_values_are_found_by_the_highest_first_id_at_or_below_an_id() {
     use crate::pickle::decode::Deferred;
     let mut d = Deferred::default();
     assert!(d.is_empty() && d.at_or_before(5).is_none());
-    // In order (the main decode), then one taking ids set aside before the last (a deferred decode).
-    d.insert(10, 0);
-    d.insert(20, 1);
-    d.insert(40, 2);
-    d.insert(25, 3);
+    // The main decode's values in order, then one of them decoded: the values skipped inside it take ids it had
+    // set aside (the first of them at its very first id).
+    d.insert(10, 0, false);
+    d.insert(20, 1, false);
+    d.insert(40, 2, false);
     assert_eq!(d.at_or_before(9), None);
     assert_eq!(d.at_or_before(10), Some(0));
     assert_eq!(d.at_or_before(24), Some(1));
-    assert_eq!(d.at_or_before(25), Some(3));
-    assert_eq!(d.at_or_before(39), Some(3));
     assert_eq!(d.at_or_before(u64::MAX), Some(2));
-    // The same first id again replaces the index; removing an id not there changes nothing.
-    d.insert(20, 4);
-    assert_eq!(d.at_or_before(21), Some(4));
+    d.remove(20);
+    assert_eq!(
+        d.at_or_before(24),
+        None,
+        "20 was decoded: nothing else can hold 24"
+    );
+    d.insert(20, 3, true);
+    d.insert(25, 4, true);
+    assert_eq!(d.at_or_before(21), Some(3));
+    assert_eq!(d.at_or_before(25), Some(4));
+    assert_eq!(d.at_or_before(39), Some(4));
+    assert_eq!(d.at_or_before(40), Some(2));
+    // A main-decode value out of order goes with the nested ones; removing an id not there changes nothing.
+    d.insert(30, 5, false);
+    assert_eq!(d.at_or_before(31), Some(5));
     d.remove(21);
     d.remove(25);
-    assert_eq!(d.at_or_before(30), Some(4));
-    d.remove(10);
-    d.remove(20);
-    d.remove(40);
+    assert_eq!(d.at_or_before(26), Some(3));
+    for id in [10, 20, 30, 40, 40] {
+        d.remove(id);
+    }
     assert!(d.is_empty());
+    assert_eq!(d.at_or_before(45), None);
 }
 
 #[test]
