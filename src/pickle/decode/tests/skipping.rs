@@ -588,3 +588,45 @@ fn the_memo_keeps_no_slots_for_ids_set_aside_and_finds_every_id_around_them() {
     memo.put(1108, stored(1108));
     assert_eq!((memo.get(1108), memo.dense.len()), (Some(&stored(1108)), 9));
 }
+
+/// `n` dicts `{"skipme": [i]}`, each list memoized inside the skipped value, then one list referring to every one
+/// of those lists in turn: each reference decodes one deferred value.
+fn referred_in_turn(n: i32) -> Vec<u8> {
+    let mut w = crate::pickle::testpickle::Writer::default();
+    w.op(b']').mark();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        w.op(b'}').str("skipme").op(b']');
+        ids.push(w.memoize());
+        w.int(i).op(b'a').op(b's');
+    }
+    w.op(b']').mark();
+    for id in ids {
+        w.get(id);
+    }
+    w.op(b'e').op(b'e');
+    w.stop()
+}
+
+#[test]
+fn values_skipped_then_each_referred_to_in_turn_decode_alike_in_linear_work() {
+    let options = Options {
+        skip_values_of: &["skipme"],
+        ..Options::default()
+    };
+    let mut work = Vec::new();
+    for n in [2_000, 4_000] {
+        let data = referred_in_turn(n);
+        let full = decode_default(&data).expect("decodes");
+        work::take();
+        let lean = decode(&data, &options).expect("decodes");
+        work.push(work::take());
+        let skipped = compare_keys(&full, &lean, Expect::Either, &["skipme"]).expect("alike");
+        assert_eq!(
+            skipped.get("skipme").copied(),
+            Some(n as usize),
+            "every value skipped first"
+        );
+    }
+    assert!(work[1] <= 2 * work[0] + 1_000, "work {work:?}");
+}
