@@ -171,8 +171,10 @@ struct Seen {
 
 impl Seen {
     /// Maps that hold what `n` entries of (at most) three items need without growing: every table a map grows
-    /// out of is fresh memory written once and dropped.
+    /// out of is fresh memory written once and dropped. At most `MAX_RESERVED_ENTRIES` are reserved up front (a
+    /// history of millions of references to one object must not reserve for millions of distinct ones).
     fn for_entries(n: usize) -> Self {
+        let n = n.min(MAX_RESERVED_ENTRIES);
         Seen {
             experiments: NodeMap::with_capacity_and_hasher(n, Default::default()),
             decisions: NodeMap::with_capacity_and_hasher(n, Default::default()),
@@ -200,6 +202,9 @@ impl Seen {
         formatted
     }
 }
+
+/// The most history entries `Seen` reserves room for before it reads them (a 1,000-loop run has 1,000).
+const MAX_RESERVED_ENTRIES: usize = 1 << 16;
 
 /// The most class names `Seen` keeps.
 const MAX_CLASS_NAMES: usize = 16;
