@@ -276,27 +276,25 @@ impl Memo {
 /// memory once written, so input made of long strs or payloads reserves room it never touches. Capped at
 /// `RESERVE_CAP_BYTES` of address space per arena.
 fn reserve_by_input(len: usize, graph: &mut Graph, memo: &mut Memo) {
-    fn reserve<T>(v: &mut Vec<T>, input_bytes_per_item: usize, len: usize) {
-        let cap = RESERVE_CAP_BYTES / std::mem::size_of::<T>().max(1);
-        v.reserve((len / input_bytes_per_item).min(cap));
-    }
-    reserve(&mut graph.values, 128, len);
-    reserve(&mut graph.pairs, 256, len);
-    reserve(&mut graph.slots, 192, len);
-    reserve(&mut graph.objects, 640, len);
-    reserve(&mut memo.dense, 160, len);
+    reserve_for_input(&mut graph.values, 128, len);
+    reserve_for_input(&mut graph.pairs, 256, len);
+    reserve_for_input(&mut graph.slots, 192, len);
+    reserve_for_input(&mut graph.objects, 640, len);
+    reserve_for_input(&mut memo.dense, 160, len);
+}
+
+/// Room for one item per `input_bytes_per_item` bytes of a `len`-byte input, at most `RESERVE_CAP_BYTES`.
+fn reserve_for_input<T>(v: &mut Vec<T>, input_bytes_per_item: usize, len: usize) {
+    let cap = RESERVE_CAP_BYTES / std::mem::size_of::<T>().max(1);
+    v.reserve((len / input_bytes_per_item).min(cap));
 }
 
 /// Room reserved for the skipped values' records when values are skipped, the same way (a skipped value per
 /// 5 KB of a 1,000-loop snapshot, so these rarely grow and are never copied into fresh pages as they do).
 fn reserve_skips_by_input(len: usize, machine: &mut Machine) {
-    fn reserve<T>(v: &mut Vec<T>, len: usize) {
-        let cap = RESERVE_CAP_BYTES / std::mem::size_of::<T>().max(1);
-        v.reserve((len / SKIP_INPUT_BYTES).min(cap));
-    }
-    reserve(&mut machine.skips, len);
-    reserve(&mut machine.deferred.ordered, len);
-    reserve(&mut machine.memo.aside, len);
+    reserve_for_input(&mut machine.skips, SKIP_INPUT_BYTES, len);
+    reserve_for_input(&mut machine.deferred.ordered, SKIP_INPUT_BYTES, len);
+    reserve_for_input(&mut machine.memo.aside, SKIP_INPUT_BYTES, len);
 }
 
 /// Input bytes per skipped value reserved for (`reserve_skips_by_input`).

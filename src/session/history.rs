@@ -164,9 +164,9 @@ struct Seen {
     metrics: NodeMap<Option<Metrics>>,
     /// The role of each item object of an entry.
     roles: NodeMap<Role>,
-    /// `module.qualname` of the experiments' classes, by where the two strs are in the graph (a run's
-    /// experiments have a few classes: each name is formatted once).
-    class_names: Vec<((usize, usize, usize, usize), String)>,
+    /// `module.qualname` of the experiments' classes, by class node (a run's experiments share a few classes:
+    /// each name is formatted once).
+    class_names: NodeMap<String>,
 }
 
 impl Seen {
@@ -180,34 +180,24 @@ impl Seen {
             decisions: NodeMap::with_capacity_and_hasher(n, Default::default()),
             metrics: NodeMap::with_capacity_and_hasher(n, Default::default()),
             roles: NodeMap::with_capacity_and_hasher(n.saturating_mul(3), Default::default()),
-            class_names: Vec::new(),
+            class_names: NodeMap::default(),
         }
     }
 
-    /// `module.qualname`, formatted once for each class (found again by the addresses of its two strs).
-    fn class_name(&mut self, module: &str, name: &str) -> String {
-        let key = (
-            module.as_ptr() as usize,
-            module.len(),
-            name.as_ptr() as usize,
-            name.len(),
-        );
-        if let Some((_, known)) = self.class_names.iter().find(|(k, _)| *k == key) {
-            return known.clone();
-        }
-        let formatted = format!("{module}.{name}");
-        if self.class_names.len() < MAX_CLASS_NAMES {
-            self.class_names.push((key, formatted.clone()));
-        }
-        formatted
+    /// `module.qualname` of the class node `class` (formatted once for each class node).
+    fn class_name(&mut self, class: Option<&Value>, module: &str, name: &str) -> String {
+        let Some(Value::Node(class)) = class else {
+            return format!("{module}.{name}");
+        };
+        self.class_names
+            .entry(*class)
+            .or_insert_with(|| format!("{module}.{name}"))
+            .clone()
     }
 }
 
 /// The most history entries `Seen` reserves room for before it reads them (a 1,000-loop run has 1,000).
 const MAX_RESERVED_ENTRIES: usize = 1 << 16;
-
-/// The most class names `Seen` keeps.
-const MAX_CLASS_NAMES: usize = 16;
 
 /// What an entry takes from its experiment.
 #[derive(Clone, Default)]
@@ -482,7 +472,8 @@ fn read_experiment(
         _ => None,
     };
     Ok(Experiment {
-        class: class_parts.map(|(m, n)| seen.class_name(m, n)),
+        class: class_parts
+            .map(|(m, n)| seen.class_name(graph.object(experiment).map(|o| o.callable), m, n)),
         kind: class_parts.map(|(_, n)| ExperimentKind::from_class_name(n)),
         workspace,
         metrics,

@@ -22,9 +22,8 @@ pub use history::{ExperimentKind, HistoryEntry, LoopSource};
 pub use metrics::Metrics;
 pub use paths::{PathFlavour, RecordedPath};
 pub use signature::{Signature, SigningKey, Verify};
-pub use snapshot::{Input, SnapshotFile, SESSION_DIR};
+pub use snapshot::{Input, Reading, SnapshotFile, SESSION_DIR};
 
-pub use snapshot::Reading;
 use snapshot::{choose_in, locate, read_snapshot, snapshot_names, ReadSnapshot, SessionListing};
 
 /// The snapshot a history was read from.
