@@ -168,6 +168,19 @@ fn run(
             }
         }};
     }
+    // A value that CPython memoizes: pushed, and the MEMOIZE right after it (nearly always there) read with it,
+    // saving a turn of the loop (a fifth of a long snapshot's opcodes are MEMOIZE). Counted as two opcodes, as
+    // reading them one by one would.
+    macro_rules! push_memoized {
+        () => {{
+            push!(false);
+            if opcodes < budget && data.get(pos) == Some(&op::MEMOIZE) {
+                pos += 1;
+                opcodes += 1;
+                next += 1;
+            }
+        }};
+    }
     // Entries above the last MARK.
     macro_rules! above {
         () => {
@@ -184,13 +197,8 @@ fn run(
         };
         pos += 1;
         match code {
-            op::NONE
-            | op::NEWTRUE
-            | op::NEWFALSE
-            | op::EMPTY_TUPLE
-            | op::EMPTY_LIST
-            | op::EMPTY_DICT
-            | op::EMPTY_SET => push!(false),
+            op::NONE | op::NEWTRUE | op::NEWFALSE => push!(false),
+            op::EMPTY_TUPLE | op::EMPTY_LIST | op::EMPTY_DICT | op::EMPTY_SET => push_memoized!(),
             // One arm per argument size: one arm choosing the size with a match made the whole resolve at 1,000
             // loops run 2.8 M instructions more (97.4 M against 94.6 M).
             op::BININT1 => {
@@ -215,35 +223,48 @@ fn run(
             }
             op::GLOBAL => {
                 check!(line(data, &mut pos).is_some() && line(data, &mut pos).is_some());
-                push!(false)
+                push_memoized!()
             }
             op::SHORT_BINUNICODE | op::SHORT_BINSTRING | op::SHORT_BINBYTES | op::LONG1 => {
                 check!(payload(data, &mut pos, 1));
-                push!(false)
+                push_memoized!()
             }
             op::BINUNICODE | op::BINSTRING | op::BINBYTES | op::LONG4 => {
                 check!(payload(data, &mut pos, 4));
-                push!(false)
+                push_memoized!()
             }
             op::BINUNICODE8 | op::BINBYTES8 | op::BYTEARRAY8 => {
                 check!(payload(data, &mut pos, 8));
-                push!(false)
+                push_memoized!()
             }
             // Only ids stored before are expected.
             op::LONG_BINGET => {
                 // A batch of list items (`based_experiments`) is mostly a run of these: read it in one go.
-                loop {
-                    let Some(&[a, b, c, d]) = data.get(pos..pos + 4) else {
-                        unsure!();
-                    };
-                    pos += 4;
-                    check!(u64::from(u32::from_le_bytes([a, b, c, d])) < next);
-                    push!(true);
-                    if open == 0 || data.get(pos) != Some(&op::LONG_BINGET) || opcodes >= budget {
-                        break;
+                let Some(&[a, b, c, d]) = data.get(pos..pos + 4) else {
+                    unsure!();
+                };
+                pos += 4;
+                check!(u64::from(u32::from_le_bytes([a, b, c, d])) < next);
+                push!(true);
+                if open > 0 {
+                    // The references after it that are whole and of ids stored before, up to the budget and
+                    // the depth: pushed together. A reference that is not is read next on its own (and ends the skim).
+                    let most = (budget - opcodes).min(max_depth - len);
+                    let mut n = 0;
+                    while n < most {
+                        match data.get(pos + 5 * n..pos + 5 * n + 5) {
+                            Some(&[op::LONG_BINGET, a, b, c, d])
+                                if u64::from(u32::from_le_bytes([a, b, c, d])) < next =>
+                            {
+                                n += 1
+                            }
+                            _ => break,
+                        }
                     }
-                    pos += 1;
-                    opcodes += 1;
+                    from_memo[len..len + n].fill(true);
+                    len += n;
+                    pos += 5 * n;
+                    opcodes += n;
                 }
             }
             op::BINGET => {
@@ -284,7 +305,7 @@ fn run(
                 check!(open > 0 && len - marks[open - 1] >= at_least);
                 open -= 1;
                 len = marks[open];
-                push!(false)
+                push_memoized!()
             }
             op::TUPLE1
             | op::TUPLE2
@@ -301,7 +322,7 @@ fn run(
                 };
                 check!(above!() >= n);
                 len -= n;
-                push!(false)
+                push_memoized!()
             }
             op::APPEND | op::BUILD | op::SETITEM => {
                 if code == op::SETITEM && open == 0 && len == 1 {
@@ -414,4 +435,137 @@ fn line<'d>(data: &'d [u8], pos: &mut usize) -> Option<&'d [u8]> {
     let len = rest.iter().position(|&b| b == b'\n')?;
     *pos += len + 1;
     Some(&rest[..len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[refs...]` as CPython writes a list of objects stored before: EMPTY_LIST, MEMOIZE, MARK, a LONG_BINGET per
+    /// id, APPENDS; then the batch's SETITEMS.
+    fn list_of_refs(ids: &[u32]) -> Vec<u8> {
+        let mut p = vec![op::EMPTY_LIST, op::MEMOIZE, op::MARK];
+        for id in ids {
+            p.push(op::LONG_BINGET);
+            p.extend_from_slice(&id.to_le_bytes());
+        }
+        p.push(op::APPENDS);
+        p.push(op::SETITEMS);
+        p
+    }
+
+    fn skim_all(
+        data: &[u8],
+        next_id: u64,
+        max_depth: usize,
+        budget: usize,
+    ) -> (usize, Option<Skimmed>) {
+        skim(
+            data,
+            0,
+            next_id,
+            Closer::Batch,
+            max_depth,
+            budget,
+            &mut Scratch::default(),
+        )
+    }
+
+    #[test]
+    fn a_run_of_references_is_read_as_one_opcode_at_a_time_would() {
+        // Up to 1,020 references fit the skim's first buffers; more make it start again with deeper ones, and the
+        // opcodes read before count too.
+        for (n, again) in [(0usize, 0), (1, 0), (2, 0), (7, 0), (1020, 0), (5000, 1027)] {
+            let ids: Vec<u32> = (0..n as u32).map(|i| i % 51).collect();
+            let data = list_of_refs(&ids);
+            // EMPTY_LIST, MEMOIZE, MARK, n refs, APPENDS, SETITEMS.
+            let (read, skimmed) = skim_all(&data, 50, 10_000, usize::MAX);
+            assert_eq!(read, n + 5 + again, "{n} refs");
+            assert_eq!(
+                skimmed,
+                Some(Skimmed {
+                    end: data.len() - 1,
+                    ids: 1
+                }),
+                "{n} refs"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reference_in_a_run_to_an_id_not_stored_yet_ends_the_skim_there() {
+        for bad in [0usize, 1, 5, 999] {
+            let mut ids: Vec<u32> = vec![3; 1000];
+            ids[bad] = 51; // ids 0..50 are stored (50 is the list), 51 is not
+            let data = list_of_refs(&ids);
+            let (read, skimmed) = skim_all(&data, 50, 10_000, usize::MAX);
+            // Everything up to the bad reference, which is read too.
+            assert_eq!(
+                (read, skimmed),
+                (3 + bad + 1, Some(Skimmed { end: 2, ids: 1 })),
+                "bad ref at {bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_of_references_stops_at_the_budget_and_the_depth() {
+        let data = list_of_refs(&[1; 300]);
+        // Cut short, the value ends where it last stood alone: the empty list, before its batch of items.
+        let empty = Some(Skimmed { end: 2, ids: 1 });
+        let whole = Some(Skimmed {
+            end: data.len() - 1,
+            ids: 1,
+        });
+        for budget in [3, 4, 5, 100, 302, 303, 304, 305, 306] {
+            let (read, skimmed) = skim_all(&data, 50, 10_000, budget);
+            // The list and its MEMOIZE, MARK, 300 refs, APPENDS: the value stands whole after 304 opcodes.
+            assert_eq!(read, budget.min(305), "budget {budget}");
+            assert_eq!(
+                skimmed,
+                if budget >= 304 { whole } else { empty },
+                "budget {budget}"
+            );
+        }
+        // The references are stack entries above the MARK: 300 of them need a depth of 301 with the list.
+        for max_depth in [2, 3, 100, 300] {
+            assert_eq!(
+                skim_all(&data, 50, max_depth, usize::MAX).1,
+                empty,
+                "depth {max_depth}"
+            );
+        }
+        assert_eq!(skim_all(&data, 50, 301, usize::MAX).1, whole);
+    }
+
+    #[test]
+    fn the_memoize_after_a_value_is_read_with_it_and_counted() {
+        // 'abc' MEMOIZE, () MEMOIZE, then the batch's next key.
+        let data = [
+            op::SHORT_BINUNICODE,
+            3,
+            b'a',
+            b'b',
+            b'c',
+            op::MEMOIZE,
+            op::EMPTY_TUPLE,
+            op::MEMOIZE,
+            op::NONE,
+        ];
+        // The str alone, then with its MEMOIZE, then the tuple too (it goes on the stack beside the str, so the
+        // str is no longer alone: its end stays after its MEMOIZE).
+        let str_end = Some(Skimmed { end: 6, ids: 1 });
+        // (Reading past the input's end counts as an opcode read.)
+        assert_eq!(
+            skim_all(&data[..5], 7, 100, usize::MAX),
+            (2, Some(Skimmed { end: 5, ids: 0 }))
+        );
+        assert_eq!(
+            skim_all(&data, 7, 100, 1),
+            (1, Some(Skimmed { end: 5, ids: 0 }))
+        );
+        assert_eq!(skim_all(&data, 7, 100, 2), (2, str_end));
+        assert_eq!(skim_all(&data[..6], 7, 100, usize::MAX), (3, str_end));
+        assert_eq!(skim_all(&data, 7, 100, usize::MAX).1, str_end);
+    }
 }
