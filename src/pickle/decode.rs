@@ -114,6 +114,33 @@ struct Memo {
     filled: std::collections::BTreeMap<usize, Vec<Option<Value>>>,
     /// The run the last id looked up between runs fell in or after (references come in clusters).
     near: std::cell::Cell<usize>,
+    /// The run each of the ids looked up between runs lately fell in or after, by id modulo its length: the ids
+    /// looked up over and over (the keys of the objects a snapshot repeats, stored once near its start) are
+    /// found without a search. An entry never goes stale: runs are only added after every id stored so far.
+    seen: RunCache,
+}
+
+/// `Memo::seen`: (id + 1, run) per entry, 0 for an empty one; made on first use.
+#[derive(Default)]
+struct RunCache(std::cell::OnceCell<Box<[RunCacheEntry]>>);
+
+type RunCacheEntry = std::cell::Cell<(u64, usize)>;
+
+/// Entries in `RunCache` (a power of two).
+const RUN_CACHE: usize = 512;
+
+impl RunCache {
+    fn get(&self, id: u64) -> Option<usize> {
+        let entry = self.0.get()?[id as usize % RUN_CACHE].get();
+        (entry.0 == id.wrapping_add(1)).then_some(entry.1)
+    }
+
+    fn set(&self, id: u64, run: usize) {
+        let entries = self
+            .0
+            .get_or_init(|| vec![std::cell::Cell::new((0, 0)); RUN_CACHE].into_boxed_slice());
+        entries[id as usize % RUN_CACHE].set((id.wrapping_add(1), run));
+    }
 }
 
 /// Where the memo keeps an id: a slot of its vector (or the map of scattered ids), or a set-aside run and the id's
@@ -155,9 +182,13 @@ impl Memo {
         };
         let run = if found(near) {
             near
+        } else if let Some(run) = self.seen.get(id) {
+            self.near.set(run);
+            run
         } else {
             let run = self.aside.partition_point(|run| run.0 <= id) - 1;
             self.near.set(run);
+            self.seen.set(id, run);
             run
         };
         let (first, n, total) = self.aside[run];

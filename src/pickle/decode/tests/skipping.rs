@@ -589,6 +589,40 @@ fn the_memo_keeps_no_slots_for_ids_set_aside_and_finds_every_id_around_them() {
     assert_eq!((memo.get(1108), memo.dense.len()), (Some(&stored(1108)), 9));
 }
 
+#[test]
+fn ids_between_many_runs_are_found_however_lookups_alternate_and_runs_are_added() {
+    use crate::pickle::decode::Memo;
+    // Runs of set-aside ids of lengths 1 to 7 with 1 to 3 ids stored between them, like the values a long
+    // snapshot skips; ids looked up again and again (early keys) and ids that share a cache entry (equal modulo
+    // any power of two up to 4,096) alternate with ids near the end, and runs are added between lookups.
+    let mut memo = Memo::default();
+    let mut stored = std::collections::BTreeSet::new();
+    let mut id = 0u64;
+    let check = |memo: &Memo, stored: &std::collections::BTreeSet<u64>, top: u64| {
+        let early = [0u64, 1, 2, 5, 9, 4096, 8192, 4097];
+        for i in 0..top {
+            for probe in [i, early[(i % 8) as usize], top - 1 - i, (i * 4096) % top] {
+                let expected = stored.contains(&probe).then_some(Value::Int(probe as i64));
+                assert_eq!(memo.get(probe), expected.as_ref(), "id {probe} of {top}");
+            }
+        }
+    };
+    for round in 0..3u64 {
+        for k in 0..2000u64 {
+            for _ in 0..(k % 3 + 1) {
+                memo.put(id, Value::Int(id as i64));
+                stored.insert(id);
+                id += 1;
+            }
+            let n = (k + round) % 7 + 1;
+            memo.reserve(n);
+            id += n;
+        }
+        assert_eq!(memo.count, id);
+        check(&memo, &stored, id);
+    }
+}
+
 /// `n` dicts `{"skipme": [i]}`, each list memoized inside the skipped value, then one list referring to every one
 /// of those lists in turn: each reference decodes one deferred value.
 fn referred_in_turn(n: i32) -> Vec<u8> {
