@@ -155,7 +155,7 @@ fn document(survey: &Survey, pick: Pick, outcome: std::result::Result<&Picked, &
                 .with("bytes", snap.bytes)
                 .with("loop_class", snap.loop_class.clone())
                 .with("era", snap.era.as_str())
-                .with("hist_len", session.history.len()),
+                .with("hist_len", survey.entries.len()),
         )
         .with("loop_dirs", session.loop_dirs)
         .with("snapshot_files", session.snapshot_files.get())

@@ -470,6 +470,8 @@ impl PartialEq for EntryStatus {
 /// A run's history with its workspaces mapped: everything needed to apply a pick policy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Survey {
+    /// The session read, its history moved into `entries` (`session.history` is left empty: one copy of each
+    /// entry, not two).
     pub session: Session,
     pub project_root: PathBuf,
     /// `WORKSPACE_PATH`, absolute.
@@ -676,19 +678,16 @@ pub fn survey(req: &ResolveRequest) -> crate::Result<Survey> {
         .workspace_path_env
         .as_ref()
         .map(|w| absolute(&req.cwd, w));
-    let mut survey = Survey {
+    let entries = std::mem::take(&mut session.history)
+        .into_iter()
+        .map(EntryStatus::new)
+        .collect();
+    Ok(Survey {
         session,
         project_root,
         workspace_env,
-        entries: Vec::new(),
-    };
-    survey.entries = survey
-        .session
-        .history
-        .iter()
-        .map(|entry| EntryStatus::new(entry.clone()))
-        .collect();
-    Ok(survey)
+        entries,
+    })
 }
 
 fn entry_label(entry: &HistoryEntry) -> String {
@@ -1157,11 +1156,10 @@ mod tests {
     }
 
     fn survey_of(root: &Path, entries: Vec<(HistoryEntry, bool)>) -> Survey {
-        let history: Vec<HistoryEntry> = entries.iter().map(|(e, _)| e.clone()).collect();
         let session = Session {
             log_dir: root.join("log").join("run"),
             session_dir: None,
-            loop_dirs: history.len(),
+            loop_dirs: entries.len(),
             snapshot_files: crate::session::SnapshotCount::known(1),
             snapshot: SnapshotInfo {
                 path: root.join("snap"),
@@ -1174,7 +1172,7 @@ mod tests {
                 loop_class: Some("rdagent.app.qlib_rd_loop.factor.FactorRDLoop".to_string()),
                 era: "looks like RD-Agent 1.0".to_string(),
             },
-            history,
+            history: Vec::new(),
             skipped: Vec::new(),
             candidates_read: 1,
         };

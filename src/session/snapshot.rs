@@ -217,11 +217,23 @@ impl Listing {
 #[derive(Clone, Debug)]
 struct LoopDirs {
     loop_id: u64,
-    dirs: Vec<PathBuf>,
+    /// The directory's name in the session directory, and those of any more directories of the same loop id.
+    name: std::ffi::OsString,
+    more: Vec<std::ffi::OsString>,
     /// Sorted by (step, path); `None` until the directories are read.
     files: Option<Vec<SnapshotFile>>,
     /// Modification time of the loop's last step (or, while the loop is unread, of the file assumed to be it).
     time: Option<SystemTime>,
+}
+
+impl LoopDirs {
+    /// The loop's directories, under `session_dir`.
+    fn dirs(&self, session_dir: &Path) -> Vec<PathBuf> {
+        std::iter::once(&self.name)
+            .chain(&self.more)
+            .map(|name| session_dir.join(name))
+            .collect()
+    }
 }
 
 /// The `<int>` directories of a session, grouped by loop id and sorted, and how many directories there are.
@@ -233,26 +245,28 @@ fn loop_dirs_of(session_dir: &Path) -> crate::Result<(Vec<LoopDirs>, usize)> {
             session_dir.display()
         ))
     };
-    let mut dirs: Vec<(u64, PathBuf)> = Vec::new();
+    // Names only: a loop's path is made when its directory is read (most never are).
+    let mut dirs: Vec<(u64, std::ffi::OsString)> = Vec::new();
     for entry in fs::read_dir(session_dir).map_err(cannot)? {
         let entry = entry.map_err(cannot)?;
-        let Some(loop_id) = parse_loop_name(&entry.file_name()) else {
+        let name = entry.file_name();
+        let Some(loop_id) = parse_loop_name(&name) else {
             continue;
         };
-        let path = entry.path();
-        if entry_is(&entry, &path, fs::FileType::is_dir) {
-            dirs.push((loop_id, path));
+        if entry_is(&entry, fs::FileType::is_dir) {
+            dirs.push((loop_id, name));
         }
     }
     let count = dirs.len();
-    dirs.sort();
-    let mut loops: Vec<LoopDirs> = Vec::new();
-    for (loop_id, path) in dirs {
+    dirs.sort_unstable();
+    let mut loops: Vec<LoopDirs> = Vec::with_capacity(count);
+    for (loop_id, name) in dirs {
         match loops.last_mut() {
-            Some(l) if l.loop_id == loop_id => l.dirs.push(path),
+            Some(l) if l.loop_id == loop_id => l.more.push(name),
             _ => loops.push(LoopDirs {
                 loop_id,
-                dirs: vec![path],
+                name,
+                more: Vec::new(),
                 files: None,
                 time: None,
             }),
@@ -274,12 +288,11 @@ fn read_loop(loop_id: u64, dirs: &[PathBuf]) -> Vec<SnapshotFile> {
             let Some(step) = parse_step_name(&step_entry.file_name()) else {
                 continue;
             };
-            let path = step_entry.path();
-            if entry_is(&step_entry, &path, fs::FileType::is_file) {
+            if entry_is(&step_entry, fs::FileType::is_file) {
                 files.push(SnapshotFile {
                     loop_id,
                     step,
-                    path,
+                    path: step_entry.path(),
                 });
             }
         }
@@ -305,7 +318,7 @@ pub fn list_snapshots(session_dir: &Path) -> crate::Result<Listing> {
         ..Listing::default()
     };
     for l in &loops {
-        let files = read_loop(l.loop_id, &l.dirs);
+        let files = read_loop(l.loop_id, &l.dirs(session_dir));
         let last = files.len().checked_sub(1);
         for (i, file) in files.into_iter().enumerate() {
             listing.mtimes.push(if Some(i) == last {
@@ -324,16 +337,16 @@ pub fn snapshot_names(session_dir: &Path) -> crate::Result<Vec<SnapshotFile>> {
     let (loops, _) = loop_dirs_of(session_dir)?;
     Ok(loops
         .iter()
-        .flat_map(|l| read_loop(l.loop_id, &l.dirs))
+        .flat_map(|l| read_loop(l.loop_id, &l.dirs(session_dir)))
         .collect())
 }
 
 /// Whether a directory entry is a directory / regular file (`is`), from its type in the directory listing; a
 /// symlink (or a file system that gives no type) is followed with one `stat`.
-fn entry_is(entry: &fs::DirEntry, path: &Path, is: fn(&fs::FileType) -> bool) -> bool {
+fn entry_is(entry: &fs::DirEntry, is: fn(&fs::FileType) -> bool) -> bool {
     match entry.file_type() {
         Ok(t) if !t.is_symlink() => is(&t),
-        _ => fs::metadata(path).is_ok_and(|m| is(&m.file_type())),
+        _ => fs::metadata(entry.path()).is_ok_and(|m| is(&m.file_type())),
     }
 }
 
@@ -360,6 +373,7 @@ pub type LoopStep = (usize, usize);
 /// loops with more steps than every loop read.
 #[derive(Clone, Debug)]
 pub struct SessionListing {
+    session_dir: PathBuf,
     loops: Vec<LoopDirs>,
     loop_dirs: usize,
     /// The step every loop is expected to end with (the last step of the highest loops read).
@@ -373,6 +387,7 @@ impl SessionListing {
     pub fn open(session_dir: &Path) -> crate::Result<SessionListing> {
         let (loops, loop_dirs) = loop_dirs_of(session_dir)?;
         let mut listing = SessionListing {
+            session_dir: session_dir.to_path_buf(),
             loops,
             loop_dirs,
             expected: None,
@@ -408,9 +423,10 @@ impl SessionListing {
         let expected = self.expected.clone();
         for li in 0..self.loops.len() {
             if self.loops[li].files.is_none() {
-                if let (Some(name), [dir]) = (&expected, &self.loops[li].dirs[..]) {
+                let l = &self.loops[li];
+                if let (Some(name), true) = (&expected, l.more.is_empty()) {
                     crate::work::add(1);
-                    if let Ok(meta) = fs::metadata(dir.join(name)) {
+                    if let Ok(meta) = fs::metadata(self.session_dir.join(&l.name).join(name)) {
                         if meta.is_file() {
                             self.loops[li].time = meta.modified().ok();
                             continue;
@@ -431,7 +447,7 @@ impl SessionListing {
             }
             let assumed = expected
                 .as_ref()
-                .map(|name| self.loops[li].dirs[0].join(name));
+                .map(|name| self.session_dir.join(&self.loops[li].name).join(name));
             self.read(li);
             if self.last_file(li).map(|f| &f.path) != assumed.as_ref() {
                 self.time_last_step(li);
@@ -478,8 +494,8 @@ impl SessionListing {
     fn read(&mut self, li: usize) -> &[SnapshotFile] {
         let l = &mut self.loops[li];
         if l.files.is_none() {
-            crate::work::add(l.dirs.len());
-            l.files = Some(read_loop(l.loop_id, &l.dirs));
+            crate::work::add(1 + l.more.len());
+            l.files = Some(read_loop(l.loop_id, &l.dirs(&self.session_dir)));
         }
         l.files.as_deref().unwrap_or_default()
     }
