@@ -300,6 +300,52 @@ impl Memo {
     }
 }
 
+/// `Options::skip_values_of` for quick tests, made once per decode: a bit per key length (below 64 bytes), and each
+/// key with its first 8 bytes as a number. Most strs that are not keys (`stdout` and `result`, `target_task` and
+/// `sub_results` share a length) are told apart by a comparison of two numbers.
+struct SkipKeys {
+    lengths: u64,
+    /// Whether a key is 64 bytes or longer (then every such length may be one).
+    long: bool,
+    keys: Vec<(u64, &'static str)>,
+}
+
+impl SkipKeys {
+    fn new(keys: &'static [&'static str]) -> SkipKeys {
+        SkipKeys {
+            lengths: keys
+                .iter()
+                .filter(|k| (1..64).contains(&k.len()))
+                .fold(0, |bits, k| bits | 1 << k.len()),
+            long: keys.iter().any(|k| k.len() >= 64),
+            keys: keys.iter().map(|k| (first_word(k), *k)).collect(),
+        }
+    }
+
+    /// Whether a str of `len` bytes may be a key.
+    #[inline]
+    fn may_be(&self, len: usize) -> bool {
+        if len < 64 {
+            self.lengths >> len & 1 == 1
+        } else {
+            self.long
+        }
+    }
+
+    fn contains(&self, s: &str) -> bool {
+        let word = first_word(s);
+        self.keys.iter().any(|&(w, k)| w == word && k == s)
+    }
+}
+
+/// The first 8 bytes of `s` (fewer, zero-padded) as a number.
+fn first_word(s: &str) -> u64 {
+    let mut word = [0u8; 8];
+    let n = s.len().min(8);
+    word[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_le_bytes(word)
+}
+
 /// Room reserved in each arena before decoding, from the input's length: about what an RD-Agent snapshot of
 /// that size holds (input bytes per item, measured on the 100- and 1,000-loop benchmark snapshots and rounded
 /// down), so the arenas are not copied over and over as they grow (at 100 loops that copying was 1.3 M of 19 M
@@ -345,6 +391,7 @@ struct Machine<'a> {
     op_start: usize,
     opcode: u8,
     opts: &'a Options,
+    skip_keys: SkipKeys,
     /// The graph being built: its nodes and arenas (`root` is set at STOP).
     graph: Graph,
     stack: Vec<Value>,
@@ -469,6 +516,7 @@ impl<'a> Machine<'a> {
             op_start: 0,
             opcode: 0,
             opts,
+            skip_keys: SkipKeys::new(opts.skip_values_of),
             graph,
             stack: Vec::new(),
             marks: Vec::new(),
@@ -1273,7 +1321,7 @@ impl<'a> Machine<'a> {
     /// Whether the str of `len` bytes just pushed may be a key whose value is skipped (a cheap first test).
     #[inline]
     fn skips(&self, len: usize) -> bool {
-        len != 0 && self.opts.skip_values_of.iter().any(|k| k.len() == len)
+        self.skip_keys.may_be(len)
     }
 
     /// The str on top of the stack was just pushed: when it is one of `Options::skip_values_of` and a dict key
@@ -1285,7 +1333,7 @@ impl<'a> Machine<'a> {
         let Some(key) = self.stack.last().and_then(|v| v.as_str()) else {
             return Ok(());
         };
-        if !self.opts.skip_values_of.contains(&key) {
+        if !self.skip_keys.contains(key) {
             return Ok(());
         }
         // The key's own MEMOIZE or PUT comes before its value.

@@ -590,6 +590,48 @@ fn the_memo_keeps_no_slots_for_ids_set_aside_and_finds_every_id_around_them() {
 }
 
 #[test]
+fn skip_keys_are_told_apart_from_strs_of_the_same_length_and_first_bytes() {
+    use crate::pickle::decode::SkipKeys;
+    let long: &'static str =
+        "a_key_of_seventy_bytes_which_no_snapshot_has_but_the_test_does_________";
+    let keys: &'static [&'static str] = Box::leak(
+        vec![
+            "result",
+            "sub_tasks",
+            "based_experiments",
+            "based_experiments_2",
+            long,
+        ]
+        .into_boxed_slice(),
+    );
+    let k = SkipKeys::new(keys);
+    for key in keys {
+        assert!(k.may_be(key.len()) && k.contains(key), "{key}");
+    }
+    // Same length, other bytes; same first 8 bytes, other length or end; not a key at all.
+    for not in [
+        "stdout",
+        "file_dict",
+        "based_experimentz",
+        "based_exp",
+        "based_experiments_3",
+        "",
+        "r",
+        "resul",
+        "results",
+    ] {
+        assert!(!k.contains(not), "{not}");
+    }
+    assert!(!k.may_be(0) && !k.may_be(5) && !k.may_be(63) && k.may_be(6) && k.may_be(9));
+    assert!(
+        k.may_be(70) && k.may_be(64),
+        "a key of 64 bytes or more: every long str may be one"
+    );
+    let short = SkipKeys::new(&["result"]);
+    assert!(!short.may_be(64) && !short.may_be(1000));
+}
+
+#[test]
 fn ids_between_many_runs_are_found_however_lookups_alternate_and_runs_are_added() {
     use crate::pickle::decode::Memo;
     // Runs of set-aside ids of lengths 1 to 7 with 1 to 3 ids stored between them, like the values a long
