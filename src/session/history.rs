@@ -130,7 +130,7 @@ pub fn read_history(graph: &Graph) -> Result<Vec<HistoryEntry>, NotALoop> {
     let mut entries = Vec::with_capacity(hist.len());
     for (index, item) in hist.iter().enumerate() {
         let roles = roles(graph, item, &mut seen.roles);
-        let mut e = entry(graph, index, item, &roles, &mut seen, &mut budget).map_err(|e| {
+        let mut e = entry(graph, index, item, &roles, &mut seen, &mut budget, &entries).map_err(|e| {
             NotALoop(format!(
                 "its trace.hist would copy more than {} bytes out of a {}-byte pickle (entries referencing \
                  the same objects over and over, which RD-Agent never writes): refusing to amplify it",
@@ -158,7 +158,7 @@ pub fn read_history(graph: &Graph) -> Result<Vec<HistoryEntry>, NotALoop> {
 /// What was read from each experiment and feedback object already (by node).
 #[derive(Default)]
 struct Seen {
-    experiments: NodeMap<Experiment>,
+    experiments: NodeMap<SeenExperiment>,
     decisions: NodeMap<Option<bool>>,
     /// Metrics by result (Series) node: experiments that are distinct objects may share one result.
     metrics: NodeMap<Option<Metrics>>,
@@ -194,6 +194,13 @@ impl Seen {
             .or_insert_with(|| format!("{module}.{name}"))
             .clone()
     }
+}
+
+/// Where what was read from an experiment object is: in the history entry that read it (an entry sure of its
+/// experiment holds all of it), or kept here (read for an entry that was not).
+enum SeenExperiment {
+    In(usize),
+    Kept(Experiment),
 }
 
 /// The most history entries `Seen` reserves room for before it reads them (a 1,000-loop run has 1,000).
@@ -333,13 +340,14 @@ pub(crate) fn roles<'g>(
             if items.len() == 1 { "" } else { "s" }
         ));
     }
-    let found: Vec<Role> = items
-        .iter()
-        .map(|i| match i {
+    let mut roles = [Role::Missing; 3];
+    for (role, i) in roles.iter_mut().zip(items) {
+        *role = match i {
             Value::Node(id) => *cache.entry(*id).or_insert_with(|| role_of(graph, i)),
             other => role_of(graph, other),
-        })
-        .collect();
+        };
+    }
+    let found = &roles[..items.len()];
     let count = |r: Role| found.iter().filter(|&&f| f == r).count();
     if count(Role::Feedback) > 1 {
         return Err(format!(
@@ -377,6 +385,7 @@ fn entry(
     roles: &Result<Roles<'_>, String>,
     seen: &mut Seen,
     budget: &mut CopyBudget,
+    earlier: &[HistoryEntry],
 ) -> Result<HistoryEntry, Exhausted> {
     let (experiment, feedback, note) = match roles {
         Ok(r) => (Some(r.experiment), r.feedback, None),
@@ -389,12 +398,27 @@ fn entry(
             .and_then(|items| items.iter().find(|i| graph.object(i).is_some()))
             .or_else(|| graph.object(item).map(|_| item))
     });
+    let certain = experiment.is_some();
     let read = match shown {
         Some(Value::Node(id)) => match seen.experiments.get(id) {
-            Some(read) => read.clone(),
+            Some(SeenExperiment::In(at)) => {
+                let e = &earlier[*at];
+                Experiment {
+                    class: e.class.clone(),
+                    kind: Some(e.kind),
+                    workspace: e.workspace.clone(),
+                    metrics: e.metrics.clone(),
+                }
+            }
+            Some(SeenExperiment::Kept(read)) => read.clone(),
             None => {
                 let read = read_experiment(graph, shown.expect("matched"), seen, budget)?;
-                seen.experiments.insert(*id, read.clone());
+                let seen_as = if certain {
+                    SeenExperiment::In(index)
+                } else {
+                    SeenExperiment::Kept(read.clone())
+                };
+                seen.experiments.insert(*id, seen_as);
                 read
             }
         },
@@ -418,7 +442,6 @@ fn entry(
             .or_insert_with(|| decision(graph, f)),
         _ => None,
     });
-    let certain = experiment.is_some();
     Ok(HistoryEntry {
         index,
         loop_id: None,

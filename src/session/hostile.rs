@@ -341,6 +341,21 @@ fn many_references_to_one_experiment_with_a_large_state_cost_linear_work() {
     let history = history.expect("a loop snapshot");
     assert_eq!(history.len(), 300);
     assert!(history.iter().all(|e| e.is_accepted_factor()));
+    // Read once, the same in every entry (class, kind, workspace, metrics).
+    let first = &history[0];
+    assert!(first
+        .class
+        .as_deref()
+        .is_some_and(|c| c.ends_with(".QlibFactorExperiment")));
+    for e in &history {
+        let moved = super::HistoryEntry {
+            index: 0,
+            loop_id: first.loop_id,
+            loop_source: first.loop_source,
+            ..e.clone()
+        };
+        assert_eq!(&moved, first);
+    }
     assert_linear("N entries x M attributes", sizes);
 }
 

@@ -185,7 +185,7 @@ fn pathlib_path(graph: &Graph, value: &Value) -> Option<RecordedPath> {
             work::add(bytes);
             join(flavour, &segments)
         },
-        stored_as: format!("{module}.{name}"),
+        stored_as: [module, ".", name].concat(),
     })
 }
 
