@@ -138,18 +138,19 @@ fn run(
     // Opcodes read since the value last stood alone, not counting MEMOIZE, PUT and FRAME; none are counted
     // once a MARK opens right above it.
     let (mut ahead, mut goes_on) = (0usize, false);
-    let mut opcodes = 0usize;
+    // Opcodes the budget still allows (the opcodes read are `budget - left`).
+    let mut left = budget;
     // Each arm of the loop below either goes on to the next opcode or ends the skim with this.
     // Past a complete value, what skimming cannot follow may be the next key (or the value going on, which the
     // decoder finds): the value ends where it last stood alone.
     macro_rules! unsure {
         () => {
-            return Ran(opcodes, complete)
+            return Ran(budget - left, complete)
         };
     }
     macro_rules! too_deep {
         () => {
-            return Deeper(opcodes, complete)
+            return Deeper(budget - left, complete)
         };
     }
     macro_rules! check {
@@ -174,9 +175,9 @@ fn run(
     macro_rules! push_memoized {
         () => {{
             push!(false);
-            if opcodes < budget && data.get(pos) == Some(&op::MEMOIZE) {
+            if left > 0 && data.get(pos) == Some(&op::MEMOIZE) {
                 pos += 1;
-                opcodes += 1;
+                left -= 1;
                 next += 1;
             }
         }};
@@ -188,10 +189,10 @@ fn run(
         };
     }
     loop {
-        if opcodes >= budget {
+        if left == 0 {
             unsure!();
         }
-        opcodes += 1;
+        left -= 1;
         let Some(&code) = data.get(pos) else {
             unsure!();
         };
@@ -249,7 +250,7 @@ fn run(
                 if open > 0 {
                     // The references after it that are whole and of ids stored before, up to the budget and
                     // the depth: pushed together. A reference that is not is read next on its own (and ends the skim).
-                    let most = (budget - opcodes).min(max_depth - len);
+                    let most = left.min(max_depth - len);
                     let mut n = 0;
                     while n < most {
                         match data.get(pos + 5 * n..pos + 5 * n + 5) {
@@ -264,7 +265,7 @@ fn run(
                     from_memo[len..len + n].fill(true);
                     len += n;
                     pos += 5 * n;
-                    opcodes += n;
+                    left -= n;
                 }
             }
             op::BINGET => {
@@ -327,7 +328,7 @@ fn run(
             op::APPEND | op::BUILD | op::SETITEM => {
                 if code == op::SETITEM && open == 0 && len == 1 {
                     // The value and its key are taken by this SETITEM.
-                    return Ran(opcodes, (code == closing).then_some(()).and(complete));
+                    return Ran(budget - left, (code == closing).then_some(()).and(complete));
                 }
                 // `n` values change the value below them, which must be made here.
                 let n = if code == op::SETITEM { 2 } else { 1 };
@@ -337,7 +338,7 @@ fn run(
             op::APPENDS | op::ADDITEMS | op::SETITEMS => {
                 if open == 0 {
                     // A MARK opened before the key: its SETITEMS takes the value and the key.
-                    return Ran(opcodes, (code == closing).then_some(()).and(complete));
+                    return Ran(budget - left, (code == closing).then_some(()).and(complete));
                 }
                 open -= 1;
                 let mark = marks[open];
@@ -382,7 +383,7 @@ fn run(
                 // key.
                 ahead += 1;
                 if ahead > LOOK_AHEAD {
-                    return Ran(opcodes, complete);
+                    return Ran(budget - left, complete);
                 }
             }
         }
