@@ -200,7 +200,7 @@ impl Seen {
 /// experiment holds all of it), or kept here (read for an entry that was not).
 enum SeenExperiment {
     In(usize),
-    Kept(Experiment),
+    Kept(Box<Experiment>),
 }
 
 /// The most history entries `Seen` reserves room for before it reads them (a 1,000-loop run has 1,000).
@@ -410,13 +410,13 @@ fn entry(
                     metrics: e.metrics.clone(),
                 }
             }
-            Some(SeenExperiment::Kept(read)) => read.clone(),
+            Some(SeenExperiment::Kept(read)) => (**read).clone(),
             None => {
                 let read = read_experiment(graph, shown.expect("matched"), seen, budget)?;
                 let seen_as = if certain {
                     SeenExperiment::In(index)
                 } else {
-                    SeenExperiment::Kept(read.clone())
+                    SeenExperiment::Kept(Box::new(read.clone()))
                 };
                 seen.experiments.insert(*id, seen_as);
                 read
