@@ -48,7 +48,7 @@ use std::rc::Rc;
 
 use super::value::{
     add_extras, extend_seq, extras_mut, shared, ArenaFull, ObjectExtras, ObjectRec, Seq, SharedStr,
-    Slot,
+    ShortStr, Slot,
 };
 use super::{Blob, BuildKind, Graph, NodeId, Options, PickleError, Value};
 use crate::work;
@@ -300,6 +300,51 @@ impl Memo {
     }
 }
 
+/// The longest str `RecentStrs` looks up (path segments, short texts; longer ones are rarely written twice).
+const STR_CACHE_UP_TO: usize = 64;
+
+/// Entries in `RecentStrs` (a power of two).
+const STR_CACHE: usize = 1024;
+
+/// The strs decoded lately (longer than a `ShortStr`, up to `STR_CACHE_UP_TO` bytes), one per entry by a hash of
+/// their bytes. The same text written again (a workspace path's segments are written anew for every path:
+/// `git_ignore_folder`, `RD-Agent_workspace`) is then one shared allocation, neither checked as UTF-8 nor copied
+/// again. A str memoized and referred to shares its allocation anyway; this is for the same text written twice.
+#[derive(Default)]
+struct RecentStrs(Vec<Option<SharedStr>>);
+
+impl RecentStrs {
+    /// The value of the str whose UTF-8 (surrogates allowed) bytes are `bytes`.
+    fn get_or_insert(&mut self, bytes: &[u8]) -> Value {
+        if self.0.is_empty() {
+            self.0.resize(STR_CACHE, None);
+        }
+        let slot = &mut self.0[str_hash(bytes) as usize % STR_CACHE];
+        // Equal to a decoded text, the bytes are valid UTF-8 and decode to it (bytes that are not would decode
+        // to other bytes, and are never equal to one).
+        if let Some(s) = slot.as_ref().filter(|s| s.as_bytes() == bytes) {
+            return Value::Str(Rc::clone(s));
+        }
+        let s = shared(&text::utf8_surrogatepass_lossy(bytes));
+        *slot = Some(Rc::clone(&s));
+        Value::Str(s)
+    }
+}
+
+/// A multiplicative hash of `bytes`, 8 at a time.
+fn str_hash(bytes: &[u8]) -> u64 {
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    h ^ h >> 29
+}
+
 /// `Options::skip_values_of` for quick tests, made once per decode: a bit per key length (below 64 bytes), and each
 /// key with its first 8 bytes as a number. Most strs that are not keys (`stdout` and `result`, `target_task` and
 /// `sub_results` share a length) are told apart by a comparison of two numbers.
@@ -392,6 +437,7 @@ struct Machine<'a> {
     opcode: u8,
     opts: &'a Options,
     skip_keys: SkipKeys,
+    recent_strs: RecentStrs,
     /// The graph being built: its nodes and arenas (`root` is set at STOP).
     graph: Graph,
     stack: Vec<Value>,
@@ -517,6 +563,7 @@ impl<'a> Machine<'a> {
             opcode: 0,
             opts,
             skip_keys: SkipKeys::new(opts.skip_values_of),
+            recent_strs: RecentStrs::default(),
             graph,
             stack: Vec::new(),
             marks: Vec::new(),
@@ -1051,8 +1098,12 @@ impl<'a> Machine<'a> {
             return self.push(Value::LongStr { offset, len });
         }
         let bytes = self.read_bytes(len)?;
-        let s = text::utf8_surrogatepass_lossy(bytes);
-        self.push(Value::str(&s))?;
+        let value = if len <= ShortStr::CAP || len > STR_CACHE_UP_TO {
+            Value::str(&text::utf8_surrogatepass_lossy(bytes))
+        } else {
+            self.recent_strs.get_or_insert(bytes)
+        };
+        self.push(value)?;
         if self.skips(len) {
             self.skip_value()?;
         }

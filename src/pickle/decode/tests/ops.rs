@@ -639,3 +639,68 @@ fn decoding_reports_its_progress_front_to_back() {
     }
     assert!(seen.iter().all(|&n| n <= data.len()));
 }
+
+/// A tuple of the strs `texts`, each written out (BINUNICODE, never memoized).
+fn tuple_of_strs(texts: &[&[u8]]) -> Vec<u8> {
+    let mut p = vec![0x80, 4, b'('];
+    for t in texts {
+        p.push(b'X');
+        p.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        p.extend_from_slice(t);
+    }
+    p.extend_from_slice(b"t.");
+    p
+}
+
+#[test]
+fn the_same_text_written_twice_decodes_equal_and_shares_one_allocation() {
+    let path = b"git_ignore_folder".as_slice();
+    let other = b"RD-Agent_workspace".as_slice();
+    // A lone surrogate (CPython's surrogatepass) and a byte that is no UTF-8: decoded lossily each time.
+    let odd = b"\xed\xa0\x80 seventeen bytes!!".as_slice();
+    let bad = b"\xff and more than fourteen bytes".as_slice();
+    let long = [b'x'; 65];
+    let texts = [
+        path, other, path, odd, odd, bad, bad, &long, &long, other, path,
+    ];
+    let g = ok(&tuple_of_strs(&texts));
+    let Some(Node::Tuple(items)) = g.deref(&g.root) else {
+        panic!("a tuple");
+    };
+    let lossy = |b: &[u8]| crate::pickle::decode::text::utf8_surrogatepass_lossy(b).into_owned();
+    for (item, text) in items.iter().zip(texts) {
+        assert_eq!(item.as_str(), Some(lossy(text).as_str()));
+    }
+    let rc = |i: usize| match &items[i] {
+        Value::Str(s) => s.clone(),
+        other => panic!("item {i}: {other:?}"),
+    };
+    assert!(std::rc::Rc::ptr_eq(&rc(0), &rc(2)) && std::rc::Rc::ptr_eq(&rc(0), &rc(10)));
+    assert!(std::rc::Rc::ptr_eq(&rc(1), &rc(9)));
+    assert!(!std::rc::Rc::ptr_eq(&rc(0), &rc(1)));
+    // Text that is not as written, and texts longer than 64 bytes, are decoded anew.
+    assert!(!std::rc::Rc::ptr_eq(&rc(3), &rc(4)) && !std::rc::Rc::ptr_eq(&rc(5), &rc(6)));
+    assert!(!std::rc::Rc::ptr_eq(&rc(7), &rc(8)));
+}
+
+#[test]
+fn texts_sharing_an_entry_of_the_recent_strs_each_decode_as_written() {
+    // 3,000 distinct texts of 15 to 64 bytes, each twice in a row and once more at the end: 1,024 entries cannot
+    // hold them all, so entries are taken over again and again.
+    let texts: Vec<Vec<u8>> = (0..3000)
+        .map(|i| format!("{i:0>width$}", width = 15 + i % 50).into_bytes())
+        .collect();
+    let mut all: Vec<&[u8]> = Vec::new();
+    for t in &texts {
+        all.extend([t.as_slice(), t.as_slice()]);
+    }
+    all.extend(texts.iter().map(Vec::as_slice));
+    let g = ok(&tuple_of_strs(&all));
+    let Some(Node::Tuple(items)) = g.deref(&g.root) else {
+        panic!("a tuple");
+    };
+    assert_eq!(items.len(), all.len());
+    for (item, text) in items.iter().zip(&all) {
+        assert_eq!(item.as_str().map(str::as_bytes), Some(*text));
+    }
+}
