@@ -325,9 +325,12 @@ impl RecentStrs {
         if let Some(s) = slot.as_ref().filter(|s| s.as_bytes() == bytes) {
             return Value::Str(Rc::clone(s));
         }
-        let s = shared(&text::utf8_surrogatepass_lossy(bytes));
-        *slot = Some(Rc::clone(&s));
-        Value::Str(s)
+        // (Replacing bad bytes never shortens a text, so this is a `Value::Str`; kept only if it is.)
+        let value = Value::str(&text::utf8_surrogatepass_lossy(bytes));
+        if let Value::Str(s) = &value {
+            *slot = Some(Rc::clone(s));
+        }
+        value
     }
 }
 
