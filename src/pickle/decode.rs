@@ -334,17 +334,14 @@ impl RecentStrs {
     }
 }
 
-/// A multiplicative hash of `bytes`, 8 at a time.
+/// `NodeMap`'s multiplicative hash of `bytes` and their length, its high bits folded into the low ones that pick an
+/// entry.
 fn str_hash(bytes: &[u8]) -> u64 {
-    let mut h = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        h = (h.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    let mut last = [0u8; 8];
-    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    use std::hash::Hasher;
+    let mut hasher = super::value::NodeHasher::default();
+    hasher.write_u64(bytes.len() as u64);
+    hasher.write(bytes);
+    let h = hasher.finish();
     h ^ h >> 29
 }
 

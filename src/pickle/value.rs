@@ -20,7 +20,9 @@ pub struct NodeId(pub u32);
 /// history).
 pub type NodeMap<V> = HashMap<NodeId, V, std::hash::BuildHasherDefault<NodeHasher>>;
 
-/// The hash of `NodeMap`: each word multiplied into the state by an odd constant (as rustc's FxHash).
+/// The hash of `NodeMap`: each word multiplied into the state by an odd constant (as rustc's FxHash). Bytes are
+/// taken 8 at a time (the decoder's cache of recent strs hashes their bytes with it: a text chosen to collide
+/// there only misses the cache).
 #[derive(Default)]
 pub struct NodeHasher(u64);
 
@@ -30,8 +32,17 @@ impl std::hash::Hasher for NodeHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.write_u64(u64::from_le_bytes([
+                w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+            ]));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(last));
         }
     }
 
